@@ -1,0 +1,36 @@
+"""Numba kernels over numpy arrays: backtests, sweeps, indicators, metrics, downsampling, ILP.
+
+The public entry points are imported lazily so that ``import engine`` does not load (or
+compile) every kernel module; each module's kernels load from numba's on-disk cache the
+first time one of its names is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "run_backtest": "engine.backtest",
+    "run_sweep": "engine.backtest",
+    "STRATEGIES": "engine.backtest",
+    "BacktestResult": "engine.records",
+    "trade_dt": "engine.records",
+    "event_dt": "engine.records",
+    "encode_ilp": "engine.ilp",
+    "lttb": "engine.downsample",
+    "minmax": "engine.downsample",
+    "resample_ohlcv": "engine.downsample",
+    "simulate_ticks": "engine.ticks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
