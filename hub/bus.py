@@ -1,0 +1,354 @@
+"""The bus: publish after commit, subscribe by sequence, one supervised Redis reader per process.
+
+Publishers send ``seq\\nepoch\\n<json>`` on the topic's channel; the JSON is encoded once by the
+publisher and never re-encoded: each process turns a message into one :class:`Event` whose
+``/ws`` frame is built once and shared by every local subscriber.
+
+A :class:`Subscription` hands over from history to live without gap, duplicate or reordering:
+while it replays history it ignores live traffic, then it switches to live and reads history once
+more, so whatever was committed in between is found there; any later jump in sequence is
+backfilled from history before delivery continues. When the Redis connection drops, the reader
+reconnects, resubscribes, and every subscription backfills from where it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from hub.keys import Keys
+from hub.pubsub import PubSubClosed, PubSubConnection
+from hub.subscription import Event, Subscription, SubscriptionClosed
+from hub.topics import Topic, TopicKind, TopicRegistry, parse_topic
+
+log = logging.getLogger("tradehub.bus")
+
+PING_INTERVAL = 10.0
+READ_TIMEOUT = 25.0
+ACTIVE_TIMEOUT = 5.0
+RECENT_TTL_SECONDS = 7 * 24 * 3600
+
+_PUBLISH_RECENT = """
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('HSET', KEYS[1], 'epoch', epoch)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'd', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', KEYS[3], seq .. '\\n' .. epoch .. '\\n' .. ARGV[1])
+return {seq, epoch}
+"""
+
+
+def wire(seq: int, epoch: str, data_json: bytes) -> bytes:
+    return b"%d\n%s\n%s" % (seq, epoch.encode(), data_json)
+
+
+class _Channel:
+    """One Redis channel this process listens to, and its local subscribers."""
+
+    __slots__ = ("active", "confirmed", "needs_resync", "sent", "subs", "topic", "wanted")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.subs: set[Subscription] = set()
+        self.wanted = True
+        self.sent = 0
+        self.confirmed = 0
+        self.active = asyncio.Event()
+        self.needs_resync = False
+
+
+class Bus:
+    def __init__(
+        self,
+        redis: Redis,
+        redis_url: str,
+        keys: Keys,
+        registry: TopicRegistry,
+        *,
+        queue_size: int = 2048,
+        recent_maxlen: int = 10_000,
+        on_slow_consumer: Any = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.registry = registry
+        self.queue_size = queue_size
+        self.recent_maxlen = recent_maxlen
+        self._url = redis_url
+        self._channels: dict[bytes, _Channel] = {}
+        self._conn: PubSubConnection | None = None
+        self._connected = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._prefix = keys.topic_channel("").encode()
+        self._publish_recent = redis.register_script(_PUBLISH_RECENT)
+        self._on_slow_consumer = on_slow_consumer
+        self.reconnects = 0
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self, wait: float = 5.0) -> None:
+        self._reader = asyncio.create_task(self._run_reader(), name="bus-reader")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await self._connected.wait()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for channel in list(self._channels.values()):
+            for sub in list(channel.subs):
+                sub.close("bus stopped", code="bus_stopped")
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def local_subscriber_count(self) -> int:
+        return sum(len(c.subs) for c in self._channels.values())
+
+    def channel_count(self) -> int:
+        return sum(1 for c in self._channels.values() if c.wanted)
+
+    # -- publishing -------------------------------------------------------------------
+
+    async def publish(
+        self, topic: str, seq: int, data: Any, *, data_json: bytes | None = None
+    ) -> None:
+        """Announce an event already committed to Postgres (durable and state topics).
+
+        Best effort by design: if Redis is down the event is still in Postgres, and every
+        subscriber backfills from there once the reader reconnects.
+        """
+        await self.publish_many(
+            [(topic, seq, data_json if data_json is not None else orjson.dumps(data))]
+        )
+
+    async def publish_many(self, items: list[tuple[str, int, bytes]]) -> None:
+        if not items:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for topic, seq, data_json in items:
+                    pipe.publish(self.keys.topic_channel(topic), wire(seq, "", data_json))
+                await pipe.execute()
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
+        except Exception as exc:  # redis-py raises its own ConnectionError subclasses
+            if "Connection" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+                log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
+            else:
+                raise
+
+    async def publish_recent(
+        self, topic: str, data: Any, *, data_json: bytes | None = None
+    ) -> tuple[int, str]:
+        """Append to a recent topic's bounded history in Redis and publish; returns (seq, epoch)."""
+        payload = data_json if data_json is not None else orjson.dumps(data)
+        seq, epoch = await self._publish_recent(
+            keys=[
+                self.keys.topic_sequence(topic),
+                self.keys.topic_history(topic),
+                self.keys.topic_channel(topic),
+            ],
+            args=[payload, secrets.token_hex(8), self.recent_maxlen, RECENT_TTL_SECONDS],
+        )
+        return int(seq), epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+
+    # -- recent topic history (used by Subscription) ----------------------------------
+
+    async def recent_position(self, topic: str) -> tuple[int, str | None]:
+        seq, epoch = await self.redis.hmget(self.keys.topic_sequence(topic), ["seq", "epoch"])
+        return (int(seq) if seq else 0), (epoch.decode() if epoch else None)
+
+    async def recent_after(self, topic: str, after: int, limit: int) -> list[tuple[int, bytes]]:
+        entries = await self.redis.xrange(
+            self.keys.topic_history(topic), min=f"({after}-0", max="+", count=limit
+        )
+        out = []
+        for entry_id, fields in entries:
+            seq = int(entry_id.split(b"-", 1)[0])
+            out.append((seq, fields[b"d"]))
+        return out
+
+    # -- subscribing ------------------------------------------------------------------
+
+    def subscribe(
+        self, topic: str | Topic, since: int | None = None, *, epoch: str | None = None
+    ) -> Subscription:
+        parsed = topic if isinstance(topic, Topic) else parse_topic(topic)
+        return Subscription(self, parsed, since, epoch=epoch, maxsize=self.queue_size)
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, topic: str | Topic, since: int | None = None
+    ) -> AsyncIterator[Subscription]:
+        sub = self.subscribe(topic, since)
+        try:
+            await sub.open()
+            yield sub
+        finally:
+            await sub.aclose()
+
+    async def attach(self, sub: Subscription) -> None:
+        name = self.keys.topic_channel(sub.topic.name).encode()
+        channel = self._channels.get(name)
+        if channel is None:
+            channel = self._channels[name] = _Channel(sub.topic.name)
+            channel.wanted = False
+        channel.subs.add(sub)
+        if not channel.wanted:
+            channel.wanted = True
+            channel.active.clear()
+            if self._conn is not None:
+                channel.sent += 1
+                try:
+                    self._conn.subscribe([name.decode()])
+                except (PubSubClosed, OSError):
+                    pass
+        if self._connected.is_set() and not channel.active.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ACTIVE_TIMEOUT):
+                    await channel.active.wait()
+
+    def detach(self, sub: Subscription) -> None:
+        name = self.keys.topic_channel(sub.topic.name).encode()
+        channel = self._channels.get(name)
+        if channel is None:
+            return
+        channel.subs.discard(sub)
+        if not channel.subs and channel.wanted:
+            channel.wanted = False
+            channel.active.clear()
+            if self._conn is not None:
+                with contextlib.suppress(PubSubClosed, OSError):
+                    self._conn.unsubscribe([name.decode()])
+            else:
+                del self._channels[name]
+
+    def slow_consumer(self, sub: Subscription) -> None:
+        if self._on_slow_consumer is not None:
+            self._on_slow_consumer(sub)
+
+    # -- the reader -------------------------------------------------------------------
+
+    async def _run_reader(self) -> None:
+        backoff = 0.05
+        while not self._stopping:
+            conn = PubSubConnection(self._url)
+            try:
+                await conn.connect()
+                self._conn = conn
+                self._resubscribe(conn)
+                self._connected.set()
+                backoff = 0.05
+                await self._read_loop(conn)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                if self._connected.is_set() or backoff == 0.05:
+                    log.warning(
+                        "bus reader lost redis; reconnecting",
+                        extra={"error": str(exc) or type(exc).__name__},
+                    )
+            finally:
+                was_connected = self._connected.is_set()
+                self._conn = None
+                self._connected.clear()
+                if was_connected:
+                    self.reconnects += 1
+                for channel in self._channels.values():
+                    channel.active.clear()
+                    channel.needs_resync = True
+                await conn.close()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    def _resubscribe(self, conn: PubSubConnection) -> None:
+        for name, channel in list(self._channels.items()):
+            if not channel.wanted:
+                del self._channels[name]
+                continue
+            channel.sent, channel.confirmed = 1, 0
+        names = [name.decode() for name in self._channels]
+        # A control channel keeps the connection in subscriber mode even with no topics.
+        conn.subscribe([self.keys.topic_channel("-control-"), *names])
+
+    async def _read_loop(self, conn: PubSubConnection) -> None:
+        loop = asyncio.get_running_loop()
+        last_ping = loop.time()
+        while True:
+            try:
+                async with asyncio.timeout(PING_INTERVAL):
+                    reply = await conn.read()
+            except TimeoutError:
+                if loop.time() - last_ping > READ_TIMEOUT:
+                    raise TimeoutError("no reply from redis to PING") from None
+                conn.ping()
+                continue
+            last_ping = loop.time()
+            self._dispatch(reply)
+            for reply in conn.read_ready():
+                self._dispatch(reply)
+
+    def _dispatch(self, reply: Any) -> None:
+        if not isinstance(reply, list) or not reply:
+            return
+        kind = reply[0]
+        if kind == b"message":
+            channel = self._channels.get(reply[1])
+            if channel is None or not channel.subs:
+                return
+            event = self._decode(channel.topic, reply[2])
+            if event is None:
+                return
+            for sub in tuple(channel.subs):
+                sub.push(event)
+        elif kind == b"subscribe":
+            channel = self._channels.get(reply[1])
+            if channel is None:
+                return
+            channel.confirmed += 1
+            if channel.wanted and channel.confirmed >= channel.sent:
+                channel.active.set()
+                if channel.needs_resync:
+                    channel.needs_resync = False
+                    for sub in tuple(channel.subs):
+                        sub.resync()
+        elif kind == b"unsubscribe":
+            channel = self._channels.get(reply[1])
+            if (
+                channel is not None
+                and not channel.wanted
+                and not channel.subs
+                and channel.confirmed >= channel.sent
+            ):
+                del self._channels[reply[1]]
+
+    @staticmethod
+    def _decode(topic: str, payload: bytes) -> Event | None:
+        try:
+            seq_raw, epoch_raw, data_json = payload.split(b"\n", 2)
+            return Event(topic, int(seq_raw), data_json, epoch_raw.decode())
+        except ValueError:
+            log.warning("dropping malformed bus message", extra={"topic": topic})
+            return None
+
+
+__all__ = ["Bus", "Event", "Subscription", "SubscriptionClosed", "TopicKind", "wire"]

@@ -1,0 +1,148 @@
+"""SQL for datasets and their OHLCV measurements in the ``ts`` schema."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from hub import pgcopy
+
+Conn = asyncpg.Connection | asyncpg.Pool
+MEASUREMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+OHLCV_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
+OHLCV_TYPES = ["timestamptz", "float8", "float8", "float8", "float8", "float8"]
+DATASET_COLUMNS = """dataset_id, dataset_slug, symbol, granularity, source, ohlcv_measurement,
+    indicator_measurement, ohlcv_row_count, indicator_row_count, ohlcv_first_ts, ohlcv_last_ts,
+    indicator_first_ts, indicator_last_ts, metadata, created_at, updated_at"""
+
+
+def table(measurement: str) -> str:
+    if not MEASUREMENT.match(measurement):
+        raise ValueError(f"invalid measurement name {measurement!r}")
+    return f'ts."{measurement}"'
+
+
+async def upsert_dataset(
+    conn: Conn, values: dict[str, Any], created_by: str | None
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""
+        insert into datasets (dataset_slug, symbol, granularity, source, ohlcv_measurement,
+                              indicator_measurement, metadata, created_by)
+        values ($1, $2, $3, $4, $5, $6, $7, $8)
+        on conflict (symbol, granularity) do update set
+            source = excluded.source,
+            ohlcv_measurement = coalesce(excluded.ohlcv_measurement, datasets.ohlcv_measurement),
+            indicator_measurement = coalesce(excluded.indicator_measurement, datasets.indicator_measurement),
+            metadata = datasets.metadata || excluded.metadata,
+            updated_at = now()
+        returning {DATASET_COLUMNS}
+        """,
+        values["dataset_slug"],
+        values["symbol"],
+        values["granularity"],
+        values.get("source", ""),
+        values.get("ohlcv_measurement"),
+        values.get("indicator_measurement"),
+        values.get("metadata", {}),
+        created_by,
+    )
+    assert row is not None
+    return row
+
+
+async def get_by_symbol(conn: Conn, symbol: str, granularity: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"select {DATASET_COLUMNS} from datasets where symbol = $1 and granularity = $2",
+        symbol,
+        granularity,
+    )
+
+
+async def get(conn: Conn, dataset_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"select {DATASET_COLUMNS} from datasets where dataset_id = $1", dataset_id
+    )
+
+
+async def ensure_ohlcv_table(conn: Conn, measurement: str) -> None:
+    await conn.execute(
+        f"""
+        create table if not exists {table(measurement)} (
+            ts     timestamptz primary key,
+            open   float8 not null,
+            high   float8 not null,
+            low    float8 not null,
+            close  float8 not null,
+            volume float8 not null
+        )
+        """
+    )
+
+
+async def delete_range(conn: Conn, measurement: str, start_ns: int, end_ns: int) -> None:
+    await conn.execute(
+        f"delete from {table(measurement)} where ts >= to_timestamp($1::float8 / 1e9) "
+        "and ts < to_timestamp($2::float8 / 1e9)",
+        start_ns,
+        end_ns,
+    )
+
+
+async def copy_bars(
+    conn: asyncpg.Connection, measurement: str, bars: dict[str, np.ndarray]
+) -> None:
+    payload = pgcopy.encode([(bars[c], t) for c, t in zip(OHLCV_COLUMNS, OHLCV_TYPES, strict=True)])
+    await conn.copy_to_table(
+        measurement,
+        schema_name="ts",
+        source=io.BytesIO(payload),
+        columns=OHLCV_COLUMNS,
+        format="binary",
+    )
+
+
+async def read_bars(
+    conn: asyncpg.Connection,
+    measurement: str,
+    start_ns: int | None,
+    end_ns: int | None,
+    limit: int | None,
+) -> dict[str, np.ndarray]:
+    """Bars in ``[start, end)`` as int64-ns / float64 arrays, through binary COPY."""
+    where = []
+    if start_ns is not None:
+        where.append(f"ts >= to_timestamp({int(start_ns)}::float8 / 1e9)")
+    if end_ns is not None:
+        where.append(f"ts < to_timestamp({int(end_ns)}::float8 / 1e9)")
+    clause = f"where {' and '.join(where)}" if where else ""
+    limit_sql = f"limit {int(limit)}" if limit is not None else ""
+    query = f"select {', '.join(OHLCV_COLUMNS)} from {table(measurement)} {clause} order by ts {limit_sql}"
+    sink = io.BytesIO()
+    await conn.copy_from_query(query, output=sink, format="binary")
+    columns = pgcopy.decode(sink.getvalue(), OHLCV_TYPES)
+    return dict(zip(OHLCV_COLUMNS, columns, strict=True))
+
+
+async def refresh_stats(conn: Conn, dataset_id: str, measurement: str) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"""
+        with s as (
+            select count(*) as n,
+                   (extract(epoch from min(ts)) * 1000000)::bigint as first_us,
+                   (extract(epoch from max(ts)) * 1000000)::bigint as last_us
+            from {table(measurement)}
+        )
+        update datasets d set ohlcv_row_count = s.n, ohlcv_first_ts = s.first_us,
+               ohlcv_last_ts = s.last_us, updated_at = now()
+        from s where d.dataset_id = $1
+        returning {", ".join("d." + c.strip() for c in DATASET_COLUMNS.split(","))}
+        """,
+        dataset_id,
+    )
+    assert row is not None
+    return row

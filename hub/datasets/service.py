@@ -1,0 +1,73 @@
+"""Decisions about datasets: naming, creation, and reading bars back."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from hub.datasets import repository as repo
+from hub.datasets.timeframes import timeframe_ns
+from hub.errors import BadRequest, NotFound
+
+MAX_CANDLES = 100_000
+
+
+def slug_for(symbol: str, timeframe: str) -> str:
+    base = re.sub(r"[^a-z0-9]+", "_", symbol.lower()).strip("_") or "series"
+    return f"{base}_{timeframe.lower()}"[:63]
+
+
+def measurement_for(symbol: str, timeframe: str) -> str:
+    slug = slug_for(symbol, timeframe)
+    name = slug if slug[0].isalpha() else f"s_{slug}"
+    return f"{name}_ohlcv"[:63]
+
+
+async def ensure_ohlcv_dataset(
+    conn: asyncpg.Connection,
+    symbol: str,
+    timeframe: str,
+    *,
+    source: str,
+    created_by: str | None,
+    metadata: dict[str, Any] | None = None,
+) -> asyncpg.Record:
+    timeframe_ns(timeframe)  # validates
+    measurement = measurement_for(symbol, timeframe)
+    row = await repo.upsert_dataset(
+        conn,
+        {
+            "dataset_slug": slug_for(symbol, timeframe),
+            "symbol": symbol,
+            "granularity": timeframe,
+            "source": source,
+            "ohlcv_measurement": measurement,
+            "metadata": metadata or {},
+        },
+        created_by,
+    )
+    await repo.ensure_ohlcv_table(conn, row["ohlcv_measurement"])
+    return row
+
+
+async def candles(
+    pool: asyncpg.Pool,
+    symbol: str,
+    timeframe: str,
+    *,
+    start_ns: int | None,
+    end_ns: int | None,
+    limit: int,
+) -> dict[str, np.ndarray]:
+    if limit < 1 or limit > MAX_CANDLES:
+        raise BadRequest(f"limit must be between 1 and {MAX_CANDLES}, got {limit}", field="limit")
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise BadRequest("end must be after start", field="end")
+    dataset = await repo.get_by_symbol(pool, symbol, timeframe)
+    if dataset is None or dataset["ohlcv_measurement"] is None:
+        raise NotFound(f"no {timeframe} dataset for {symbol!r}")
+    async with pool.acquire() as conn:
+        return await repo.read_bars(conn, dataset["ohlcv_measurement"], start_ns, end_ns, limit)

@@ -1,0 +1,74 @@
+"""Gap-free sequences for durable topics, and the generic durable event log.
+
+Domains with their own tables (execution trades, equity) allocate sequences here and store the
+events themselves; topics without a table of their own (a job's log) store them in
+``topic_events`` through :class:`EventLog`, which is also their history source for the bus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from hub.topics import StoredEvent, Topic
+
+
+async def allocate(conn: asyncpg.Connection, topic: str, count: int = 1) -> int:
+    """Reserve ``count`` sequences for ``topic`` in the caller's transaction; returns the first."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    last = await conn.fetchval(
+        """
+        insert into topic_sequences (topic, last_seq) values ($1, $2)
+        on conflict (topic) do update set last_seq = topic_sequences.last_seq + excluded.last_seq
+        returning last_seq
+        """,
+        topic,
+        count,
+    )
+    return int(last) - count + 1
+
+
+async def last_sequence(conn: asyncpg.Connection | asyncpg.Pool, topic: str) -> int:
+    value = await conn.fetchval("select last_seq from topic_sequences where topic = $1", topic)
+    return int(value or 0)
+
+
+class EventLog:
+    """Durable events as JSON rows in ``topic_events``; a HistorySource for the bus."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @staticmethod
+    async def append(
+        conn: asyncpg.Connection, topic: str, items: list[Any]
+    ) -> list[tuple[int, bytes]]:
+        """Store ``items`` under the next sequences (call inside the writer's transaction).
+
+        Returns ``(seq, json)`` pairs to publish once the transaction commits.
+        """
+        if not items:
+            return []
+        first = await allocate(conn, topic, len(items))
+        encoded = [orjson.dumps(item) for item in items]
+        await conn.copy_records_to_table(
+            "topic_events",
+            records=[(topic, first + i, data.decode()) for i, data in enumerate(encoded)],
+            columns=["topic", "seq", "data"],
+        )
+        return [(first + i, data) for i, data in enumerate(encoded)]
+
+    async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
+        rows = await self.pool.fetch(
+            "select seq, data::text as data from topic_events where topic = $1 and seq > $2 order by seq limit $3",
+            topic.name,
+            after,
+            limit,
+        )
+        return [StoredEvent(row["seq"], row["data"].encode()) for row in rows]
+
+    async def last_sequence(self, topic: Topic) -> int:
+        return await last_sequence(self.pool, topic.name)

@@ -1,0 +1,28 @@
+"""The strawberry ASGI app, with a context built from the hub's lifespan state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from hub.gql.context import Context
+
+
+class HubGraphQL(GraphQL[Context, None]):
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        state = request.state
+        return Context(
+            request=request,
+            state=state,
+            identity=getattr(state, "identity", None),
+            auth_error=getattr(state, "auth_error", None),
+        )
+
+    async def get_root_value(self, request: Request | WebSocket) -> Any:
+        return None

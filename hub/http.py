@@ -1,0 +1,86 @@
+"""Small helpers shared by every HTTP route: JSON in and out, and who is calling."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
+
+from hub.auth import Identity
+from hub.errors import BadRequest, Forbidden, Unauthorized
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS, default=str)
+
+
+async def read_json(request: Request, *, max_bytes: int | None = None) -> Any:
+    """The request body as JSON; a malformed or oversized body is a 400, never a 500."""
+    limit = max_bytes if max_bytes is not None else request.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"request body is {declared} bytes, more than the limit of {limit}")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(f"request body is more than the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body:
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from None
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise BadRequest(f"request body must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def current_identity(conn: HTTPConnection) -> Identity | None:
+    identity: Identity | None = conn.state.identity
+    return identity
+
+
+def require_identity(conn: HTTPConnection) -> Identity:
+    identity = current_identity(conn)
+    if identity is None:
+        reason = conn.state.auth_error or "authentication required"
+        raise Unauthorized(reason)
+    if identity.expired():
+        raise Unauthorized("token expired")
+    return identity
+
+
+def require_admin(conn: HTTPConnection) -> Identity:
+    identity = require_identity(conn)
+    if not identity.is_admin:
+        raise Forbidden("admin role required")
+    return identity
+
+
+def query_int(
+    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}", field=name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and {maximum}" if maximum is not None else ""
+        raise BadRequest(f"{name} must be between {minimum}{upper}, got {value}", field=name)
+    return value

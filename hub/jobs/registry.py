@@ -1,0 +1,55 @@
+"""Job types: the payload each accepts and the worker function that runs it.
+
+Handlers are named by import path so the hub can validate and enqueue a job type without
+importing the (numba-heavy) code that runs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from hub.jobs.runner import JobContext
+
+Handler = Callable[["JobContext", Any], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    payload: type[BaseModel]
+    handler: str  # "module:function"
+    description: str = ""
+    max_tries: int = 3
+
+    def load_handler(self) -> Handler:
+        module, _, function = self.handler.partition(":")
+        return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+
+
+JOB_TYPES: dict[str, JobType] = {}
+
+
+def register(job_type: JobType) -> JobType:
+    JOB_TYPES[job_type.name] = job_type
+    return job_type
+
+
+def get_job_type(name: str) -> JobType | None:
+    _load_builtin()
+    return JOB_TYPES.get(name)
+
+
+def all_job_types() -> list[JobType]:
+    _load_builtin()
+    return sorted(JOB_TYPES.values(), key=lambda jt: jt.name)
+
+
+def _load_builtin() -> None:
+    # Each domain registers its job types when imported.
+    import hub.datasets.jobs  # noqa: F401

@@ -1,0 +1,170 @@
+"""SQL for jobs. Every UPDATE bumps ``version``: the sequence of the job's state topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+COLUMNS = """job_id, owner_id, job_type, status, payload, progress, total, result, error, attempts,
+    cancel_requested, version, created_at, updated_at, started_at, completed_at"""
+
+
+async def insert(
+    conn: Conn, owner_id: str, job_type: str, payload: dict[str, Any], total: int
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"insert into jobs (owner_id, job_type, payload, total) values ($1, $2, $3, $4) returning {COLUMNS}",
+        owner_id,
+        job_type,
+        payload,
+        total,
+    )
+    assert row is not None
+    return row
+
+
+async def get(conn: Conn, job_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"select {COLUMNS} from jobs where job_id = $1", job_id)
+
+
+async def list_jobs(
+    conn: Conn,
+    *,
+    owner_id: str | None,
+    job_type: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    where = [
+        "($1::uuid is null or owner_id = $1)",
+        "($2::text is null or job_type = $2)",
+        "($3::text is null or status = $3)",
+    ]
+    clause = " and ".join(where)
+    rows = await conn.fetch(
+        f"select {COLUMNS} from jobs where {clause} order by created_at desc, job_id limit $4 offset $5",
+        owner_id,
+        job_type,
+        status,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        f"select count(*) from jobs where {clause}", owner_id, job_type, status
+    )
+    return rows, int(total)
+
+
+async def claim(conn: Conn, job_id: str, lease_seconds: float) -> asyncpg.Record | None:
+    """PENDING -> RUNNING, atomically: of many workers offered the same job, one gets the row.
+
+    A RUNNING job whose heartbeat is older than the lease lost its worker and may be claimed
+    again (arq re-delivers a job once its in-progress key expires).
+    """
+    return await conn.fetchrow(
+        f"""
+        update jobs set status = 'RUNNING', attempts = attempts + 1, started_at = coalesce(started_at, now()),
+            heartbeat_at = now(), updated_at = now(), version = version + 1, error = null
+        where job_id = $1 and not cancel_requested and (
+            status = 'PENDING'
+            or (status = 'RUNNING' and heartbeat_at < now() - make_interval(secs => $2))
+        )
+        returning {COLUMNS}
+        """,
+        job_id,
+        lease_seconds,
+    )
+
+
+async def report_progress(
+    conn: Conn, job_id: str, progress: int, total: int | None
+) -> asyncpg.Record | None:
+    """Record progress and the heartbeat; the returned row says whether a cancel was asked."""
+    return await conn.fetchrow(
+        f"""
+        update jobs set progress = $2, total = coalesce($3, total), heartbeat_at = now(),
+            updated_at = now(), version = version + 1
+        where job_id = $1 and status = 'RUNNING'
+        returning {COLUMNS}
+        """,
+        job_id,
+        progress,
+        total,
+    )
+
+
+async def finish(
+    conn: Conn, job_id: str, status: str, *, result: Any = None, error: str | None = None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        update jobs set status = $2, result = $3, error = $4, completed_at = now(), updated_at = now(),
+            version = version + 1, progress = case when $2 = 'COMPLETED' then greatest(progress, total) else progress end
+        where job_id = $1 and status in ('PENDING', 'RUNNING')
+        returning {COLUMNS}
+        """,
+        job_id,
+        status,
+        result,
+        error,
+    )
+
+
+async def back_to_pending(conn: Conn, job_id: str, error: str) -> asyncpg.Record | None:
+    """A transient failure: the job waits for its retry as PENDING, keeping the error seen
+    (or ends CANCELLED, if its owner asked for that meanwhile)."""
+    return await conn.fetchrow(
+        f"""
+        update jobs set
+            status = case when cancel_requested then 'CANCELLED' else 'PENDING' end,
+            completed_at = case when cancel_requested then now() else completed_at end,
+            error = $2, updated_at = now(), version = version + 1
+        where job_id = $1 and status = 'RUNNING'
+        returning {COLUMNS}
+        """,
+        job_id,
+        error,
+    )
+
+
+async def request_cancel(conn: Conn, job_id: str) -> asyncpg.Record | None:
+    """PENDING jobs end CANCELLED at once; RUNNING ones are flagged and stop at their next progress point."""
+    return await conn.fetchrow(
+        f"""
+        update jobs set
+            cancel_requested = true,
+            status = case when status = 'PENDING' then 'CANCELLED' else status end,
+            completed_at = case when status = 'PENDING' then now() else completed_at end,
+            updated_at = now(), version = version + 1
+        where job_id = $1 and status in ('PENDING', 'RUNNING') and not cancel_requested
+        returning {COLUMNS}
+        """,
+        job_id,
+    )
+
+
+async def stale_running(conn: Conn, lease_seconds: float) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""
+        select {COLUMNS} from jobs
+        where status = 'RUNNING' and heartbeat_at < now() - make_interval(secs => $1)
+        order by heartbeat_at limit 100
+        """,
+        lease_seconds,
+    )
+
+
+async def stale_pending(conn: Conn, older_than_seconds: float) -> list[asyncpg.Record]:
+    """PENDING jobs nobody picked up (e.g. the enqueue after commit was lost with its process)."""
+    return await conn.fetch(
+        f"""
+        select {COLUMNS} from jobs
+        where status = 'PENDING' and updated_at < now() - make_interval(secs => $1)
+        order by updated_at limit 100
+        """,
+        older_than_seconds,
+    )

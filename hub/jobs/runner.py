@@ -1,0 +1,154 @@
+"""Running one job in a worker: claim, heartbeat, progress, cancel, retry, finish.
+
+The claim is a single conditional UPDATE, so however many workers are offered a job, one runs
+it. While the handler runs, a heartbeat keeps the row fresh; a job whose heartbeat stops (the
+worker was killed) is re-run or failed by :meth:`JobService.reap` once the lease passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from arq.worker import Retry
+
+from hub.jobs.registry import get_job_type
+from hub.jobs.service import JobService
+
+log = logging.getLogger("tradehub.worker")
+
+HEARTBEAT_SECONDS = 5.0
+TRANSIENT = (
+    OSError,
+    ConnectionError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+class JobCancelled(Exception):
+    """Raised at a progress point when the job's owner asked to cancel it."""
+
+
+class TransientJobError(Exception):
+    """A failure worth retrying (with backoff) rather than failing the job."""
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: its job id, the shared services, and progress/log/cancel points."""
+
+    job_id: str
+    service: JobService
+    pool: asyncpg.Pool
+    attempt: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def progress(self, done: int, total: int | None = None) -> None:
+        """Report progress; raises JobCancelled if a cancel was requested meanwhile."""
+        row = await self.service.progress(self.job_id, done, total)
+        if row is None or row["cancel_requested"]:
+            raise JobCancelled(self.job_id)
+
+    async def log(self, message: str, **fields: Any) -> None:
+        await self.service.append_log(self.job_id, [{"message": message, **fields}])
+
+    async def check_cancelled(self) -> None:
+        cancelled = await self.pool.fetchval(
+            "select cancel_requested from jobs where job_id = $1", self.job_id
+        )
+        if cancelled is not False:
+            raise JobCancelled(self.job_id)
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(service: JobService, job_id: str) -> AsyncIterator[None]:
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(*TRANSIENT):
+                await service.heartbeat(job_id)
+
+    task = asyncio.create_task(beat(), name=f"heartbeat-{job_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _interrupted(service: JobService, job_id: str, attempts: int, max_tries: int) -> None:
+    if attempts < max_tries:
+        await service.back_to_pending(
+            job_id, f"attempt {attempts} interrupted (worker stopped); re-running"
+        )
+        await service.enqueue(job_id, attempt=attempts + 1)
+    else:
+        await service.finish(
+            job_id, "FAILED", error=f"interrupted on its last attempt ({attempts})"
+        )
+
+
+def _backoff(attempt: int) -> float:
+    return float(min(2 ** (attempt - 1), 30))
+
+
+async def run_job(
+    service: JobService, job_id: str, *, attempt: int, lease_seconds: float, extras: dict[str, Any]
+) -> str:
+    """Run ``job_id`` if this worker wins the claim; returns what happened, for arq's log."""
+    row = await service.claim(job_id, lease_seconds)
+    if row is None:
+        return "not claimed (already taken, finished or cancelled)"
+    spec = get_job_type(row["job_type"])
+    if spec is None:
+        await service.finish(job_id, "FAILED", error=f"unknown job type {row['job_type']!r}")
+        return "failed: unknown job type"
+    ctx = JobContext(
+        job_id=job_id, service=service, pool=service.pool, attempt=row["attempts"], extras=extras
+    )
+    try:
+        handler = spec.load_handler()
+        payload = spec.payload.model_validate(row["payload"])
+        async with _heartbeat(service, job_id):
+            result = await handler(ctx, payload)
+    except JobCancelled:
+        await asyncio.shield(service.finish(job_id, "CANCELLED", error="cancelled by request"))
+        return "cancelled"
+    except (TransientJobError, *TRANSIENT) as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        if row["attempts"] < spec.max_tries:
+            await asyncio.shield(
+                service.back_to_pending(
+                    job_id, f"attempt {row['attempts']} failed, retrying: {message}"
+                )
+            )
+            log.warning(
+                "job failed transiently; retrying", extra={"job_id": job_id, "error": message}
+            )
+            raise Retry(defer=_backoff(row["attempts"])) from exc
+        await asyncio.shield(
+            service.finish(
+                job_id, "FAILED", error=f"gave up after {row['attempts']} attempts: {message}"
+            )
+        )
+        return "failed"
+    except asyncio.CancelledError:
+        # A worker shutdown or arq's job timeout: hand the job back so another worker re-runs
+        # it (the claim makes that safe), or fail it after its last try.
+        await asyncio.shield(_interrupted(service, job_id, row["attempts"], spec.max_tries))
+        raise
+    except Exception as exc:
+        log.exception("job failed", extra={"job_id": job_id})
+        await asyncio.shield(service.finish(job_id, "FAILED", error=f"{type(exc).__name__}: {exc}"))
+        return "failed"
+    await asyncio.shield(service.finish(job_id, "COMPLETED", result=result))
+    return "completed"

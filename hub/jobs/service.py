@@ -1,0 +1,216 @@
+"""Decisions about jobs: who may create, see and cancel them; enqueue only after commit."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+from arq.connections import ArqRedis
+from pydantic import ValidationError
+
+from hub.auth import Identity
+from hub.bus import Bus
+from hub.errors import BadRequest, Forbidden, NotFound
+from hub.eventlog import EventLog
+from hub.jobs import repository as repo
+from hub.jobs.registry import get_job_type
+from hub.keys import Keys
+
+log = logging.getLogger("tradehub.jobs")
+
+STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
+TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+RUN_FUNCTION = "run_job"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def job_document(row: asyncpg.Record) -> dict[str, Any]:
+    """The job as every interface sees it (the state carried on topic ``job:{id}``)."""
+    return {
+        "job_id": str(row["job_id"]),
+        "owner_id": str(row["owner_id"]),
+        "job_type": row["job_type"],
+        "status": row["status"],
+        "payload": row["payload"],
+        "progress": row["progress"],
+        "total": row["total"],
+        "result": row["result"],
+        "error": row["error"],
+        "attempts": row["attempts"],
+        "cancel_requested": row["cancel_requested"],
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+        "started_at": _iso(row["started_at"]),
+        "completed_at": _iso(row["completed_at"]),
+    }
+
+
+def job_topic(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def log_topic(job_id: str) -> str:
+    return f"job:{job_id}:log"
+
+
+def parse_job_id(raw: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(str(raw)))
+    except ValueError:
+        raise NotFound(f"no job {raw!r}") from None
+
+
+class JobService:
+    def __init__(self, pool: asyncpg.Pool, bus: Bus, arq: ArqRedis, keys: Keys) -> None:
+        self.pool = pool
+        self.bus = bus
+        self.arq = arq
+        self.keys = keys
+        self.log = EventLog(pool)
+
+    # -- commands from users ----------------------------------------------------------
+
+    async def create(
+        self, identity: Identity, job_type: str, payload: dict[str, Any]
+    ) -> asyncpg.Record:
+        spec = get_job_type(job_type)
+        if spec is None:
+            raise BadRequest(f"unknown job type {job_type!r}", field="job_type")
+        try:
+            model = spec.payload.model_validate(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "payload"
+            raise BadRequest(f"{field}: {first['msg']}", field=field) from None
+        clean = model.model_dump(mode="json")
+        total = int(model.total_units()) if hasattr(model, "total_units") else 0
+        row = await repo.insert(self.pool, identity.user_id, job_type, clean, total)
+        # Committed: only now may a worker see it.
+        await self.enqueue(str(row["job_id"]), attempt=1)
+        await self._announce(row)
+        return row
+
+    async def enqueue(self, job_id: str, *, attempt: int) -> None:
+        await self.arq.enqueue_job(
+            RUN_FUNCTION, job_id, _job_id=f"{job_id}:{attempt}", _queue_name=self.keys.queue
+        )
+
+    async def get(self, identity: Identity, job_id: str) -> asyncpg.Record:
+        row = await repo.get(self.pool, parse_job_id(job_id))
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        if not identity.is_admin and str(row["owner_id"]) != identity.user_id:
+            raise Forbidden(f"job {job_id} belongs to another user")
+        return row
+
+    async def list(
+        self,
+        identity: Identity,
+        *,
+        job_type: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[asyncpg.Record], int]:
+        if status is not None and status not in STATUSES:
+            raise BadRequest(
+                f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status"
+            )
+        owner = None if identity.is_admin else identity.user_id
+        return await repo.list_jobs(
+            self.pool, owner_id=owner, job_type=job_type, status=status, limit=limit, offset=offset
+        )
+
+    async def cancel(self, identity: Identity, job_id: str) -> asyncpg.Record:
+        row = await self.get(identity, job_id)
+        if row["status"] in TERMINAL:
+            return row
+        updated = await repo.request_cancel(self.pool, row["job_id"])
+        if updated is None:  # it finished or was cancelled meanwhile
+            current = await repo.get(self.pool, row["job_id"])
+            assert current is not None
+            return current
+        await self._announce(updated)
+        return updated
+
+    # -- what workers report ----------------------------------------------------------
+
+    async def claim(self, job_id: str, lease_seconds: float) -> asyncpg.Record | None:
+        row = await repo.claim(self.pool, job_id, lease_seconds)
+        if row is not None:
+            await self._announce(row)
+        return row
+
+    async def progress(
+        self, job_id: str, done: int, total: int | None = None
+    ) -> asyncpg.Record | None:
+        row = await repo.report_progress(self.pool, job_id, done, total)
+        if row is not None:
+            await self._announce(row)
+        return row
+
+    async def heartbeat(self, job_id: str) -> None:
+        await self.pool.execute(
+            "update jobs set heartbeat_at = now() where job_id = $1 and status = 'RUNNING'", job_id
+        )
+
+    async def finish(
+        self, job_id: str, status: str, *, result: Any = None, error: str | None = None
+    ) -> asyncpg.Record | None:
+        row = await repo.finish(self.pool, job_id, status, result=result, error=error)
+        if row is not None:
+            await self._announce(row)
+        return row
+
+    async def back_to_pending(self, job_id: str, error: str) -> None:
+        row = await repo.back_to_pending(self.pool, job_id, error)
+        if row is not None:
+            await self._announce(row)
+
+    async def append_log(self, job_id: str, entries: list[dict[str, Any]]) -> list[int]:
+        """Durable log lines of a job, on topic ``job:{id}:log``."""
+        topic = log_topic(job_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await EventLog.append(conn, topic, entries)
+        await self.bus.publish_many([(topic, seq, data) for seq, data in stored])
+        return [seq for seq, _ in stored]
+
+    async def reap(self, lease_seconds: float, pending_after_seconds: float) -> dict[str, int]:
+        """Jobs whose worker vanished are re-run (or FAILED after their last try); lost enqueues are redone."""
+        counts = {"requeued": 0, "failed": 0, "reenqueued": 0}
+        for row in await repo.stale_running(self.pool, lease_seconds):
+            job_id = str(row["job_id"])
+            spec = get_job_type(row["job_type"])
+            max_tries = spec.max_tries if spec is not None else 1
+            if row["cancel_requested"]:
+                await self.finish(job_id, "CANCELLED", error="cancelled; its worker stopped")
+            elif row["attempts"] < max_tries:
+                await self.back_to_pending(job_id, "worker lost (no heartbeat); re-running")
+                await self.enqueue(job_id, attempt=row["attempts"] + 1)
+                counts["requeued"] += 1
+            else:
+                await self.finish(
+                    job_id,
+                    "FAILED",
+                    error=f"worker lost (no heartbeat for {lease_seconds:.0f} s) after {row['attempts']} attempts",
+                )
+                counts["failed"] += 1
+        for row in await repo.stale_pending(self.pool, pending_after_seconds):
+            await self.enqueue(str(row["job_id"]), attempt=row["attempts"] + 1)
+            counts["reenqueued"] += 1
+        return counts
+
+    async def _announce(self, row: asyncpg.Record) -> None:
+        await self.bus.publish(job_topic(str(row["job_id"])), row["version"], job_document(row))
+
+
+def job_json(row: asyncpg.Record) -> bytes:
+    return orjson.dumps(job_document(row))

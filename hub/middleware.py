@@ -1,0 +1,141 @@
+"""Pure ASGI middleware: request context (id, access log, metrics) and authentication."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hub.auth import AuthError, credentials_from_headers
+from hub.metrics import Metrics
+from hub.users.service import Authenticator
+
+access_log = logging.getLogger("tradehub.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _route_label(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return "unmatched"
+    root = scope.get("root_path", "")
+    return f"{root}{path}" if root and not path.startswith(root) else str(path)
+
+
+class RequestContextMiddleware:
+    """Gives every request an id (echoed in ``X-Request-ID``), one access-log line and metrics.
+
+    An incoming ``X-Request-ID`` is kept when it is a sane token, so ids follow a request
+    across services. Only the method, path, status and timing are logged: never headers or query
+    strings, which may carry credentials.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _headers(scope).get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_label(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            access_log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": request_id,
+                },
+            )
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        accepted = False
+        route = scope["path"]
+        gauge = self.metrics.websockets
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept" and not accepted:
+                accepted = True
+                gauge.labels(route).inc()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            if accepted:
+                gauge.labels(route).dec()
+            access_log.info(
+                "websocket",
+                extra={
+                    "path": scope["path"],
+                    "accepted": accepted,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "request_id": request_id,
+                },
+            )
+
+
+class AuthenticationMiddleware:
+    """Resolves ``Authorization: Bearer`` / ``X-Stage1-Token`` into ``scope["state"]["identity"]``.
+
+    It never rejects: routes decide what needs a caller (401) or an admin (403), and the
+    reason a presented credential failed is kept in ``auth_error`` for their message.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator_key: str = "auth") -> None:
+        self.app = app
+        self.authenticator_key = authenticator_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            state: dict[str, Any] = scope.setdefault("state", {})
+            state["identity"] = None
+            state["auth_error"] = None
+            token = credentials_from_headers(_headers(scope))
+            authenticator: Authenticator | None = state.get(self.authenticator_key)
+            if token is not None and authenticator is not None:
+                try:
+                    state["identity"] = await authenticator.authenticate(token)
+                except AuthError as exc:
+                    state["auth_error"] = str(exc)
+        await self.app(scope, receive, send)

@@ -1,0 +1,175 @@
+"""The hub's own HTTP routes: health, metrics, login and keys, user admin, API docs."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from hub import health
+from hub.auth import Role, mint_jwt
+from hub.errors import BadRequest, NotFound
+from hub.http import JSONResponse, read_json_object, require_admin, require_identity
+from hub.openapi import openapi_document
+from hub.users import repository as users_repo
+from hub.users import service as users
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Readiness: 200 when Postgres and Redis both answer, 503 naming what failed."""
+    report = await health.check(request.state.pool, request.state.redis)
+    if report.postgres and report.redis:
+        return JSONResponse({"status": "ready"})
+    failed = [
+        name for name, ok in (("postgres", report.postgres), ("redis", report.redis)) if not ok
+    ]
+    return JSONResponse(
+        {"status": "not ready", "failed": failed, "checks": report.checks}, status_code=503
+    )
+
+
+async def api_health(request: Request) -> Response:
+    """Detailed health, the union of Stage1's and ORCA's shapes."""
+    report = await health.check(request.state.pool, request.state.redis)
+    body = {
+        "status": report.status,
+        "timestamp": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "uptime": int(time.monotonic() - request.state.started_at),
+        "checks": report.checks,
+    }
+    return JSONResponse(body, status_code=503 if report.status == "unhealthy" else 200)
+
+
+async def metrics(request: Request) -> Response:
+    return Response(
+        request.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )
+
+
+async def login(request: Request) -> Response:
+    """Exchange a username and password for a JWT access token."""
+    body = await read_json_object(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise BadRequest("username and password are required strings", field="username")
+    identity = await users.login(request.state.pool, username, password)
+    settings = request.state.settings
+    token, ttl = mint_jwt(identity, settings.jwt_secret, settings.jwt_ttl_seconds)
+    return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+
+
+async def me(request: Request) -> Response:
+    identity = require_identity(request)
+    return JSONResponse(
+        {"user_id": identity.user_id, "username": identity.username, "role": identity.role.value}
+    )
+
+
+async def create_key(request: Request) -> Response:
+    """A new API key for the caller; the key is in this response and nowhere else."""
+    identity = require_identity(request)
+    body = await read_json_object(request)
+    name = body.get("name", "")
+    if not isinstance(name, str):
+        raise BadRequest("name must be a string", field="name")
+    async with request.state.pool.acquire() as conn:
+        token = await users.create_api_key(conn, identity, name)
+    return JSONResponse({"api_key": token, "key_id": token.split("_")[1]}, status_code=201)
+
+
+async def revoke_key(request: Request) -> Response:
+    identity = require_identity(request)
+    key_id = request.path_params["key_id"]
+    if not await users_repo.revoke_api_key(request.state.pool, key_id, identity.user_id):
+        raise NotFound(f"no active API key {key_id!r} of yours")
+    request.state.auth.forget(key_id)
+    return Response(status_code=204)
+
+
+async def list_users(request: Request) -> Response:
+    require_admin(request)
+    rows = await users_repo.list_users(request.state.pool)
+    return JSONResponse(
+        {
+            "users": [
+                {
+                    "user_id": str(row["user_id"]),
+                    "username": row["username"],
+                    "role": row["role"],
+                    "disabled": row["disabled"],
+                    "created_at": row["created_at"].isoformat(),
+                }
+                for row in rows
+            ]
+        }
+    )
+
+
+async def create_user(request: Request) -> Response:
+    require_admin(request)
+    body = await read_json_object(request)
+    username = body.get("username")
+    password = body.get("password")
+    role_name = body.get("role", "user")
+    if not isinstance(username, str):
+        raise BadRequest("username is a required string", field="username")
+    if password is not None and (not isinstance(password, str) or len(password) < 8):
+        raise BadRequest("password must be a string of at least 8 characters", field="password")
+    try:
+        role = Role(role_name)
+    except ValueError:
+        raise BadRequest(
+            f"role must be 'user' or 'admin', got {role_name!r}", field="role"
+        ) from None
+    async with request.state.pool.acquire() as conn:
+        try:
+            identity = await users.ensure_user(conn, username, role=role, password=password)
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="username") from None
+    return JSONResponse(
+        {"user_id": identity.user_id, "username": identity.username, "role": identity.role.value},
+        status_code=201,
+    )
+
+
+async def openapi_json(request: Request) -> Response:
+    return JSONResponse(openapi_document(request.app.routes))
+
+
+_DOCS_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>tradehub REST API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
+</body></html>"""
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS_HTML)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/api/health", api_health, methods=["GET"]),
+        Route("/api/health/", api_health, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"], include_in_schema=False),
+        Route("/api/auth/login", login, methods=["POST"]),
+        Route("/api/me", me, methods=["GET"]),
+        Route("/api/auth/keys", create_key, methods=["POST"]),
+        Route("/api/auth/keys/{key_id}", revoke_key, methods=["DELETE"]),
+        Route("/api/admin/users", list_users, methods=["GET"]),
+        Route("/api/admin/users", create_user, methods=["POST"]),
+        Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+        Route("/docs", docs, methods=["GET"], include_in_schema=False),
+    ]

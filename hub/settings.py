@@ -1,0 +1,80 @@
+"""Configuration: environment variables prefixed ``TRADEHUB_``, optionally from ``.env``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a hub, worker or CLI process needs to know about its world.
+
+    No ``database_url`` / ``redis_url`` means embedded: ``tradehub up`` starts Postgres and
+    Valkey under ``data_dir`` and every other command finds them there.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEHUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".tradehub")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    secret: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    workers: int = Field(default=1, ge=1, le=64)
+    log_json: bool = False
+    log_level: str = "info"
+    # Every Redis key and channel starts with this, so several hubs (or test runs) can share
+    # one Redis without seeing each other.
+    redis_prefix: str = "th:"
+    jwt_ttl_seconds: int = Field(default=3600, ge=60)
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, ge=1)
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.redis_url is None
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        """The JWT signing key: ``TRADEHUB_SECRET`` or one generated once into the data folder."""
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        return load_or_create_secret(self.data_dir / "secret")
+
+
+def load_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # O_EXCL: if two processes race, exactly one writes and the other reads its value.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value

@@ -1,0 +1,312 @@
+"""One subscriber of one topic: history, then live, in order, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from hub.topics import Topic, TopicKind
+
+if TYPE_CHECKING:
+    from hub.bus import Bus
+
+HISTORY_PAGE = 1000
+BACKFILL_ATTEMPTS = 20
+BACKFILL_PAUSE = 0.05
+_UNSET: Any = object()
+
+
+class Event:
+    """One event as this process received it: encoded once, framed once, shared by all."""
+
+    __slots__ = ("_data", "_frame", "data_json", "epoch", "seq", "topic")
+
+    def __init__(self, topic: str, seq: int, data_json: bytes, epoch: str = "") -> None:
+        self.topic = topic
+        self.seq = seq
+        self.data_json = data_json
+        self.epoch = epoch
+        self._data: Any = _UNSET
+        self._frame: bytes | None = None
+
+    def data(self) -> Any:
+        if self._data is _UNSET:
+            self._data = orjson.loads(self.data_json)
+        return self._data
+
+    def ws_frame(self) -> bytes:
+        """The ``/ws`` frame ``{"channel", "seq", ["epoch",] "data"}``, built once per process."""
+        if self._frame is None:
+            epoch = b',"epoch":"%s"' % self.epoch.encode() if self.epoch else b""
+            self._frame = b'{"channel":%s,"seq":%d%s,"data":%s}' % (
+                orjson.dumps(self.topic),
+                self.seq,
+                epoch,
+                self.data_json,
+            )
+        return self._frame
+
+    def __repr__(self) -> str:
+        return f"Event({self.topic!r}, seq={self.seq})"
+
+
+class SubscriptionError(ValueError):
+    """The subscription cannot start: an impossible ``since``, an unknown topic."""
+
+
+class SubscriptionClosed(Exception):
+    """The subscription ended; resume with ``since=last`` (``code`` says why)."""
+
+    def __init__(self, reason: str, code: str, last: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.last = last
+
+
+class Subscription:
+    def __init__(
+        self, bus: Bus, topic: Topic, since: int | None, *, epoch: str | None, maxsize: int
+    ) -> None:
+        if since is not None and since < 0:
+            raise SubscriptionError(f"since must be a non-negative sequence, got {since}")
+        self.bus = bus
+        self.topic = topic
+        self.since = since
+        self.requested_epoch = epoch
+        self.maxsize = maxsize
+        self.epoch: str | None = None
+        self.recovered = True
+        self.missed: tuple[int, int | None] | None = None
+        self.last = 0
+        self._ready: deque[Event] = deque()
+        self._buffer: deque[Event] = deque()
+        self._wakeup = asyncio.Event()
+        self._live = False
+        self._resync = False
+        self._closed: SubscriptionClosed | None = None
+        self._attached = False
+
+    # -- opening ----------------------------------------------------------------------
+
+    async def open(self) -> Subscription:
+        kind = self.topic.kind
+        registry = self.bus.registry
+        if kind is TopicKind.DURABLE:
+            source = registry.history(self.topic)
+            self._live = self.since is None
+            await self._attach()
+            newest = await source.last_sequence(self.topic)
+            if self.since is None:
+                self.last = newest
+            else:
+                if self.since > newest:
+                    await self.aclose()
+                    raise SubscriptionError(
+                        f"since {self.since} is beyond the last sequence {newest} of {self.topic.name}"
+                    )
+                self.last = self.since
+        elif kind is TopicKind.STATE:
+            source_state = registry.state(self.topic)
+            self._live = True
+            await self._attach()
+            current = await source_state.current(self.topic)
+            if current is not None and (self.since is None or current.seq > self.since):
+                self._ready.append(Event(self.topic.name, current.seq, current.data_json))
+                self.last = current.seq
+            else:
+                self.last = self.since or (current.seq if current is not None else 0)
+        else:
+            self._live = True
+            await self._attach()
+            await self._open_recent()
+        return self
+
+    async def _attach(self) -> None:
+        await self.bus.attach(self)
+        self._attached = True
+
+    async def _open_recent(self) -> None:
+        newest, epoch = await self.bus.recent_position(self.topic.name)
+        self.epoch = epoch
+        if self.since is None:
+            self.last = newest
+            return
+        if self.requested_epoch and epoch and self.requested_epoch != epoch:
+            # Redis lost this topic's history: what came after `since` in the old epoch is gone.
+            self.recovered = False
+            self.missed = (self.since + 1, None)
+            self.last = newest
+            return
+        if self.since > newest:
+            await self.aclose()
+            raise SubscriptionError(
+                f"since {self.since} is beyond the last sequence {newest} of {self.topic.name}"
+            )
+        entries = await self.bus.recent_after(self.topic.name, self.since, self.bus.recent_maxlen)
+        first = entries[0][0] if entries else newest + 1
+        if first > self.since + 1:
+            self.recovered = False
+            self.missed = (self.since + 1, first - 1)
+        self.last = self.since
+        for seq, data_json in entries:
+            if seq > self.last:
+                self._ready.append(Event(self.topic.name, seq, data_json, epoch or ""))
+                self.last = seq
+
+    # -- called by the bus reader (synchronously, never blocking) ---------------------
+
+    def push(self, event: Event) -> None:
+        if self._closed is not None or not self._live:
+            return
+        if len(self._buffer) >= self.maxsize:
+            self.close(
+                f"slow consumer: more than {self.maxsize} events behind on {self.topic.name}",
+                code="slow_consumer",
+            )
+            self.bus.slow_consumer(self)
+            return
+        self._buffer.append(event)
+        self._wakeup.set()
+
+    def resync(self) -> None:
+        self._resync = True
+        self._wakeup.set()
+
+    def close(self, reason: str, *, code: str) -> None:
+        if self._closed is None:
+            self._closed = SubscriptionClosed(reason, code, self.last)
+        self._detach()
+        self._wakeup.set()
+
+    def _detach(self) -> None:
+        if self._attached:
+            self._attached = False
+            self.bus.detach(self)
+
+    async def aclose(self) -> None:
+        self.close("unsubscribed", code="unsubscribed")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    # -- iteration --------------------------------------------------------------------
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._ready:
+                return self._ready.popleft()
+            if self._closed is not None:
+                if self._closed.code == "unsubscribed":
+                    raise StopAsyncIteration
+                raise self._closed
+            if not self._live:
+                await self._catch_up()
+                continue
+            if self._resync:
+                self._resync = False
+                await self._backfill(None)
+                continue
+            if self._buffer:
+                event = self._buffer.popleft()
+                await self._accept(event)
+                continue
+            self._wakeup.clear()
+            await self._wakeup.wait()
+
+    async def _catch_up(self) -> None:
+        """Replay durable history page by page, then go live and look once more."""
+        got = await self._read_history(self.last, None)
+        if got < HISTORY_PAGE:
+            self._live = True
+            await self._read_history(self.last, None)
+
+    async def _read_history(self, after: int, upto: int | None) -> int:
+        source = self.bus.registry.history(self.topic)
+        stored = await source.events_after(self.topic, after, HISTORY_PAGE)
+        for item in stored:
+            if item.seq != self.last + 1:
+                break
+            if upto is not None and item.seq > upto:
+                break
+            self._ready.append(Event(self.topic.name, item.seq, item.data_json))
+            self.last = item.seq
+        return len(stored)
+
+    async def _accept(self, event: Event) -> None:
+        kind = self.topic.kind
+        if kind is TopicKind.STATE:
+            if event.seq > self.last:
+                self.last = event.seq
+                self._ready.append(event)
+            return
+        if kind is TopicKind.RECENT:
+            if self.epoch is None:
+                self.epoch = event.epoch
+            elif event.epoch != self.epoch:
+                self.close(
+                    f"history of {self.topic.name} was reset (epoch {self.epoch} -> {event.epoch}); "
+                    "subscribe again",
+                    code="epoch_changed",
+                )
+                return
+        if event.seq <= self.last:
+            return
+        if event.seq > self.last + 1:
+            await self._backfill(event.seq - 1)
+            if self._closed is not None:
+                return
+        if event.seq == self.last + 1:
+            self.last = event.seq
+            self._ready.append(event)
+
+    async def _backfill(self, upto: int | None) -> None:
+        """Fill the hole before ``upto`` (or anything new, on a resync) from history."""
+        kind = self.topic.kind
+        if kind is TopicKind.STATE:
+            current = await self.bus.registry.state(self.topic).current(self.topic)
+            if current is not None and current.seq > self.last:
+                self._ready.append(Event(self.topic.name, current.seq, current.data_json))
+                self.last = current.seq
+            return
+        if kind is TopicKind.RECENT:
+            await self._backfill_recent(upto)
+            return
+        for _ in range(BACKFILL_ATTEMPTS):
+            while await self._read_history(self.last, upto) >= HISTORY_PAGE:
+                if upto is not None and self.last >= upto:
+                    break
+            if upto is None or self.last >= upto:
+                return
+            # Published but not yet visible to this connection's snapshot: look again shortly.
+            await asyncio.sleep(BACKFILL_PAUSE)
+        self.close(
+            f"events {self.last + 1}..{upto} of {self.topic.name} are not in history; subscribe again",
+            code="history_unavailable",
+        )
+
+    async def _backfill_recent(self, upto: int | None) -> None:
+        entries = await self.bus.recent_after(self.topic.name, self.last, self.bus.recent_maxlen)
+        for seq, data_json in entries:
+            if upto is not None and seq > upto:
+                break
+            if seq != self.last + 1:
+                self.close(
+                    f"events {self.last + 1}..{seq - 1} of {self.topic.name} are no longer in history",
+                    code="history_lost",
+                )
+                return
+            self._ready.append(Event(self.topic.name, seq, data_json, self.epoch or ""))
+            self.last = seq
+        if upto is not None and self.last < upto:
+            self.close(
+                f"events {self.last + 1}..{upto} of {self.topic.name} are no longer in history",
+                code="history_lost",
+            )

@@ -1,0 +1,88 @@
+"""SQL for users and API keys."""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+async def get_user_by_name(
+    conn: asyncpg.Connection | asyncpg.Pool, username: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "select user_id, username, password_hash, role, disabled from users where username = $1",
+        username,
+    )
+
+
+async def insert_user(
+    conn: asyncpg.Connection, username: str, role: str, password_hash: str | None
+) -> asyncpg.Record:
+    # on conflict: two processes ensuring the same user at once both get the one row.
+    row = await conn.fetchrow(
+        """
+        insert into users (username, role, password_hash) values ($1, $2, $3)
+        on conflict (username) do update set username = excluded.username
+        returning user_id, username, password_hash, role, disabled
+        """,
+        username,
+        role,
+        password_hash,
+    )
+    assert row is not None
+    return row
+
+
+async def set_role(conn: asyncpg.Connection, user_id: str, role: str) -> None:
+    await conn.execute("update users set role = $2 where user_id = $1", user_id, role)
+
+
+async def set_password(conn: asyncpg.Connection, user_id: str, password_hash: str) -> None:
+    await conn.execute(
+        "update users set password_hash = $2 where user_id = $1", user_id, password_hash
+    )
+
+
+async def list_users(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "select user_id, username, role, disabled, created_at from users order by created_at"
+    )
+
+
+async def insert_api_key(
+    conn: asyncpg.Connection, key_id: str, user_id: str, key_hash: bytes, name: str
+) -> None:
+    await conn.execute(
+        "insert into api_keys (key_id, user_id, key_hash, name) values ($1, $2, $3, $4)",
+        key_id,
+        user_id,
+        key_hash,
+        name,
+    )
+
+
+async def get_api_key(
+    conn: asyncpg.Connection | asyncpg.Pool, key_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        select k.key_hash, k.revoked_at, u.user_id, u.username, u.role, u.disabled
+        from api_keys k join users u using (user_id)
+        where k.key_id = $1
+        """,
+        key_id,
+    )
+
+
+async def touch_api_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str) -> None:
+    await conn.execute("update api_keys set last_used_at = now() where key_id = $1", key_id)
+
+
+async def revoke_api_key(
+    conn: asyncpg.Connection | asyncpg.Pool, key_id: str, user_id: str
+) -> bool:
+    status = await conn.execute(
+        "update api_keys set revoked_at = now() where key_id = $1 and user_id = $2 and revoked_at is null",
+        key_id,
+        user_id,
+    )
+    return str(status).endswith(" 1")

@@ -1,0 +1,238 @@
+"""The ``tradehub`` command as a user runs it: a real subprocess, real services."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import Services, free_port
+
+TOKEN = re.compile(r"^th_[a-z0-9]{12}_[A-Za-z0-9_-]{32,64}$")
+
+
+def tradehub(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEHUB_")}
+    env.update(extra)
+    return env
+
+
+def test_unknown_command_or_option_exits_2() -> None:
+    for args in (["frobnicate"], ["--bogus", "up"], ["up", "--nope"], []):
+        result = tradehub(*args, env=clean_env())
+        assert result.returncode == 2, args
+        assert "usage:" in result.stderr
+
+
+def test_unwritable_data_folder_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = tradehub(
+        "--data-dir", str(blocker / "data"), "up", "--port", str(free_port()), env=clean_env()
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "is not writable" in result.stderr and str(blocker) in result.stderr
+
+
+def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = tradehub("--data-dir", str(tmp_path), "up", "--port", str(port), env=clean_env())
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_unreachable_external_url_is_one_clear_line(tmp_path: Path, services: Services) -> None:
+    dead = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/x"
+    env = clean_env(TRADEHUB_DATABASE_URL=dead, TRADEHUB_REDIS_URL=services.redis_url)
+    result = tradehub("--data-dir", str(tmp_path), "up", "--port", str(free_port()), env=env)
+    assert result.returncode == 1
+    assert "cannot reach Postgres at postgresql://postgres:***@127.0.0.1" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert not (tmp_path / "postgres").exists()
+
+
+def test_token_create_prints_only_the_token(services: Services, tmp_path: Path) -> None:
+    env = clean_env(
+        TRADEHUB_DATABASE_URL=services.database_url,
+        TRADEHUB_REDIS_URL=services.redis_url,
+        TRADEHUB_DATA_DIR=str(tmp_path),
+    )
+    result = tradehub("token", "create", "--user", "cli-user", "--admin", env=env)
+    assert result.returncode == 0, result.stderr
+    assert TOKEN.match(result.stdout.strip())
+    assert result.stdout.count("\n") == 1
+    migrate = tradehub("migrate", env=env)
+    assert migrate.returncode == 0
+    assert "nothing to apply" in migrate.stderr
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+class Up:
+    """``tradehub up`` in a subprocess, with its banner parsed."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hub", "--data-dir", str(data_dir), "up", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+        )
+        self.token = ""
+        self.banner: list[str] = []
+
+    def wait_banner(self, timeout: float = 120) -> None:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(
+                    f"tradehub up exited early: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
+            self.banner.append(line)
+            if TOKEN.match(line.strip()):
+                self.token = line.strip()
+            if line.startswith("Press Ctrl-C"):
+                return
+        raise AssertionError("no banner from tradehub up")
+
+    def stop(self) -> tuple[float, str]:
+        children = _descendants(self.proc.pid)
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=30)
+        elapsed = time.monotonic() - started
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive, f"left behind: {[p.pid for p in alive]}"
+        assert len(gone) >= 4  # hub, worker, valkey, postgres (and postgres's own children)
+        return elapsed, err
+
+
+def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    up = Up(data_dir, free_port())
+    try:
+        up.wait_banner()
+        base = f"http://127.0.0.1:{up.port}"
+        assert any("/graphql" in line for line in up.banner)
+        assert httpx.get(f"{base}/readyz", timeout=10).json() == {"status": "ready"}
+        query = {"query": "{ me { username role } health { status } }"}
+        answer = httpx.post(
+            f"{base}/graphql",
+            json=query,
+            headers={"Authorization": f"Bearer {up.token}"},
+            timeout=10,
+        )
+        assert answer.json()["data"] == {
+            "me": {"username": "admin", "role": "ADMIN"},
+            "health": {"status": "HEALTHY"},
+        }
+        # Another command on the same folder reaches the same embedded Postgres.
+        made = tradehub(
+            "--data-dir", str(data_dir), "token", "create", "--user", "dora", env=clean_env()
+        )
+        assert made.returncode == 0, made.stderr
+        dora = made.stdout.strip()
+        me = httpx.get(f"{base}/api/me", headers={"Authorization": f"Bearer {dora}"}, timeout=10)
+        assert me.json()["username"] == "dora"
+        # A second `up` on the same folder refuses instead of fighting over it.
+        twice = tradehub(
+            "--data-dir", str(data_dir), "up", "--port", str(free_port()), env=clean_env()
+        )
+        assert twice.returncode == 1 and "already running" in twice.stderr
+    finally:
+        elapsed, err = up.stop()
+    assert elapsed < 15
+    assert up.token not in err and dora not in err
+    assert not (data_dir / "services.json").exists()
+
+    # A second start on the same folder finds every user and token of the first.
+    again = Up(data_dir, free_port())
+    try:
+        again.wait_banner()
+        me = httpx.get(
+            f"http://127.0.0.1:{again.port}/api/me",
+            headers={"Authorization": f"Bearer {dora}"},
+            timeout=10,
+        )
+        assert me.json()["username"] == "dora"
+        old_admin = httpx.get(
+            f"http://127.0.0.1:{again.port}/api/me",
+            headers={"Authorization": f"Bearer {up.token}"},
+            timeout=10,
+        )
+        assert old_admin.status_code == 200
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM])
+def test_up_with_external_services_starts_nothing_embedded(
+    services: Services, tmp_path: Path, signum: int
+) -> None:
+    port = free_port()
+    env = clean_env(
+        TRADEHUB_DATABASE_URL=services.database_url,
+        TRADEHUB_REDIS_URL=services.redis_url,
+        TRADEHUB_REDIS_PREFIX=services.redis_prefix + "up:",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub", "--data-dir", str(tmp_path), "up", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else ""
+            if line.startswith("Press Ctrl-C"):
+                break
+        names = {p.name() for p in _descendants(proc.pid)}
+        assert not any("postgres" in n or "valkey" in n for n in names), names
+        assert not (tmp_path / "postgres").exists() and not (tmp_path / "valkey").exists()
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+    finally:
+        children = _descendants(proc.pid)
+        proc.send_signal(signum)
+        proc.communicate(timeout=30)
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive
