@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, NamedTuple, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numba import njit
+from numpy.typing import ArrayLike
 
+from engine.metrics import backtest_metrics
 from engine.records import (
     BacktestResult,
     Direction,
@@ -27,6 +29,9 @@ from engine.records import (
     trade_dt,
 )
 
+if TYPE_CHECKING:
+    from engine.strategies import ParamSpec
+
 __all__ = [
     "MAX_POINTS_PARAMS",
     "ExitKey",
@@ -36,11 +41,16 @@ __all__ = [
     "TickConfig",
     "TickSimulator",
     "TickState",
+    "advance_setup_nb",
+    "check_ticks",
+    "initial_tick_state",
+    "open_trade_record",
     "parse_exit_strategy_key",
     "parse_point_key",
     "run_max_points",
     "simulate_ticks",
     "simulate_ticks_nb",
+    "tick_config",
 ]
 
 
@@ -330,7 +340,7 @@ def simulate_ticks_nb(
 
 # --------------------------------------------------------------------------- object API
 
-_KEY_PART = re.compile(r"-?\d+(?:\.\d+)?")
+_KEY_PART = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _CHUNK = 1 << 18  # ticks per kernel call inside simulate_ticks: bounds the record buffers
 _DIRECTIONS = ("long", "short", "both")
 
@@ -417,7 +427,7 @@ def tick_config(
 
 
 def check_ticks(
-    ts: object, price: object, *, after_ts: int = _NO_TS
+    ts: ArrayLike, price: ArrayLike, *, after_ts: int = _NO_TS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (int64 ts, float64 price) or raise ValueError naming the argument and value.
 
@@ -504,7 +514,7 @@ class TickSimulator:
         capital = _positive("initial_capital", initial_capital)
         self.state = initial_tick_state(capital) if state is None else TickState(*state)
 
-    def feed(self, ts: object, price: object) -> TickChunk:
+    def feed(self, ts: ArrayLike, price: ArrayLike) -> TickChunk:
         t, p = check_ticks(ts, price, after_ts=self.state.last_ts)
         n = p.shape[0]
         equity = np.empty(n)
@@ -527,8 +537,8 @@ class TickSimulator:
 
 
 def simulate_ticks(
-    ts: object,
-    price: object,
+    ts: ArrayLike,
+    price: ArrayLike,
     *,
     point_key: str,
     exit_strategy_key: str,
@@ -574,7 +584,7 @@ def simulate_ticks(
         equity=equity,
         cash=cash,
         position=position,
-        metrics=_metrics(all_trades, equity, t, float(initial_capital)),
+        metrics=backtest_metrics(t, equity, position, all_trades, float(initial_capital)),
         events=all_events,
         extras={
             "point_key": parse_point_key(point_key)._asdict(),
@@ -584,63 +594,7 @@ def simulate_ticks(
     )
 
 
-_YEAR_NS = 365.25 * 24 * 3600 * 1e9
-
-
-def _metrics(
-    trades: np.ndarray, equity: np.ndarray, ts: np.ndarray, initial_capital: float
-) -> dict[str, float]:
-    """Seed 003's checkpoint metrics. Stand-in until engine.metrics.backtest_metrics lands."""
-    closed = trades[trades["status"] == TradeStatus.Closed]
-    pnl = closed["pnl"]
-    wins = pnl[pnl > 0]
-    losses = pnl[pnl < 0]
-    final = float(equity[-1]) if equity.size else initial_capital
-    gross_loss = float(-losses.sum())
-    gross_win = float(wins.sum())
-    if equity.size:
-        peak = np.maximum.accumulate(np.concatenate(([initial_capital], equity)))
-        drawdown = peak[1:] - equity
-        max_dd = float(drawdown.max())
-        max_dd_pct = float((drawdown / peak[1:]).max())
-    else:
-        max_dd = max_dd_pct = 0.0
-    sharpe = math.nan
-    if equity.size > 2:
-        rets = np.diff(equity) / equity[:-1]
-        spacing = float(np.median(np.diff(ts)))
-        sd = float(rets.std(ddof=1))
-        if spacing > 0 and sd > 0:
-            sharpe = float(rets.mean()) / sd * math.sqrt(_YEAR_NS / spacing)
-    return {
-        "total_return": (final - initial_capital) / initial_capital,
-        "total_pnl": final - initial_capital,
-        "realized_pnl": float(pnl.sum()),
-        "unrealized_pnl": float(trades["pnl"][trades["status"] == TradeStatus.Open].sum()),
-        "total_trades": float(closed.size),
-        "winning_trades": float(wins.size),
-        "losing_trades": float(losses.size),
-        "win_rate": wins.size / closed.size if closed.size else math.nan,
-        "max_drawdown": max_dd,
-        "max_drawdown_pct": max_dd_pct,
-        "sharpe_ratio": sharpe,
-        "profit_factor": gross_win / gross_loss if gross_loss > 0 else math.nan,
-        "average_win": float(wins.mean()) if wins.size else math.nan,
-        "average_loss": float(-losses.mean()) if losses.size else math.nan,
-    }
-
-
 # --------------------------------------------------------------------------- registry runner
-
-
-class ParamSpec(TypedDict):
-    """One strategy parameter as the registry and the REST /strategies route list it."""
-
-    name: str
-    type: str
-    default: Any
-    bounds: tuple[float | None, float | None] | None  # inclusive; None = unbounded side
-    description: str
 
 
 MAX_POINTS_PARAMS: list[ParamSpec] = [
