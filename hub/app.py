@@ -23,8 +23,10 @@ import rest
 from hub import db, routes
 from hub.bus import Bus
 from hub.errors import HubError
+from hub.feeds import BotFeed
 from hub.gql.app import HubGraphQL
 from hub.gql.schema import build_schema
+from hub.gql.ws import GraphQLWebSocket
 from hub.http import JSONResponse
 from hub.jobs import topics as job_topics
 from hub.jobs.service import JobService
@@ -129,11 +131,13 @@ def create_app(settings: Settings) -> Starlette:
             await redis.aclose()
             await pool.close()
 
-    graphql = HubGraphQL(build_schema())
+    schema = build_schema()
+    graphql = HubGraphQL(schema)
     route_list = [
         *routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"], include_in_schema=False),
-        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql", GraphQLWebSocket(schema)),
+        WebSocketRoute("/ws", BotFeed()),
         *rest.routes(),
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics)]

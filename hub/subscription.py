@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -17,12 +17,13 @@ HISTORY_PAGE = 1000
 BACKFILL_ATTEMPTS = 20
 BACKFILL_PAUSE = 0.05
 _UNSET: Any = object()
+T = TypeVar("T")
 
 
 class Event:
     """One event as this process received it: encoded once, framed once, shared by all."""
 
-    __slots__ = ("_data", "_frame", "data_json", "epoch", "seq", "topic")
+    __slots__ = ("_data", "_frame", "_text", "data_json", "epoch", "seq", "topic")
 
     def __init__(self, topic: str, seq: int, data_json: bytes, epoch: str = "") -> None:
         self.topic = topic
@@ -31,6 +32,7 @@ class Event:
         self.epoch = epoch
         self._data: Any = _UNSET
         self._frame: bytes | None = None
+        self._text: str | None = None
 
     def data(self) -> Any:
         if self._data is _UNSET:
@@ -48,6 +50,22 @@ class Event:
                 self.data_json,
             )
         return self._frame
+
+    def ws_text(self) -> str:
+        """The ``/ws`` frame as text (what WebSocket text frames carry), decoded once."""
+        if self._text is None:
+            self._text = self.ws_frame().decode()
+        return self._text
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.topic, self.seq, self.epoch)
+
+    def keyed(self, obj: T) -> T:
+        """Tag a GraphQL payload with this event's identity, so that its execution result can
+        be shared by every subscriber running the same operation."""
+        obj.__dict__["_th_event_key"] = self.key
+        return obj
 
     def __repr__(self) -> str:
         return f"Event({self.topic!r}, seq={self.seq})"
@@ -82,6 +100,8 @@ class Subscription:
         self.recovered = True
         self.missed: tuple[int, int | None] | None = None
         self.last = 0
+        # The sequence after which delivery starts (None for a state topic opened without since).
+        self.start_after: int | None = since
         self._ready: deque[Event] = deque()
         self._buffer: deque[Event] = deque()
         self._wakeup = asyncio.Event()
@@ -102,6 +122,7 @@ class Subscription:
             newest = await source.last_sequence(self.topic)
             if self.since is None:
                 self.last = newest
+                self.start_after = newest
             else:
                 if self.since > newest:
                     await self.aclose()
@@ -134,12 +155,14 @@ class Subscription:
         self.epoch = epoch
         if self.since is None:
             self.last = newest
+            self.start_after = newest
             return
         if self.requested_epoch and epoch and self.requested_epoch != epoch:
             # Redis lost this topic's history: what came after `since` in the old epoch is gone.
             self.recovered = False
             self.missed = (self.since + 1, None)
             self.last = newest
+            self.start_after = newest
             return
         if self.since > newest:
             await self.aclose()

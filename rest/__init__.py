@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from rest import sigmalab
+from rest import sigmalab, stage1
 
 
 def routes() -> list[BaseRoute]:
-    return [*sigmalab.routes()]
+    return [*stage1.routes(), *sigmalab.routes()]

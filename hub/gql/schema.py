@@ -8,7 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from hub import health
+from hub.gql import jobs as job_api
+from hub.gql import limits
 from hub.gql.context import Context
+from hub.gql.errors import ErrorCodes
 from hub.gql.types import Health, HealthStatus, Me, Role
 
 
@@ -34,6 +37,40 @@ class Query:
             role=Role(identity.role.value),
         )
 
+    job: job_api.Job = strawberry.field(
+        resolver=job_api.resolve_job, description="One of your jobs."
+    )
+    jobs: job_api.JobPage = strawberry.field(
+        resolver=job_api.resolve_jobs,
+        description="Your jobs (every job, for an admin), newest first.",
+    )
+    candles: list[job_api.Candle] = strawberry.field(
+        resolver=job_api.resolve_candles, description="Bars of a dataset, oldest first."
+    )
+
+
+@strawberry.type
+class Mutation:
+    generate_synthetic_dataset: job_api.Job = strawberry.mutation(
+        resolver=job_api.generate_synthetic_dataset,
+        description="Start a dataset.synthetic job: a reproducible GBM OHLCV series.",
+    )
+    cancel_job: job_api.Job = strawberry.mutation(
+        resolver=job_api.cancel_job,
+        description="Cancel a job: a pending one at once, a running one at its next progress point.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    job_progress: job_api.JobUpdate = strawberry.subscription(resolver=job_api.job_progress)
+    job_log: job_api.JobLogEntry = strawberry.subscription(resolver=job_api.job_log)
+
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(query=Query)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[*limits.extensions(), ErrorCodes],
+    )

@@ -1,0 +1,301 @@
+"""The bot feed at ``/ws``: JSON text frames, one channel per topic, resumable by sequence.
+
+Client -> server: ``{"op": "auth", "token"}``, ``{"op": "subscribe", "channel", "since"?,
+"epoch"?}``, ``{"op": "unsubscribe", "channel"}``, ``{"op": "ping"}``.
+Server -> client: ``{"op": "authenticated"}``, ``{"op": "subscribed", "channel", "seq",
+"recovered", ["epoch", "missed"]}``, events ``{"channel", "seq", "data"}``,
+``{"op": "unsubscribed", "channel"}``, ``{"op": "pong"}``, and ``{"op": "error", "code",
+"message", ["channel"]}``. A bad frame gets an error and leaves every other subscription alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from hub.auth import AuthError, Identity
+from hub.subscription import Subscription, SubscriptionClosed, SubscriptionError
+from hub.topics import Access, UnknownTopic, parse_topic
+
+log = logging.getLogger("tradehub.feed")
+
+MAX_SUBSCRIPTIONS = 10  # seed 004's limit per connection
+MAX_FRAME_BYTES = 64 * 1024
+AUTH_TIMEOUT = 5.0
+SEND_TIMEOUT = 10.0
+
+
+class FeedError(Exception):
+    def __init__(self, code: str, message: str, channel: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.channel = channel
+
+
+class BotFeed:
+    """The ASGI app behind ``WebSocketRoute("/ws")``."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        await _FeedConnection(websocket, send).run()
+
+
+class _FeedConnection:
+    def __init__(self, websocket: WebSocket, send: Send) -> None:
+        self.websocket = websocket
+        self.state = websocket.state
+        self._send = send
+        self._lock = asyncio.Lock()
+        self.identity: Identity | None = getattr(self.state, "identity", None)
+        self.streams: dict[str, asyncio.Task[None]] = {}
+        self.closed = False
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def send_text(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            async with self._lock, asyncio.timeout(SEND_TIMEOUT):
+                await self._send({"type": "websocket.send", "text": text})
+        except TimeoutError:
+            log.info("feed client stopped reading; closing")
+            await self.close(1008, "slow consumer: the client stopped reading")
+        except (OSError, RuntimeError, WebSocketDisconnect):
+            self.closed = True
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.send_text(orjson.dumps(message).decode())
+
+    async def error(
+        self, code: str, message: str, channel: str | None = None, **extra: Any
+    ) -> None:
+        body: dict[str, Any] = {"op": "error", "code": code, "message": message}
+        if channel is not None:
+            body["channel"] = channel
+        body.update(extra)
+        await self.send_json(body)
+
+    async def close(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(Exception):
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def run(self) -> None:
+        try:
+            if self.identity is not None and self.identity.expired():
+                self.identity = None
+            if self.identity is None and not await self._await_auth():
+                return
+            self._watch_expiry()
+            while not self.closed:
+                message = await self.websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                await self._handle(message.get("text"), message.get("bytes"))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self.closed = True
+            tasks = [*self.streams.values(), *([self._expiry] if self._expiry else [])]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            self.streams.clear()
+
+    async def _await_auth(self) -> bool:
+        try:
+            async with asyncio.timeout(AUTH_TIMEOUT):
+                message = await self.websocket.receive()
+        except TimeoutError:
+            await self.error(
+                "unauthorized", f'send {{"op": "auth", "token"}} within {AUTH_TIMEOUT:.0f} s'
+            )
+            await self.close(4408, "authentication timeout")
+            return False
+        if message["type"] == "websocket.disconnect":
+            return False
+        frame = self._parse(message.get("text"), message.get("bytes"))
+        if isinstance(frame, FeedError) or frame.get("op") != "auth":
+            await self.error("unauthorized", 'the first frame must be {"op": "auth", "token": ...}')
+            await self.close(4401, "unauthorized")
+            return False
+        return await self._auth(frame)
+
+    async def _auth(self, frame: dict[str, Any]) -> bool:
+        token = frame.get("token")
+        if isinstance(token, str) and token.lower().startswith("bearer "):
+            token = token[7:].strip()
+        try:
+            if not isinstance(token, str) or not token:
+                raise AuthError("token is required")
+            identity = await self.state.auth.authenticate(token)
+            if identity.expired():
+                raise AuthError("token expired")
+        except AuthError as exc:
+            await self.error("unauthorized", str(exc))
+            await self.close(4401, "unauthorized")
+            return False
+        self.identity = identity
+        await self.send_json({"op": "authenticated", "user": identity.username})
+        return True
+
+    def _watch_expiry(self) -> None:
+        assert self.identity is not None
+        expires_at = self.identity.expires_at
+        if expires_at is None:
+            return
+
+        async def expire() -> None:
+            await asyncio.sleep(max(0.0, expires_at - time.time()))
+            await self.error(
+                "token_expired", "token expired: reconnect with a fresh one and resume by seq"
+            )
+            await self.close(4401, "token expired")
+
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = asyncio.create_task(expire())
+
+    @staticmethod
+    def _parse(text: str | None, data: bytes | None) -> dict[str, Any] | FeedError:
+        raw = text.encode() if text is not None else (data or b"")
+        if len(raw) > MAX_FRAME_BYTES:
+            return FeedError(
+                "frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes, got {len(raw)}"
+            )
+        try:
+            frame = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return FeedError("bad_frame", "frames must be JSON objects")
+        if not isinstance(frame, dict):
+            return FeedError("bad_frame", "frames must be JSON objects")
+        return frame
+
+    async def _handle(self, text: str | None, data: bytes | None) -> None:
+        frame = self._parse(text, data)
+        try:
+            if isinstance(frame, FeedError):
+                raise frame
+            op = frame.get("op")
+            if op == "ping":
+                await self.send_json({"op": "pong", "ts": time.time()})
+            elif op == "subscribe":
+                await self._subscribe(frame)
+            elif op == "unsubscribe":
+                await self._unsubscribe(frame)
+            elif op == "auth":
+                if await self._auth(frame):
+                    self._watch_expiry()
+            else:
+                raise FeedError(
+                    "unknown_op",
+                    f"unknown op {op!r}; expected auth, subscribe, unsubscribe or ping",
+                )
+        except FeedError as exc:
+            log.info("feed frame refused", extra={"code": exc.code, "channel": exc.channel})
+            await self.error(exc.code, exc.message, exc.channel)
+
+    async def _subscribe(self, frame: dict[str, Any]) -> None:
+        channel = frame.get("channel")
+        if not isinstance(channel, str):
+            raise FeedError("bad_channel", "subscribe needs a channel name")
+        since = frame.get("since")
+        if since is not None and (
+            isinstance(since, bool) or not isinstance(since, int) or since < 0
+        ):
+            raise FeedError(
+                "bad_since",
+                f"since must be a non-negative integer sequence, got {since!r}",
+                channel,
+            )
+        epoch = frame.get("epoch")
+        if epoch is not None and not isinstance(epoch, str):
+            raise FeedError("bad_epoch", "epoch must be a string", channel)
+        if channel in self.streams:
+            raise FeedError("already_subscribed", f"already subscribed to {channel}", channel)
+        if len(self.streams) >= MAX_SUBSCRIPTIONS:
+            raise FeedError(
+                "too_many_subscriptions",
+                f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection",
+                channel,
+            )
+        try:
+            topic = parse_topic(channel)
+        except UnknownTopic:
+            raise FeedError("unknown_channel", f"unknown channel {channel!r}", channel) from None
+        assert self.identity is not None
+        try:
+            access = await self.state.topics.access(self.identity, topic)
+        except UnknownTopic as exc:
+            raise FeedError("unknown_channel", str(exc), channel) from None
+        if access is Access.NOT_FOUND:
+            raise FeedError("not_found", f"no such channel {channel!r}", channel)
+        if access is Access.FORBIDDEN:
+            raise FeedError("forbidden", f"channel {channel!r} belongs to another user", channel)
+        subscription = self.state.bus.subscribe(topic, since, epoch=epoch)
+        try:
+            await subscription.open()
+        except SubscriptionError as exc:
+            raise FeedError("since_out_of_range", str(exc), channel) from None
+        ack: dict[str, Any] = {
+            "op": "subscribed",
+            "channel": channel,
+            "recovered": subscription.recovered,
+        }
+        if subscription.start_after is not None:
+            ack["seq"] = subscription.start_after
+        if subscription.epoch is not None:
+            ack["epoch"] = subscription.epoch
+        if subscription.missed is not None:
+            ack["missed"] = {"from": subscription.missed[0], "to": subscription.missed[1]}
+        await self.send_json(ack)
+        task = asyncio.create_task(self._pump(channel, subscription), name=f"feed-{channel}")
+        self.streams[channel] = task
+        task.add_done_callback(lambda t, channel=channel: self._done(channel, t))
+
+    def _done(self, channel: str, task: asyncio.Task[None]) -> None:
+        if self.streams.get(channel) is task:
+            del self.streams[channel]
+
+    async def _pump(self, channel: str, subscription: Subscription) -> None:
+        try:
+            async for event in subscription:
+                await self.send_text(event.ws_text())
+                if self.closed:
+                    return
+        except SubscriptionClosed as closed:
+            await self.error(
+                closed.code,
+                f"{closed.reason}; resubscribe with since={closed.last}",
+                channel,
+                last_seq=closed.last,
+            )
+        finally:
+            await subscription.aclose()
+
+    async def _unsubscribe(self, frame: dict[str, Any]) -> None:
+        channel = frame.get("channel")
+        task = self.streams.pop(channel, None) if isinstance(channel, str) else None
+        if task is None:
+            raise FeedError(
+                "not_subscribed",
+                f"not subscribed to {channel!r}",
+                channel if isinstance(channel, str) else None,
+            )
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        await self.send_json({"op": "unsubscribed", "channel": channel})
