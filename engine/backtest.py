@@ -1,0 +1,349 @@
+"""Public entry points: ``run_backtest``, the chunked ``start_backtest``, ``run_sweep`` and the
+``STRATEGIES`` registry.
+
+The registry holds two kinds of entries. A :class:`~engine.strategies.BarStrategy` gives a
+signal function that the generic bar simulator (``engine.simulate``) runs. A
+:class:`RunnerStrategy` names, as ``"module:attribute"`` paths, a runner with the signature
+``runner(ohlcv, params, **options) -> BacktestResult`` and its parameter schema; the module is
+imported the first time the entry is used, so ``floor`` and ``max_points`` cost nothing until
+someone runs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Unpack
+
+import numpy as np
+
+from engine.metrics import metrics_dict, metrics_vector_nb
+from engine.records import BacktestResult, trade_dt
+from engine.sim_options import BacktestOptions, check_bars, check_params, sim_config
+from engine.sim_sweep import SweepResult, expand_grid, sweep_bars, sweep_runner, top_n
+from engine.simulate import (
+    SimConfig,
+    SimState,
+    initial_state,
+    open_pnl_nb,
+    open_trade_record,
+    simulate_nb,
+)
+from engine.strategies import BAR_STRATEGIES, BarStrategy, ParamSpec, hours_mask
+
+__all__ = [
+    "STRATEGIES",
+    "BacktestChunk",
+    "BacktestOptions",
+    "BacktestRun",
+    "RunnerStrategy",
+    "StrategyUnavailableError",
+    "SweepResult",
+    "describe_strategies",
+    "get_strategy",
+    "run_backtest",
+    "run_sweep",
+    "start_backtest",
+    "top_n",
+]
+
+Runner = Callable[..., BacktestResult]
+
+
+class StrategyUnavailableError(RuntimeError):
+    """A registered strategy whose module is not installed in this deployment."""
+
+
+@dataclass(frozen=True)
+class RunnerStrategy:
+    """A strategy with its own simulator, imported on first use."""
+
+    name: str
+    description: str
+    runner_path: str  # "module:function"
+    params_path: str  # "module:attribute" holding a sequence of ParamSpec
+
+    def _resolve(self, path: str) -> Any:
+        module_name, _, attribute = path.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            raise StrategyUnavailableError(
+                f"strategy {self.name!r} needs module {module_name!r} ({path}), which is not "
+                "installed in this build"
+            ) from exc
+        try:
+            return getattr(module, attribute)
+        except AttributeError as exc:
+            raise StrategyUnavailableError(
+                f"strategy {self.name!r} needs {path}, but {module_name} has no {attribute!r}"
+            ) from exc
+
+    @property
+    def runner(self) -> Runner:
+        runner: Runner = self._resolve(self.runner_path)
+        return runner
+
+    @property
+    def params(self) -> tuple[ParamSpec, ...]:
+        return tuple(self._resolve(self.params_path))
+
+
+StrategyEntry = BarStrategy | RunnerStrategy
+
+STRATEGIES: Mapping[str, StrategyEntry] = {
+    **BAR_STRATEGIES,
+    "floor": RunnerStrategy(
+        "floor",
+        "Layered entries that scale in on retracements, reporting layer and retracement count.",
+        "engine.floor:run_floor",
+        "engine.floor:FLOOR_PARAMS",
+    ),
+    "max_points": RunnerStrategy(
+        "max_points",
+        "Seed 002's Max bot: point-measured pullback entries with take-profit and stop in points.",
+        "engine.ticks:run_max_points",
+        "engine.ticks:MAX_POINTS_PARAMS",
+    ),
+}
+
+
+def get_strategy(name: Any) -> StrategyEntry:
+    if not isinstance(name, str) or name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; known: {sorted(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
+def describe_strategies() -> list[dict[str, Any]]:
+    """Every strategy with its parameter schema, for the REST and GraphQL listings."""
+    return [
+        {"name": s.name, "description": s.description, "params": [dict(p) for p in s.params]}
+        for s in STRATEGIES.values()
+    ]
+
+
+class BacktestChunk(NamedTuple):
+    """What one ``BacktestRun.step`` simulated: bars ``start`` to ``stop`` (exclusive)."""
+
+    start: int
+    stop: int
+    trades: np.ndarray  # trade_dt, trades closed within the chunk
+    ts: np.ndarray
+    equity: np.ndarray
+    cash: np.ndarray
+    position: np.ndarray
+    metrics: dict[str, float]  # the checkpoint after the chunk's last bar
+
+
+class BacktestRun:
+    """A bar-simulator backtest run in chunks: ``step`` as often as wanted, then ``result``.
+
+    Chunks give exactly the one-pass result. The ``state`` after any step is a NamedTuple of
+    numbers that resumes the run (``start_backtest(..., state=...)``), in this process or
+    another, with the metrics exact; a resumed run holds only the bars it simulated itself.
+    """
+
+    def __init__(
+        self,
+        bars: Mapping[str, np.ndarray],
+        signals: np.ndarray,
+        cfg: SimConfig,
+        hours_ok: np.ndarray,
+        state: SimState | None = None,
+    ) -> None:
+        self._ts = bars["ts"]
+        self._close = bars["close"]
+        self._open = bars.get("open", self._close)
+        self._high = bars.get("high", self._close)
+        self._low = bars.get("low", self._close)
+        self._signals = signals
+        self._cfg = cfg
+        self._hours_ok = hours_ok
+        self._state = initial_state(cfg.initial_capital) if state is None else state
+        n = self._ts.shape[0]
+        if not 0 <= self._state.i <= n:
+            raise ValueError(f"state.i must be within the {n} bars, got {self._state.i}")
+        self._equity = np.empty(n)
+        self._cash = np.empty(n)
+        self._position = np.empty(n)
+        first = self._state.i
+        for curve in (self._equity, self._cash, self._position):
+            curve[:first] = np.nan
+        self._trades: list[np.ndarray] = []
+
+    @property
+    def state(self) -> SimState:
+        return self._state
+
+    @property
+    def total(self) -> int:
+        return int(self._ts.shape[0])
+
+    @property
+    def processed(self) -> int:
+        return int(self._state.i)
+
+    @property
+    def done(self) -> bool:
+        return self._state.i >= self.total
+
+    def step(self, n_bars: int | None = None) -> BacktestChunk:
+        """Simulate the next ``n_bars`` bars (all remaining when None)."""
+        start = self._state.i
+        stop = self.total if n_bars is None else min(self.total, start + max(0, int(n_bars)))
+        pieces = []
+        capacity = max(16, (stop - start) // 32)
+        while self._state.i < stop:
+            buffer = np.empty(capacity, dtype=trade_dt)
+            self._state, written = simulate_nb(
+                self._signals, self._open, self._high, self._low, self._close, self._ts,
+                self._hours_ok, self._cfg, self._state, stop, self._equity, self._cash,
+                self._position, buffer,
+            )  # fmt: skip
+            pieces.append(buffer[:written])
+            capacity *= 2
+        trades = np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
+        if len(pieces) == 0:
+            trades = np.empty(0, dtype=trade_dt)
+        self._trades.append(trades)
+        window = slice(start, stop)
+        return BacktestChunk(
+            start, stop, trades, self._ts[window], self._equity[window], self._cash[window],
+            self._position[window], self.metrics(),
+        )  # fmt: skip
+
+    def metrics(self) -> dict[str, float]:
+        """The metrics of the bars simulated so far (an open position marked to the last one)."""
+        state = self._state
+        n = state.i
+        last_close = float(self._close[n - 1]) if n else 0.0
+        unrealized = open_pnl_nb(state, self._cfg, last_close) if n else 0.0
+        ts_first = int(self._ts[0]) if n else 0
+        ts_last = int(self._ts[n - 1]) if n else 0
+        vector = metrics_vector_nb(
+            state.acc, self._cfg.initial_capital, ts_first, ts_last, unrealized
+        )
+        return metrics_dict(vector)
+
+    def open_trade(self) -> np.ndarray:
+        """The open position as a ``trade_dt`` record (empty when flat)."""
+        return open_trade_record(self._state, self._cfg, self._ts, self._close)
+
+    def result(self) -> BacktestResult:
+        """Run the remaining bars and return the whole backtest; an open position is the last
+        trade, status Open, marked to the last close."""
+        if not self.done:
+            self.step()
+        trades = np.concatenate([*self._trades, self.open_trade()])
+        return BacktestResult(
+            trades=trades,
+            equity=self._equity,
+            cash=self._cash,
+            position=self._position,
+            metrics=self.metrics(),
+        )
+
+
+def _price_columns(cfg: SimConfig) -> list[str]:
+    columns = ["close"]
+    if cfg.fill == 1:
+        columns.append("open")
+    if not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit)):
+        columns += ["open", "high", "low"]
+    return list(dict.fromkeys(columns))
+
+
+def prepare(
+    ohlcv: Mapping[str, Any],
+    strategy: BarStrategy,
+    params: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+) -> tuple[dict[str, np.ndarray], dict[str, Any], SimConfig, np.ndarray]:
+    """Checked bars, parameters, kernel config and hours mask; raises before any work."""
+    cfg, hours = sim_config(options)
+    values = check_params(strategy.name, strategy.params, params)
+    if strategy.check is not None:
+        strategy.check(values)
+    bars = check_bars(ohlcv, _price_columns(cfg))
+    return bars, values, cfg, hours_mask(bars["ts"], hours)
+
+
+def start_backtest(
+    ohlcv: Mapping[str, Any],
+    strategy: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    state: SimState | None = None,
+    **options: Unpack[BacktestOptions],
+) -> BacktestRun:
+    """A chunked run of a bar strategy (options as :func:`run_backtest`); ``state`` resumes a
+    run from a checkpoint taken on the same input."""
+    entry = get_strategy(strategy)
+    if not isinstance(entry, BarStrategy):
+        raise ValueError(  # noqa: TRY004 - a strategy name the chunked API cannot take
+            f"strategy {strategy!r} runs in its own simulator and has no chunked run; "
+            "use run_backtest"
+        )
+    bars, values, cfg, hours_ok = prepare(ohlcv, entry, params, options)
+    return BacktestRun(bars, entry.signals(bars, values), cfg, hours_ok, state)
+
+
+def run_backtest(
+    ohlcv: Mapping[str, Any],
+    strategy: str,
+    params: Mapping[str, Any] | None = None,
+    **options: Unpack[BacktestOptions],
+) -> BacktestResult:
+    """Backtest ``strategy`` with ``params`` (defaults from its schema) on ``ohlcv``.
+
+    ``ohlcv`` maps ``ts`` (int64 ns, strictly increasing) and ``open``, ``high``, ``low``,
+    ``close`` (positive) to equal-length arrays; other columns (``volume``, predictions) ride
+    along. Options and defaults (rules in ``engine.simulate``):
+
+    * ``fill="close"``: or ``"next_open"``, the order decided at a close fills at the next open.
+    * ``fees=0.0``: fraction of traded value per side. ``slippage=0.0`` with
+      ``slippage_unit="fraction"`` (of the price) or ``"points"`` (price units).
+    * ``initial_capital=10_000.0``; ``direction="long"``, ``"short"`` or ``"both"``.
+    * ``sizing="cash"`` with ``size=1.0`` (fraction of cash per entry, fees included: all in,
+      fractional units), ``"units"`` (``size`` units) or ``"notional"`` (``size`` money).
+    * ``stop_loss=None``, ``take_profit=None`` with ``stop_unit="fraction"`` (of the entry
+      price) or ``"points"``; the stop-loss wins on a bar touching both.
+    * ``max_bars=None``: close a position held that many bars.
+    * ``allowed_hours=None``: UTC hours in which entries are allowed; positions close outside.
+
+    Runner strategies (``floor``, ``max_points``) receive exactly the options given.
+    """
+    entry = get_strategy(strategy)
+    if isinstance(entry, RunnerStrategy):
+        return entry.runner(ohlcv, dict(params or {}), **options)
+    bars, values, cfg, hours_ok = prepare(ohlcv, entry, params, options)
+    return BacktestRun(bars, entry.signals(bars, values), cfg, hours_ok).result()
+
+
+def run_sweep(
+    ohlcv: Mapping[str, Any],
+    strategy: str,
+    grid: Mapping[str, Sequence[Any]],
+    **options: Unpack[BacktestOptions],
+) -> SweepResult:
+    """Metrics of every combination of ``grid`` (parameter name -> values; the others keep
+    their defaults), options as :func:`run_backtest`, shared by all combinations.
+
+    Bar strategies run their combinations in parallel (numba ``prange``) over one copy of the
+    bars, keeping only the metrics. Combinations that break a rule between parameters (a fast
+    window not below the slow one) are left out and listed in ``SweepResult.skipped``; a grid
+    with no valid combination is a ``ValueError``. ``result.top(n, by=...)`` ranks them.
+    """
+    entry = get_strategy(strategy)
+    combos, skipped = expand_grid(strategy, entry.params, grid, entry_check(entry))
+    if isinstance(entry, RunnerStrategy):
+        return sweep_runner(entry.name, entry.runner, ohlcv, combos, skipped, options)
+    bars, _, cfg, hours_ok = prepare(ohlcv, entry, combos[0], options)
+    return sweep_bars(entry, bars, cfg, hours_ok, combos, skipped)
+
+
+def entry_check(entry: StrategyEntry) -> Callable[[Mapping[str, Any]], None] | None:
+    return entry.check if isinstance(entry, BarStrategy) else None

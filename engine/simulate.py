@@ -1,0 +1,703 @@
+"""The bar simulator: signals and OHLC in, trades, equity, cash, position and metrics out.
+
+``simulate_nb`` equals vectorbt's ``Portfolio.from_signals`` (long, short or both, all-in by
+default, ``min_size=0``, stop exits at the stop price) bar for bar, and runs in chunks: it stops
+after any bar and resumes from the :class:`SimState` it returned, with exactly the one-pass
+result. The rules it follows:
+
+* Signals are bit flags per bar (:data:`SignalFlag`): long entry, long exit, short entry, short
+  exit, decided at the bar's close. ``direction`` keeps the long bits, the short bits or both.
+  An entry and an exit of the same side on one bar cancel, as do a long and a short entry (both
+  vectorbt's ``Ignore``). An entry opposite to the open position reverses it.
+* Fill ``close``: orders fill at the signal bar's close. Fill ``next_open``: a decision taken at
+  bar i's close fills at bar i+1's open (a decision on the very last bar never fills).
+* Prices: buys pay ``price * (1 + slippage) + slippage_points``, sells get
+  ``price * (1 - slippage) - slippage_points``; ``fees`` is a fraction of the traded value,
+  charged on each side.
+* Sizing (on each entry, from the cash after any reversal): ``cash`` spends that fraction of the
+  cash, fees included, in fractional units (1.0 = all in, vectorbt's default); a short sells
+  fraction * cash / (price * (1 + fees)) units. ``units`` buys that many units (a long is cut to
+  what the cash buys); ``notional`` buys notional / quoted price units.
+* Stops are measured from the quoted entry price (close or open, before slippage), in price
+  points or as a fraction. They are checked against each bar's low and high from the bar after
+  the entry (fill ``close``) or from the entry bar itself (fill ``next_open``, the low and high
+  come after the open). The stop-loss is checked first, so a bar touching both levels exits at
+  the stop-loss: the conservative reading of a bar whose path is unknown. A bar that opens
+  beyond a level exits at the open. Under fill ``close`` a bar whose stop fired takes no signal
+  (one order per bar, as vectorbt).
+* ``max_bars``: a position is closed when it has been held that many bars, at the fill price of
+  bar ``entry_index + max_bars``.
+* Allowed hours (a mask per bar): entries only on allowed bars; an open position is closed on the
+  first bar outside them, like an exit signal (reason Hours).
+* A short is always covered in full, even when that takes the cash below zero (vectorbt would
+  cover partially).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit, prange
+
+from engine.metrics import (
+    N_METRICS,
+    MetricsAcc,
+    acc_bar_nb,
+    acc_trade_nb,
+    initial_acc,
+    metrics_vector_nb,
+)
+from engine.records import ExitReason, TradeStatus, trade_dt
+
+__all__ = [
+    "DirectionMode",
+    "Fill",
+    "SignalFlag",
+    "SimConfig",
+    "SimState",
+    "Sizing",
+    "config_array",
+    "initial_state",
+    "open_pnl_nb",
+    "open_trade_record",
+    "simulate_nb",
+    "sweep_row_nb",
+    "sweep_signals_nb",
+]
+
+
+class SignalFlagT(NamedTuple):
+    LongEntry: int = 1
+    LongExit: int = 2
+    ShortEntry: int = 4
+    ShortExit: int = 8
+
+
+SignalFlag = SignalFlagT()
+
+
+class DirectionModeT(NamedTuple):
+    Long: int = 0
+    Short: int = 1
+    Both: int = 2
+
+
+DirectionMode = DirectionModeT()
+
+
+class FillT(NamedTuple):
+    Close: int = 0
+    NextOpen: int = 1
+
+
+Fill = FillT()
+
+
+class SizingT(NamedTuple):
+    Cash: int = 0
+    Units: int = 1
+    Notional: int = 2
+
+
+Sizing = SizingT()
+
+
+class SimConfig(NamedTuple):
+    """Options fixed for a whole run; NaN turns a stop off, 0 turns max_bars off."""
+
+    fill: int
+    direction: int
+    fees: float
+    slippage: float
+    slippage_points: float
+    sizing: int
+    size: float
+    stop_loss: float
+    take_profit: float
+    stop_points: int  # 1: stops in price points, 0: fractions of the entry price
+    max_bars: int
+    initial_capital: float
+
+
+class SimState(NamedTuple):
+    """Everything a chunk hands to the next one."""
+
+    i: int  # next bar to simulate
+    cash: float
+    position: float  # signed units
+    entry_index: int  # -1 while flat
+    entry_ts: int
+    entry_price: float  # fill price, slippage included
+    entry_ref: float  # quoted price the stops are measured from
+    entry_fees: float
+    pending_target: int  # next_open: side to hold after the next open (-1, 0, 1)
+    pending_reason: int  # ExitReason of the pending order, 0 when none is pending
+    trade_id: int  # id of the next closed trade
+    acc: MetricsAcc
+
+
+class ClosedTrade(NamedTuple):
+    """A trade the event logic closed, before it is written as a ``trade_dt`` record."""
+
+    id: int
+    entry_index: int
+    entry_ts: int
+    entry_price: float
+    exit_price: float
+    units: float
+    direction: int
+    reason: int
+    pnl: float
+    fees: float
+
+
+def initial_state(initial_capital: float) -> SimState:
+    capital = float(initial_capital)
+    return SimState(0, capital, 0.0, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0, initial_acc(capital))
+
+
+_SIGNAL = ExitReason.Signal
+_STOP_LOSS = ExitReason.StopLoss
+_TAKE_PROFIT = ExitReason.TakeProfit
+_MAX_BARS = ExitReason.MaxBars
+_HOURS = ExitReason.Hours
+_CLOSED = TradeStatus.Closed
+_OPEN = TradeStatus.Open
+
+# The event logic below takes and returns scalars and NamedTuples only: every array passed to a
+# function costs an atomic incref/decref pair, which on a signal bar costs more than the logic.
+
+
+@njit(cache=True, nogil=True)
+def _entry_units_nb(cfg: SimConfig, side: int, quote: float, px: float, cash: float) -> float:
+    """Units an entry buys (side 1) or sells short (side -1); vectorbt's buy_nb/sell_nb sizing."""
+    fees = cfg.fees
+    if cfg.sizing == 0:  # Sizing.Cash
+        limit = cash * cfg.size
+        if limit <= 0.0 or px <= 0.0:
+            return 0.0
+        return limit / (1.0 + fees) / px
+    units = cfg.size if cfg.sizing == 1 else cfg.size / quote
+    if side > 0 and units * px * (1.0 + fees) > cash:
+        if cash <= 0.0 or px <= 0.0:
+            return 0.0
+        return cash / (1.0 + fees) / px
+    return units
+
+
+@njit(cache=True, nogil=True)
+def _decide_nb(flags: int, side: int, direction: int, entry_ok: bool) -> tuple[int, int]:
+    """Side to hold after this bar's signals, and the exit reason if that closes a trade."""
+    le = (flags & 1) != 0
+    lx = (flags & 2) != 0
+    se = (flags & 4) != 0
+    sx = (flags & 8) != 0
+    if direction == 0:
+        se = False
+        sx = False
+    elif direction == 1:
+        le = False
+        lx = False
+    if le and lx:
+        le = False
+        lx = False
+    if se and sx:
+        se = False
+        sx = False
+    if le and se:
+        le = False
+        se = False
+    if not entry_ok:
+        le = False
+        se = False
+    if side > 0:
+        if se:
+            return -1, _SIGNAL
+        if lx:
+            return 0, _SIGNAL
+        return 1, 0
+    if side < 0:
+        if le:
+            return 1, _SIGNAL
+        if sx:
+            return 0, _SIGNAL
+        return -1, 0
+    if le:
+        return 1, 0
+    if se:
+        return -1, 0
+    return 0, 0
+
+
+@njit(cache=True, nogil=True)
+def _execute_nb(
+    cfg: SimConfig, state: SimState, target: int, quote: float, reason: int, i: int, ts_i: int
+) -> tuple[SimState, ClosedTrade, bool]:
+    """Move from the current position to the ``target`` side at ``quote``: close, then open.
+    Returns the state, the trade it closed and whether it closed one."""
+    fees = cfg.fees
+    slip = cfg.slippage
+    slip_pts = cfg.slippage_points
+    cash = state.cash
+    position = state.position
+    entry_index = state.entry_index
+    entry_ts = state.entry_ts
+    entry_price = state.entry_price
+    entry_ref = state.entry_ref
+    entry_fees = state.entry_fees
+    trade_id = state.trade_id
+    acc = state.acc
+    trade = ClosedTrade(-1, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
+    closed = position != 0.0
+    if closed:
+        units = abs(position)
+        if position > 0.0:
+            px = quote * (1.0 - slip) - slip_pts
+            value = units * px
+            fee = value * fees
+            cash = cash + (value - fee)
+            diff = value - units * entry_price
+        else:
+            px = quote * (1.0 + slip) + slip_pts
+            value = units * px
+            fee = value * fees
+            cash = cash - (value + fee)
+            diff = units * entry_price - value
+        pnl = diff - entry_fees - fee
+        acc = acc_trade_nb(acc, pnl)
+        trade = ClosedTrade(
+            trade_id,
+            entry_index,
+            entry_ts,
+            entry_price,
+            px,
+            units,
+            0 if position > 0.0 else 1,
+            reason,
+            pnl,
+            entry_fees + fee,
+        )
+        trade_id += 1
+        position = 0.0
+        entry_index = -1
+    if target != 0:
+        if target > 0:
+            px = quote * (1.0 + slip) + slip_pts
+        else:
+            px = quote * (1.0 - slip) - slip_pts
+        units = _entry_units_nb(cfg, target, quote, px, cash)
+        if units > 0.0:
+            if target > 0:
+                if cfg.sizing == 0:
+                    spend = cash * cfg.size
+                    fee = spend - units * px
+                    cash = cash - spend
+                else:
+                    value = units * px
+                    fee = value * fees
+                    cash = cash - (value + fee)
+                position = units
+            else:
+                value = units * px
+                fee = value * fees
+                cash = cash + (value - fee)
+                position = -units
+            entry_index = i
+            entry_ts = ts_i
+            entry_price = px
+            entry_ref = quote
+            entry_fees = fee
+    out = SimState(
+        i,
+        cash,
+        position,
+        entry_index,
+        entry_ts,
+        entry_price,
+        entry_ref,
+        entry_fees,
+        state.pending_target,
+        state.pending_reason,
+        trade_id,
+        acc,
+    )
+    return out, trade, closed
+
+
+@njit(cache=True, nogil=True)
+def _stop_exit_nb(
+    cfg: SimConfig, side: int, ref: float, o: float, h: float, lo: float, gap_ok: bool
+) -> tuple[int, float]:
+    """Which stop a bar hits and at what quote; the stop-loss is checked first."""
+    sl = cfg.stop_loss
+    tp = cfg.take_profit
+    points = cfg.stop_points != 0
+    if side > 0:
+        if not np.isnan(sl):
+            level = ref - sl if points else ref * (1.0 - sl)
+            if gap_ok and o <= level:
+                return _STOP_LOSS, o
+            if lo <= level:
+                return _STOP_LOSS, level
+        if not np.isnan(tp):
+            level = ref + tp if points else ref * (1.0 + tp)
+            if gap_ok and o >= level:
+                return _TAKE_PROFIT, o
+            if h >= level:
+                return _TAKE_PROFIT, level
+    else:
+        if not np.isnan(sl):
+            level = ref + sl if points else ref * (1.0 + sl)
+            if gap_ok and o >= level:
+                return _STOP_LOSS, o
+            if h >= level:
+                return _STOP_LOSS, level
+        if not np.isnan(tp):
+            level = ref - tp if points else ref * (1.0 - tp)
+            if gap_ok and o <= level:
+                return _TAKE_PROFIT, o
+            if lo <= level:
+                return _TAKE_PROFIT, level
+    return 0, 0.0
+
+
+@njit(cache=True, nogil=True)
+def _bar_events_nb(
+    cfg: SimConfig,
+    state: SimState,
+    flags: int,
+    o: float,
+    h: float,
+    lo: float,
+    c: float,
+    ts_i: int,
+    entry_ok: bool,
+) -> tuple[SimState, ClosedTrade, ClosedTrade, int]:
+    """Bar ``state.i`` before its mark to market: the pending open order, the stops, then the
+    signals at the close. Returns the state and up to two trades it closed, with their count."""
+    i = state.i
+    next_open = cfg.fill == 1
+    first = ClosedTrade(-1, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
+    second = first
+    k = 0
+    # 1. next_open: the order decided at the previous close fills at this open.
+    if state.pending_reason != 0:
+        target = state.pending_target
+        reason = state.pending_reason
+        state = SimState(
+            i,
+            state.cash,
+            state.position,
+            state.entry_index,
+            state.entry_ts,
+            state.entry_price,
+            state.entry_ref,
+            state.entry_fees,
+            0,
+            0,
+            state.trade_id,
+            state.acc,
+        )
+        side = 1 if state.position > 0.0 else (-1 if state.position < 0.0 else 0)
+        if target != side:
+            state, trade, closed = _execute_nb(cfg, state, target, o, reason, i, ts_i)
+            if closed:
+                first = trade
+                k = 1
+    # 2. Stops, against this bar's range.
+    stopped = False
+    has_stops = not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit))
+    if (
+        has_stops
+        and state.position != 0.0
+        and (i > state.entry_index or (next_open and i == state.entry_index))
+    ):
+        side = 1 if state.position > 0.0 else -1
+        reason, quote = _stop_exit_nb(cfg, side, state.entry_ref, o, h, lo, i > state.entry_index)
+        if reason != 0:
+            state, trade, closed = _execute_nb(cfg, state, 0, quote, reason, i, ts_i)
+            if k == 0:
+                first = trade
+            else:
+                second = trade
+            k += 1
+            stopped = True
+    # 3. Signals at the close; under fill "close" a stopped bar takes none.
+    if not (stopped and not next_open):
+        side = 1 if state.position > 0.0 else (-1 if state.position < 0.0 else 0)
+        target, reason = _decide_nb(flags, side, cfg.direction, entry_ok)
+        if target == side and side != 0:
+            fill_i = i + 1 if next_open else i
+            if not entry_ok:
+                target = 0
+                reason = _HOURS
+            elif cfg.max_bars > 0 and fill_i - state.entry_index >= cfg.max_bars:
+                target = 0
+                reason = _MAX_BARS
+        if target != side:
+            if reason == 0:
+                reason = _SIGNAL
+            if next_open:
+                state = SimState(
+                    i,
+                    state.cash,
+                    state.position,
+                    state.entry_index,
+                    state.entry_ts,
+                    state.entry_price,
+                    state.entry_ref,
+                    state.entry_fees,
+                    target,
+                    reason,
+                    state.trade_id,
+                    state.acc,
+                )
+            else:
+                state, trade, closed = _execute_nb(cfg, state, target, c, reason, i, ts_i)
+                if closed:
+                    if k == 0:
+                        first = trade
+                    else:
+                        second = trade
+                    k += 1
+    return state, first, second, k
+
+
+@njit(cache=True, nogil=True)
+def simulate_nb(
+    signals: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    ts: np.ndarray,
+    hours_ok: np.ndarray,
+    cfg: SimConfig,
+    state: SimState,
+    stop: int,
+    equity_out: np.ndarray,
+    cash_out: np.ndarray,
+    position_out: np.ndarray,
+    trades_out: np.ndarray,
+) -> tuple[SimState, int]:
+    """Simulate bars ``state.i`` up to ``stop``; equals ``vbt.Portfolio.from_signals``.
+
+    Per-bar outputs are written at their bar index when ``equity_out`` is not empty (a sweep
+    passes empty arrays and keeps only the metrics). Closed trades are written from
+    ``trades_out[0]`` on; the run returns early, before a bar, when fewer than two free records
+    remain, and the caller resumes it with a fresh buffer. Returns the new state and the number
+    of trade records written.
+    """
+    store = equity_out.shape[0] > 0
+    capacity = trades_out.shape[0]
+    has_hours = hours_ok.shape[0] > 0
+    # Bars with no signal, no pending order and no position to watch skip the event logic.
+    watch_position = (
+        not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit)) or has_hours or cfg.max_bars > 0
+    )
+    n = 0
+    i = state.i
+    cash = state.cash
+    position = state.position
+    pending = state.pending_reason
+    acc = state.acc
+    while i < stop:
+        if store and n + 2 > capacity:
+            break
+        flags = signals[i]
+        if flags != 0 or pending != 0 or (watch_position and position != 0.0):
+            entry_ok = hours_ok[i] if has_hours else True
+            state = SimState(
+                i,
+                cash,
+                position,
+                state.entry_index,
+                state.entry_ts,
+                state.entry_price,
+                state.entry_ref,
+                state.entry_fees,
+                state.pending_target,
+                pending,
+                state.trade_id,
+                acc,
+            )
+            state, first, second, k = _bar_events_nb(
+                cfg, state, int(flags), open_[i], high[i], low[i], close[i], ts[i], entry_ok
+            )
+            for j in range(k if store else 0):
+                t = first if j == 0 else second
+                rec = trades_out[n]
+                rec["id"] = t.id
+                rec["entry_index"] = t.entry_index
+                rec["exit_index"] = i
+                rec["entry_ts"] = t.entry_ts
+                rec["exit_ts"] = ts[i]
+                rec["entry_price"] = t.entry_price
+                rec["exit_price"] = t.exit_price
+                rec["units"] = t.units
+                rec["direction"] = t.direction
+                rec["status"] = _CLOSED
+                rec["exit_reason"] = t.reason
+                rec["layer"] = 0
+                rec["pnl"] = t.pnl
+                rec["return"] = t.pnl / (t.units * t.entry_price)
+                rec["fees"] = t.fees
+                n += 1
+            cash = state.cash
+            position = state.position
+            pending = state.pending_reason
+            acc = state.acc
+        equity = cash + position * close[i]
+        if store:
+            equity_out[i] = equity
+            cash_out[i] = cash
+            position_out[i] = position
+        acc = acc_bar_nb(acc, equity, position != 0.0)
+        i += 1
+    out = SimState(
+        i,
+        cash,
+        position,
+        state.entry_index,
+        state.entry_ts,
+        state.entry_price,
+        state.entry_ref,
+        state.entry_fees,
+        state.pending_target,
+        pending,
+        state.trade_id,
+        acc,
+    )
+    return out, n
+
+
+@njit(cache=True, nogil=True)
+def open_pnl_nb(state: SimState, cfg: SimConfig, last_close: float) -> float:
+    """Pnl of the open position marked to ``last_close``, net of its entry fees (vectorbt's
+    open-trade pnl); 0 when flat."""
+    if state.position == 0.0:
+        return 0.0
+    units = abs(state.position)
+    diff = units * last_close - units * state.entry_price
+    if state.position < 0.0:
+        diff = -diff
+    return diff - state.entry_fees
+
+
+def open_trade_record(
+    state: SimState, cfg: SimConfig, ts: np.ndarray, close: np.ndarray
+) -> np.ndarray:
+    """The open position as a one-record ``trade_dt`` array (empty when flat), marked to the
+    close of the last simulated bar, as vectorbt reports an open trade."""
+    out = np.zeros(0 if state.position == 0.0 else 1, dtype=trade_dt)
+    if state.position == 0.0:
+        return out
+    last = state.i - 1
+    units = abs(state.position)
+    pnl = open_pnl_nb(state, cfg, float(close[last]))
+    rec = out[0]
+    rec["id"] = state.trade_id
+    rec["entry_index"] = state.entry_index
+    rec["exit_index"] = -1
+    rec["entry_ts"] = state.entry_ts
+    rec["exit_ts"] = ts[last]
+    rec["entry_price"] = state.entry_price
+    rec["exit_price"] = close[last]
+    rec["units"] = units
+    rec["direction"] = 0 if state.position > 0.0 else 1
+    rec["status"] = _OPEN
+    rec["exit_reason"] = ExitReason.NoExit
+    rec["layer"] = 0
+    rec["pnl"] = pnl
+    rec["return"] = pnl / (units * state.entry_price)
+    rec["fees"] = state.entry_fees
+    return out
+
+
+def config_array(cfg: SimConfig) -> np.ndarray:
+    """``cfg`` as float64s, for parallel kernels (a prange body cannot capture a NamedTuple)."""
+    return np.array([float(v) for v in cfg], dtype=np.float64)
+
+
+@njit(cache=True, nogil=True)
+def _config_nb(a: np.ndarray) -> SimConfig:
+    return SimConfig(
+        int(a[0]),
+        int(a[1]),
+        a[2],
+        a[3],
+        a[4],
+        int(a[5]),
+        a[6],
+        a[7],
+        a[8],
+        int(a[9]),
+        int(a[10]),
+        a[11],
+    )
+
+
+@njit(cache=True, nogil=True)
+def _initial_state_nb(capital: float) -> SimState:
+    acc = MetricsAcc(
+        0, capital, capital, capital, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0
+    )
+    return SimState(0, capital, 0.0, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0, acc)
+
+
+@njit(cache=True, nogil=True)
+def sweep_row_nb(
+    signals: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    ts: np.ndarray,
+    hours_ok: np.ndarray,
+    cfg_array: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    cfg = _config_nb(cfg_array)
+    n = close.shape[0]
+    no_f8 = np.empty(0)
+    end, _ = simulate_nb(
+        signals,
+        open_,
+        high,
+        low,
+        close,
+        ts,
+        hours_ok,
+        cfg,
+        _initial_state_nb(cfg.initial_capital),
+        n,
+        no_f8,
+        no_f8,
+        no_f8,
+        np.empty(0, dtype=trade_dt),
+    )
+    unrealized = open_pnl_nb(end, cfg, close[n - 1]) if n > 0 else 0.0
+    ts_first = ts[0] if n > 0 else 0
+    ts_last = ts[n - 1] if n > 0 else 0
+    out[:] = metrics_vector_nb(end.acc, cfg.initial_capital, ts_first, ts_last, unrealized)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_signals_nb(
+    signals: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    ts: np.ndarray,
+    hours_ok: np.ndarray,
+    cfg_array: np.ndarray,
+) -> np.ndarray:
+    """Metrics of one run per row of ``signals`` (2-D, one row per parameter combination), in
+    parallel over rows; row k equals ``simulate_nb`` on ``signals[k]`` from the initial state
+    (``cfg_array`` is ``config_array(cfg)``)."""
+    out = np.empty((signals.shape[0], N_METRICS))
+    for row in prange(signals.shape[0]):
+        sweep_row_nb(signals[row], open_, high, low, close, ts, hours_ok, cfg_array, out[row])
+    return out
