@@ -326,10 +326,10 @@ def wma_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
 def _moments_init_nb(window: int, ddof: int) -> MomentsState:
     _check_window_nb(window, 1)
     if ddof < 0 or ddof >= window:
-        raise ValueError("ddof must be >= 0 and < window, got ddof=" + str(ddof)
-                         + " with window=" + str(window))
-    return MomentsState(window, ddof, np.full(window, np.nan), 0, 0, 0,
-                        0.0, 0.0, 0.0, 0.0, 0.0)
+        raise ValueError(
+            "ddof must be >= 0 and < window, got ddof=" + str(ddof) + " with window=" + str(window)
+        )
+    return MomentsState(window, ddof, np.full(window, np.nan), 0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -633,9 +633,7 @@ def atr_init_nb(window: int) -> AtrState:
 
 
 @njit(cache=True, nogil=True)
-def atr_update_nb(
-    state: AtrState, high: float, low: float, close: float
-) -> tuple[AtrState, float]:
+def atr_update_nb(state: AtrState, high: float, low: float, close: float) -> tuple[AtrState, float]:
     """One step of :func:`atr_1d_nb`."""
     window = state.window
     if state.seen == 0:
@@ -763,15 +761,17 @@ def vwap_update_nb(
         started = True
     if np.isnan(high) or np.isnan(low) or np.isnan(close) or np.isnan(volume):
         # A row with a missing value contributes nothing and has no VWAP of its own.
-        return VwapState(state.session_ns, state.offset_ns, session, started,
-                         pv, pv_comp, vol, vol_comp), np.nan
+        return VwapState(
+            state.session_ns, state.offset_ns, session, started, pv, pv_comp, vol, vol_comp
+        ), np.nan
     typical = (high + low + close) / 3.0
     pv, pv_comp = _add_nb(pv, pv_comp, typical * volume)
     vol, vol_comp = _add_nb(vol, vol_comp, volume)
     total_vol = vol + vol_comp
     out = (pv + pv_comp) / total_vol if total_vol != 0.0 else np.nan
-    return VwapState(state.session_ns, state.offset_ns, session, started,
-                     pv, pv_comp, vol, vol_comp), out
+    return VwapState(
+        state.session_ns, state.offset_ns, session, started, pv, pv_comp, vol, vol_comp
+    ), out
 
 
 @njit(cache=True, nogil=True)

@@ -48,7 +48,7 @@ def exact_std(a: np.ndarray, window: int, ddof: int) -> np.ndarray:
     """Two-pass deviation of every full window (numpy's np.std), NaN before."""
     out = np.full(a.shape[0], np.nan)
     if a.shape[0] >= window:
-        out[window - 1:] = np.std(sliding_window_view(a, window), axis=1, ddof=ddof)
+        out[window - 1 :] = np.std(sliding_window_view(a, window), axis=1, ddof=ddof)
     return out
 
 
@@ -189,10 +189,17 @@ def test_interior_nan_recursive_propagate_like_talib() -> None:
 
 def test_all_nan_input() -> None:
     a = np.full(30, np.nan)
-    for out in (ind.sma_1d_nb(a, 3), ind.ema_1d_nb(a, 3), ind.rsi_1d_nb(a, 3),
-                ind.wma_1d_nb(a, 3), ind.rolling_std_1d_nb(a, 3, 0),
-                *ind.bollinger_1d_nb(a, 3, 2.0), *ind.macd_1d_nb(a, 2, 4, 3),
-                ind.atr_1d_nb(a, a, a, 3), ind.vwap_1d_nb(a, a, a, a)):
+    for out in (
+        ind.sma_1d_nb(a, 3),
+        ind.ema_1d_nb(a, 3),
+        ind.rsi_1d_nb(a, 3),
+        ind.wma_1d_nb(a, 3),
+        ind.rolling_std_1d_nb(a, 3, 0),
+        *ind.bollinger_1d_nb(a, 3, 2.0),
+        *ind.macd_1d_nb(a, 2, 4, 3),
+        ind.atr_1d_nb(a, a, a, 3),
+        ind.vwap_1d_nb(a, a, a, a),
+    ):
         assert out.shape == (30,) and np.isnan(out).all()
 
 
@@ -229,9 +236,11 @@ def test_constant_series() -> None:
             assert_same(ind.ema_1d_nb(a, window), talib.EMA(a, window))
             assert_same(ind.wma_1d_nb(a, window), talib.WMA(a, window))
             std = ind.rolling_std_1d_nb(a, window, 0)
-            assert (std[window - 1:] == 0.0).all()
-            assert_same(ind.rsi_1d_nb(a, window), talib.RSI(a, window) if window > 1
-                        else np.r_[np.nan, np.zeros(59)])
+            assert (std[window - 1 :] == 0.0).all()
+            assert_same(
+                ind.rsi_1d_nb(a, window),
+                talib.RSI(a, window) if window > 1 else np.r_[np.nan, np.zeros(59)],
+            )
 
 
 def test_sums_do_not_drift_over_a_million_values() -> None:
@@ -241,13 +250,22 @@ def test_sums_do_not_drift_over_a_million_values() -> None:
     window = 777
     tail = sliding_window_view(a[-5_000:], window)
     exact_mean = np.array([math.fsum(w) / window for w in tail])
-    np.testing.assert_allclose(ind.sma_1d_nb(a, window)[-tail.shape[0]:], exact_mean,
-                               rtol=1e-14, atol=0.0)
-    np.testing.assert_allclose(ind.rolling_std_1d_nb(a, window, 1)[-tail.shape[0]:],
-                               np.std(tail, axis=1, ddof=1), rtol=1e-10, atol=0.0)
+    np.testing.assert_allclose(
+        ind.sma_1d_nb(a, window)[-tail.shape[0] :], exact_mean, rtol=1e-14, atol=0.0
+    )
+    np.testing.assert_allclose(
+        ind.rolling_std_1d_nb(a, window, 1)[-tail.shape[0] :],
+        np.std(tail, axis=1, ddof=1),
+        rtol=1e-10,
+        atol=0.0,
+    )
     weights = np.arange(1, window + 1, dtype=np.float64)
-    np.testing.assert_allclose(ind.wma_1d_nb(a, window)[-tail.shape[0]:],
-                               tail @ weights / weights.sum(), rtol=1e-13, atol=0.0)
+    np.testing.assert_allclose(
+        ind.wma_1d_nb(a, window)[-tail.shape[0] :],
+        tail @ weights / weights.sum(),
+        rtol=1e-13,
+        atol=0.0,
+    )
 
 
 def test_bad_parameters_raise() -> None:
@@ -283,29 +301,47 @@ def test_incremental_equals_batch(seed: int) -> None:
     high, low, close, volume = bars(seed, n=400, lead_nan=2)
     ts = np.arange(400, dtype=np.int64) * 3_600 * 10**9
     for window in (1, 3, 14):
-        assert_same(feed(ind.sma_init_nb(window), ind.sma_update_nb, a)[0], ind.sma_1d_nb(a, window))
-        assert_same(feed(ind.ema_init_nb(window), ind.ema_update_nb, a)[0], ind.ema_1d_nb(a, window))
-        assert_same(feed(ind.wma_init_nb(window), ind.wma_update_nb, a)[0], ind.wma_1d_nb(a, window))
-        assert_same(feed(ind.rsi_init_nb(window), ind.rsi_update_nb, a)[0], ind.rsi_1d_nb(a, window))
-        assert_same(feed(ind.atr_init_nb(window), ind.atr_update_nb, high, low, close)[0],
-                    ind.atr_1d_nb(high, low, close, window))
-        assert_same(feed(ind.rolling_std_init_nb(window + 1, 1), ind.rolling_std_update_nb, a)[0],
-                    ind.rolling_std_1d_nb(a, window + 1, 1))
+        assert_same(
+            feed(ind.sma_init_nb(window), ind.sma_update_nb, a)[0], ind.sma_1d_nb(a, window)
+        )
+        assert_same(
+            feed(ind.ema_init_nb(window), ind.ema_update_nb, a)[0], ind.ema_1d_nb(a, window)
+        )
+        assert_same(
+            feed(ind.wma_init_nb(window), ind.wma_update_nb, a)[0], ind.wma_1d_nb(a, window)
+        )
+        assert_same(
+            feed(ind.rsi_init_nb(window), ind.rsi_update_nb, a)[0], ind.rsi_1d_nb(a, window)
+        )
+        assert_same(
+            feed(ind.atr_init_nb(window), ind.atr_update_nb, high, low, close)[0],
+            ind.atr_1d_nb(high, low, close, window),
+        )
+        assert_same(
+            feed(ind.rolling_std_init_nb(window + 1, 1), ind.rolling_std_update_nb, a)[0],
+            ind.rolling_std_1d_nb(a, window + 1, 1),
+        )
         bands = feed(ind.bollinger_init_nb(window, 2.0), ind.bollinger_update_nb, a)
         for ours, ref in zip(bands, ind.bollinger_1d_nb(a, window, 2.0)):
             assert_same(ours, ref)
     macd = feed(ind.macd_init_nb(12, 26, 9), ind.macd_update_nb, a)
     for ours, ref in zip(macd, ind.macd_1d_nb(a, 12, 26, 9)):
         assert_same(ours, ref)
-    assert_same(feed(ind.return_init_nb(), ind.simple_return_update_nb, a)[0],
-                ind.simple_returns_1d_nb(a))
-    assert_same(feed(ind.return_init_nb(), ind.log_return_update_nb, a)[0],
-                ind.log_returns_1d_nb(a))
+    assert_same(
+        feed(ind.return_init_nb(), ind.simple_return_update_nb, a)[0], ind.simple_returns_1d_nb(a)
+    )
+    assert_same(
+        feed(ind.return_init_nb(), ind.log_return_update_nb, a)[0], ind.log_returns_1d_nb(a)
+    )
     day = 86_400 * 10**9
-    assert_same(feed(ind.vwap_init_nb(day, 0), ind.vwap_update_nb, ts, high, low, close, volume)[0],
-                ind.vwap_session_1d_nb(ts, high, low, close, volume, day, 0))
-    assert_same(feed(ind.vwap_init_nb(0, 0), ind.vwap_update_nb, ts, high, low, close, volume)[0],
-                ind.vwap_1d_nb(high, low, close, volume))
+    assert_same(
+        feed(ind.vwap_init_nb(day, 0), ind.vwap_update_nb, ts, high, low, close, volume)[0],
+        ind.vwap_session_1d_nb(ts, high, low, close, volume, day, 0),
+    )
+    assert_same(
+        feed(ind.vwap_init_nb(0, 0), ind.vwap_update_nb, ts, high, low, close, volume)[0],
+        ind.vwap_1d_nb(high, low, close, volume),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,8 +364,9 @@ def test_hypothesis_averages_macd_atr(a: np.ndarray, window: int) -> None:
     assert_same(ind.ema_1d_nb(a, window), talib.EMA(a, window))
     assert_same(ind.wma_1d_nb(a, window), talib.WMA(a, window))
     fast = max(2, window // 2)  # TA-Lib's MACD takes periods from 2
-    for ours, ref in zip(ind.macd_1d_nb(a, fast, window + 2, 3),
-                         talib.MACD(a, fast, window + 2, 3)):
+    for ours, ref in zip(
+        ind.macd_1d_nb(a, fast, window + 2, 3), talib.MACD(a, fast, window + 2, 3)
+    ):
         assert_same(ours, ref)
     high = a + 0.5
     low = a - 0.25
@@ -342,7 +379,7 @@ def wilder_rsi(a: np.ndarray, window: int) -> np.ndarray:
     valid = np.flatnonzero(~np.isnan(a))
     if valid.size == 0:
         return out
-    x = a[valid[0]:]
+    x = a[valid[0] :]
     diffs = np.diff(x)
     if diffs.size < window:
         return out
