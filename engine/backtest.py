@@ -205,9 +205,7 @@ class BacktestRun:
             )  # fmt: skip
             pieces.append(buffer[:written])
             capacity *= 2
-        trades = np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
-        if len(pieces) == 0:
-            trades = np.empty(0, dtype=trade_dt)
+        trades = np.concatenate(pieces) if pieces else np.empty(0, dtype=trade_dt)
         self._trades.append(trades)
         window = slice(start, stop)
         return BacktestChunk(

@@ -160,7 +160,7 @@ def check_bars(ohlcv: Any, price_columns: Sequence[str]) -> dict[str, np.ndarray
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                f"ohlcv[{key!r}] must be positive and finite, got {prices[i]!r} at bar {i}"
+                f"ohlcv[{key!r}] must be positive and finite, got {float(prices[i])!r} at bar {i}"
             )
     return bars
 

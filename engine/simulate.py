@@ -291,7 +291,7 @@ def _execute_nb(
             if target > 0:
                 if cfg.sizing == 0:
                     spend = cash * cfg.size
-                    fee = spend - units * px
+                    fee = spend - spend / (1.0 + fees)
                     cash = cash - spend
                 else:
                     value = units * px
