@@ -1,9 +1,10 @@
 """Downsampling for charts (LTTB, min-max) and time-bucket OHLCV resampling.
 
-``lttb`` and ``minmax`` pick indices exactly as tsdownsample's ``LTTBDownsampler`` and
-``MinMaxDownsampler`` do when given ``x`` (same buckets, same float arithmetic, same tie
-breaking), so a chart drawn from either is the same chart. LTTB is sequential in the chosen
-point; it is parallelised by speculation (see ``_lttb_nb``) and stays exact.
+``lttb`` and ``minmax`` pick the very indices tsdownsample's ``LTTBDownsampler`` (given x) and
+``MinMaxDownsampler`` (binning in index space, as LTTB does) pick: same buckets, same float
+arithmetic, same tie breaking, so a chart drawn from either is the same chart. LTTB is
+sequential in the chosen point; it is parallelised by speculation (see ``lttb_nb``) and stays
+exact.
 
 The resamplers take and return the ``ohlcv`` mapping the backtests use (``ts`` int64 ns, then
 ``open``, ``high``, ``low``, ``close``, ``volume``).

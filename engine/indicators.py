@@ -1,7 +1,10 @@
 """Indicator kernels: batch ``*_1d_nb`` over float64 arrays and incremental ``*_update_nb``.
 
-Every batch kernel is a loop over its incremental kernel, so a live feed that calls
-``*_update_nb`` value by value reproduces the batch output bit for bit. The reference each
+A live feed that calls ``*_update_nb`` value by value reproduces the batch output bit for bit:
+most batch kernels are a loop over their incremental kernel, and the windowed ones (SMA, WMA,
+rolling std, Bollinger) spell the same arithmetic out in the loop, because a state holding
+the ring buffer costs five times more per value when it crosses a call; the tests compare the
+two bit for bit. The reference each
 kernel equals is named in its docstring; the conventions shared by all of them:
 
 * Output arrays are float64 with NaN during warm-up (the TA-Lib lookback).
@@ -11,8 +14,9 @@ kernel equals is named in its docstring; the conventions shared by all of them:
   ATR), as in TA-Lib. The windowed ones (SMA, WMA, rolling std, Bollinger) are NaN while a NaN
   is inside the window and recover once it leaves (pandas ``rolling`` semantics), where TA-Lib's
   running total would stay NaN forever.
-* Window sums are compensated (Neumaier) and recomputed from the ring buffer each time it wraps,
-  so they do not drift over millions of values. Variances use shifted data (the shift is reset
+* Window sums run plainly between rebuilds from the ring buffer (compensated, Neumaier) about
+  every thousand values, so their error stays that of a thousand additions and does not drift
+  over millions of values. Variances use shifted data (the shift is reset
   to the window mean at every recompute), never ``E[x^2] - mean^2``, which loses every digit on
   a price near 1e5 that moves by cents.
 
@@ -85,8 +89,7 @@ class SmaState(NamedTuple):
     pos: int  # slot the next value goes to; the oldest value when the window is full
     seen: int  # values taken since the first non-NaN one (`count` would shadow tuple.count)
     nan_count: int  # NaNs inside the window
-    total: float
-    comp: float  # Neumaier compensation of `total`
+    total: float  # running sum, recomputed from `buf` each time the ring wraps
 
 
 class WmaState(NamedTuple):
@@ -95,10 +98,8 @@ class WmaState(NamedTuple):
     pos: int
     seen: int
     nan_count: int
-    total: float  # plain sum of the window
-    total_comp: float
+    total: float  # running sum of the window, recomputed when the ring wraps
     wsum: float  # sum of weight * value, the newest value weighing `window`
-    wsum_comp: float
 
 
 class MomentsState(NamedTuple):
@@ -194,6 +195,20 @@ def _ring_sum_nb(buf: np.ndarray) -> float:
     return total + comp
 
 
+# Running window sums are rebuilt from the ring at the first wrap after this many values: often
+# enough that their rounding stays that of ~1000 additions, rarely enough to cost nothing.
+_REFRESH_EVERY = 1024
+
+
+@njit(cache=True, nogil=True)
+def _refresh_due_nb(seen: int, window: int) -> bool:
+    """At a wrap of the ring (callers test ``pos == 0`` inline: a call per value is not free)."""
+    if seen < window:
+        return False
+    wraps = seen // window
+    return wraps % max(1, _REFRESH_EVERY // window) == 0 or wraps == 1
+
+
 @njit(cache=True, nogil=True)
 def _check_window_nb(window: int, minimum: int) -> None:
     if window < minimum:
@@ -207,7 +222,7 @@ def _check_window_nb(window: int, minimum: int) -> None:
 @njit(cache=True, nogil=True)
 def sma_init_nb(window: int) -> SmaState:
     _check_window_nb(window, 1)
-    return SmaState(window, np.full(window, np.nan), 0, 0, 0, 0.0, 0.0)
+    return SmaState(window, np.full(window, np.nan), 0, 0, 0, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -221,7 +236,6 @@ def sma_update_nb(state: SmaState, value: float) -> tuple[SmaState, float]:
     seen = state.seen + 1
     nan_count = state.nan_count
     total = state.total
-    comp = state.comp
     evicting = seen > window
     old = buf[pos]
     buf[pos] = value
@@ -232,24 +246,54 @@ def sma_update_nb(state: SmaState, value: float) -> tuple[SmaState, float]:
     if np.isnan(value):
         nan_count += 1
     if nan_count == 0:
-        if nan_left or (pos == 0 and seen >= window):
+        if nan_left or (pos == 0 and _refresh_due_nb(seen, window)):
             total = _ring_sum_nb(buf)
-            comp = 0.0
+        elif evicting:
+            total += value - old
         else:
-            if evicting:
-                total, comp = _add_nb(total, comp, -old)
-            total, comp = _add_nb(total, comp, value)
-    out = (total + comp) / window if seen >= window and nan_count == 0 else np.nan
-    return SmaState(window, buf, pos, seen, nan_count, total, comp), out
+            total += value
+    out = total / window if seen >= window and nan_count == 0 else np.nan
+    return SmaState(window, buf, pos, seen, nan_count, total), out
 
 
 @njit(cache=True, nogil=True)
 def sma_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
-    """Simple moving average; equals ``talib.SMA(a, window)``."""
-    state = sma_init_nb(window)
+    """Simple moving average; equals ``talib.SMA(a, window)``.
+
+    The loop is :func:`sma_update_nb` written out: a state or a call carrying the ring buffer
+    costs several times more per value. Tests hold the two bit-identical."""
+    _check_window_nb(window, 1)
+    buf = np.full(window, np.nan)
     out = np.empty(a.shape[0], dtype=np.float64)
+    pos = seen = nan_count = 0
+    total = 0.0
     for i in range(a.shape[0]):
-        state, out[i] = sma_update_nb(state, a[i])
+        value = a[i]
+        if seen == 0 and np.isnan(value):
+            out[i] = np.nan
+            continue
+        seen += 1
+        evicting = seen > window
+        old = buf[pos]
+        buf[pos] = value
+        pos = pos + 1 if pos + 1 < window else 0
+        nan_left = evicting and np.isnan(old)
+        if nan_left:
+            nan_count -= 1
+        if np.isnan(value):
+            nan_count += 1
+        if nan_count == 0:
+            if nan_left or (pos == 0 and _refresh_due_nb(seen, window)):
+                # _ring_sum_nb(buf) spelled out: a call taking the buffer slows every value.
+                t = c = 0.0
+                for j in range(window):
+                    t, c = _add_nb(t, c, buf[j])
+                total = t + c
+            elif evicting:
+                total += value - old
+            else:
+                total += value
+        out[i] = total / window if seen >= window and nan_count == 0 else np.nan
     return out
 
 
@@ -260,7 +304,7 @@ def sma_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
 @njit(cache=True, nogil=True)
 def wma_init_nb(window: int) -> WmaState:
     _check_window_nb(window, 1)
-    return WmaState(window, np.full(window, np.nan), 0, 0, 0, 0.0, 0.0, 0.0, 0.0)
+    return WmaState(window, np.full(window, np.nan), 0, 0, 0, 0.0, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -273,8 +317,8 @@ def wma_update_nb(state: WmaState, value: float) -> tuple[WmaState, float]:
     pos = state.pos
     seen = state.seen + 1
     nan_count = state.nan_count
-    total, total_comp = state.total, state.total_comp
-    wsum, wsum_comp = state.wsum, state.wsum_comp
+    total = state.total
+    wsum = state.wsum
     evicting = seen > window
     old = buf[pos]
     buf[pos] = value
@@ -285,36 +329,76 @@ def wma_update_nb(state: WmaState, value: float) -> tuple[WmaState, float]:
     if np.isnan(value):
         nan_count += 1
     if nan_count == 0:
-        if nan_left or (pos == 0 and seen >= window):
-            # The oldest value sits at `pos` and weighs 1, the newest weighs `window`.
-            total, total_comp, wsum, wsum_comp = 0.0, 0.0, 0.0, 0.0
-            for j in range(window):
-                x = buf[(pos + j) % window]
-                total, total_comp = _add_nb(total, total_comp, x)
-                wsum, wsum_comp = _add_nb(wsum, wsum_comp, (j + 1) * x)
+        if nan_left or (pos == 0 and _refresh_due_nb(seen, window)):
+            total, wsum = _weighted_sums_nb(buf, pos)
         elif evicting:
             # Every weight drops by one (the oldest value's to zero), the new value weighs `window`.
-            wsum, wsum_comp = _add_nb(wsum, wsum_comp, -total)
-            wsum, wsum_comp = _add_nb(wsum, wsum_comp, -total_comp)
-            wsum, wsum_comp = _add_nb(wsum, wsum_comp, window * value)
-            total, total_comp = _add_nb(total, total_comp, -old)
-            total, total_comp = _add_nb(total, total_comp, value)
+            wsum += window * value - total
+            total += value - old
         else:
-            wsum, wsum_comp = _add_nb(wsum, wsum_comp, seen * value)
-            total, total_comp = _add_nb(total, total_comp, value)
+            wsum += seen * value
+            total += value
     out = np.nan
     if seen >= window and nan_count == 0:
-        out = (wsum + wsum_comp) / (window * (window + 1) // 2)
-    return WmaState(window, buf, pos, seen, nan_count, total, total_comp, wsum, wsum_comp), out
+        out = wsum / (window * (window + 1) // 2)
+    return WmaState(window, buf, pos, seen, nan_count, total, wsum), out
+
+
+@njit(cache=True, nogil=True)
+def _weighted_sums_nb(buf: np.ndarray, pos: int) -> tuple[float, float]:
+    """Compensated sum and weighted sum of the ring, the oldest value (at `pos`) weighing 1."""
+    window = buf.shape[0]
+    total = total_comp = wsum = wsum_comp = 0.0
+    for j in range(window):
+        x = buf[(pos + j) % window]
+        total, total_comp = _add_nb(total, total_comp, x)
+        wsum, wsum_comp = _add_nb(wsum, wsum_comp, (j + 1) * x)
+    return total + total_comp, wsum + wsum_comp
 
 
 @njit(cache=True, nogil=True)
 def wma_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
-    """Linearly weighted moving average (newest weighs `window`); equals ``talib.WMA``."""
-    state = wma_init_nb(window)
+    """Linearly weighted moving average (newest weighs `window`); equals ``talib.WMA``.
+
+    :func:`wma_update_nb` written out, as in :func:`sma_1d_nb`."""
+    _check_window_nb(window, 1)
+    buf = np.full(window, np.nan)
     out = np.empty(a.shape[0], dtype=np.float64)
+    divider = window * (window + 1) // 2
+    pos = seen = nan_count = 0
+    total = wsum = 0.0
     for i in range(a.shape[0]):
-        state, out[i] = wma_update_nb(state, a[i])
+        value = a[i]
+        if seen == 0 and np.isnan(value):
+            out[i] = np.nan
+            continue
+        seen += 1
+        evicting = seen > window
+        old = buf[pos]
+        buf[pos] = value
+        pos = pos + 1 if pos + 1 < window else 0
+        nan_left = evicting and np.isnan(old)
+        if nan_left:
+            nan_count -= 1
+        if np.isnan(value):
+            nan_count += 1
+        if nan_count == 0:
+            if nan_left or (pos == 0 and _refresh_due_nb(seen, window)):
+                # _weighted_sums_nb(buf, pos) spelled out, as in sma_1d_nb.
+                t = tc = w = wc = 0.0
+                for j in range(window):
+                    x = buf[(pos + j) % window]
+                    t, tc = _add_nb(t, tc, x)
+                    w, wc = _add_nb(w, wc, (j + 1) * x)
+                total = t + tc
+                wsum = w + wc
+            elif evicting:
+                wsum += window * value - total
+                total += value - old
+            else:
+                wsum += seen * value
+                total += value
+        out[i] = wsum / divider if seen >= window and nan_count == 0 else np.nan
     return out
 
 
@@ -369,34 +453,102 @@ def _moments_push_nb(state: MomentsState, value: float) -> MomentsState:
                 # than three digits would cancel in s2 - s1^2/n, so start from the data.
                 t1 = s1 + c1
                 t2 = s2 + c2
-                recompute = t2 > 1e3 * (t2 - t1 * t1 / window)
+                recompute = t2 * window > 1e3 * (t2 * window - t1 * t1)
         if recompute and seen >= window:
-            shift = buf[0]
-            constant = True
-            for j in range(1, window):
-                if buf[j] != shift:
-                    constant = False
-                    break
-            if not constant:
-                shift = _ring_sum_nb(buf) / window
-            s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
-            for j in range(window):
-                d = buf[j] - shift
+            shift, s1, c1, s2, c2 = _moments_from_buffer_nb(buf)
+    return MomentsState(window, state.ddof, buf, pos, seen, nan_count, shift, s1, c1, s2, c2)
+
+
+@njit(cache=True, nogil=True)
+def _moments_from_buffer_nb(buf: np.ndarray) -> tuple[float, float, float, float, float]:
+    """Shift (the window mean, or the value itself for a flat window so it stays exactly 0)
+    and the compensated sums of deviations and squared deviations from it."""
+    window = buf.shape[0]
+    shift = buf[0]
+    constant = True
+    for j in range(1, window):
+        if buf[j] != shift:
+            constant = False
+            break
+    if not constant:
+        shift = _ring_sum_nb(buf) / window
+    s1, c1, s2, c2 = 0.0, 0.0, 0.0, 0.0
+    for j in range(window):
+        d = buf[j] - shift
+        s1, c1 = _add_nb(s1, c1, d)
+        s2, c2 = _add_nb(s2, c2, d * d)
+    return shift, s1, c1, s2, c2
+
+
+@njit(cache=True, nogil=True)
+def _mean_std_nb(
+    window: int, ddof: int, shift: float, s1: float, c1: float, s2: float, c2: float
+) -> tuple[float, float]:
+    t1 = s1 + c1
+    ss = (s2 + c2) - t1 * t1 / window
+    if ss < 0.0:  # noqa: PLR1730 (rounding only: a sum of squares is never negative)
+        ss = 0.0
+    return shift + t1 / window, np.sqrt(ss / (window - ddof))
+
+
+@njit(cache=True, nogil=True)
+def _rolling_mean_std_1d_nb(a: np.ndarray, window: int, ddof: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_moments_push_nb` and :func:`_moments_mean_std_nb` written out over an array,
+    as in :func:`sma_1d_nb`; tests hold them bit-identical."""
+    _moments_init_nb(window, ddof)  # validates
+    buf = np.full(window, np.nan)
+    n = a.shape[0]
+    mean = np.empty(n, dtype=np.float64)
+    std = np.empty(n, dtype=np.float64)
+    pos = seen = nan_count = 0
+    shift = s1 = c1 = s2 = c2 = 0.0
+    for i in range(n):
+        value = a[i]
+        if seen == 0 and np.isnan(value):
+            mean[i] = std[i] = np.nan
+            continue
+        if seen == 0:
+            shift = value
+        seen += 1
+        evicting = seen > window
+        old = buf[pos]
+        buf[pos] = value
+        pos = pos + 1 if pos + 1 < window else 0
+        nan_left = evicting and np.isnan(old)
+        if nan_left:
+            nan_count -= 1
+        if np.isnan(value):
+            nan_count += 1
+        if nan_count == 0:
+            recompute = nan_left or (pos == 0 and seen >= window)
+            if not recompute:
+                if evicting:
+                    d = old - shift
+                    s1, c1 = _add_nb(s1, c1, -d)
+                    s2, c2 = _add_nb(s2, c2, -(d * d))
+                d = value - shift
                 s1, c1 = _add_nb(s1, c1, d)
                 s2, c2 = _add_nb(s2, c2, d * d)
-    return MomentsState(window, state.ddof, buf, pos, seen, nan_count, shift, s1, c1, s2, c2)
+                if seen >= window:
+                    t1 = s1 + c1
+                    t2 = s2 + c2
+                    recompute = t2 * window > 1e3 * (t2 * window - t1 * t1)
+            if recompute and seen >= window:
+                shift, s1, c1, s2, c2 = _moments_from_buffer_nb(buf)
+        if seen < window or nan_count > 0:
+            mean[i] = std[i] = np.nan
+        else:
+            mean[i], std[i] = _mean_std_nb(window, ddof, shift, s1, c1, s2, c2)
+    return mean, std
 
 
 @njit(cache=True, nogil=True)
 def _moments_mean_std_nb(state: MomentsState) -> tuple[float, float]:
     if state.seen < state.window or state.nan_count > 0:
         return np.nan, np.nan
-    n = state.window
-    s1 = state.s1 + state.c1
-    ss = (state.s2 + state.c2) - s1 * s1 / n
-    if ss < 0.0:  # noqa: PLR1730 (rounding only: a sum of squares is never negative)
-        ss = 0.0
-    return state.shift + s1 / n, np.sqrt(ss / (n - state.ddof))
+    return _mean_std_nb(
+        state.window, state.ddof, state.shift, state.s1, state.c1, state.s2, state.c2
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -418,11 +570,7 @@ def rolling_std_1d_nb(a: np.ndarray, window: int, ddof: int) -> np.ndarray:
     ``ddof=0`` equals ``talib.STDDEV(a, window, 1.0)``; ``ddof=1`` equals
     ``pd.Series(a).rolling(window).std()``. A window of equal values gives exactly 0.0.
     """
-    state = rolling_std_init_nb(window, ddof)
-    out = np.empty(a.shape[0], dtype=np.float64)
-    for i in range(a.shape[0]):
-        state, out[i] = rolling_std_update_nb(state, a[i])
-    return out
+    return _rolling_mean_std_1d_nb(a, window, ddof)[1]
 
 
 @njit(cache=True, nogil=True)
@@ -448,16 +596,12 @@ def bollinger_1d_nb(
     """Bollinger bands ``(middle, upper, lower)`` around the SMA with population deviation.
 
     Equals ``talib.BBANDS(a, window, nstd, nstd, MA_Type.SMA)``, whose order is
-    ``(upper, middle, lower)``.
+    ``(upper, middle, lower)``; the middle band is the window mean computed with the deviation
+    (equal to :func:`sma_1d_nb` within rounding, not bit for bit).
     """
-    state = bollinger_init_nb(window, nstd)
-    n = a.shape[0]
-    middle = np.empty(n, dtype=np.float64)
-    upper = np.empty(n, dtype=np.float64)
-    lower = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        state, middle[i], upper[i], lower[i] = bollinger_update_nb(state, a[i])
-    return middle, upper, lower
+    middle, std = _rolling_mean_std_1d_nb(a, window, 0)
+    width = std * nstd
+    return middle, middle + width, middle - width
 
 
 # --------------------------------------------------------------------------------------------

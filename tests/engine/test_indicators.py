@@ -283,7 +283,12 @@ def test_bad_parameters_raise() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Incremental kernels fed value by value equal the batch kernels
+# Incremental kernels fed value by value equal the batch kernels, bit for bit
+
+
+def assert_identical(ours: np.ndarray, ref: np.ndarray) -> None:
+    """Bit for bit, NaNs in the same places."""
+    np.testing.assert_array_equal(ours, ref)
 
 
 def feed(state: Any, update: Callable[..., Any], *columns: np.ndarray) -> np.ndarray:
@@ -301,44 +306,44 @@ def test_incremental_equals_batch(seed: int) -> None:
     high, low, close, volume = bars(seed, n=400, lead_nan=2)
     ts = np.arange(400, dtype=np.int64) * 3_600 * 10**9
     for window in (1, 3, 14):
-        assert_same(
+        assert_identical(
             feed(ind.sma_init_nb(window), ind.sma_update_nb, a)[0], ind.sma_1d_nb(a, window)
         )
-        assert_same(
+        assert_identical(
             feed(ind.ema_init_nb(window), ind.ema_update_nb, a)[0], ind.ema_1d_nb(a, window)
         )
-        assert_same(
+        assert_identical(
             feed(ind.wma_init_nb(window), ind.wma_update_nb, a)[0], ind.wma_1d_nb(a, window)
         )
-        assert_same(
+        assert_identical(
             feed(ind.rsi_init_nb(window), ind.rsi_update_nb, a)[0], ind.rsi_1d_nb(a, window)
         )
-        assert_same(
+        assert_identical(
             feed(ind.atr_init_nb(window), ind.atr_update_nb, high, low, close)[0],
             ind.atr_1d_nb(high, low, close, window),
         )
-        assert_same(
+        assert_identical(
             feed(ind.rolling_std_init_nb(window + 1, 1), ind.rolling_std_update_nb, a)[0],
             ind.rolling_std_1d_nb(a, window + 1, 1),
         )
         bands = feed(ind.bollinger_init_nb(window, 2.0), ind.bollinger_update_nb, a)
         for ours, ref in zip(bands, ind.bollinger_1d_nb(a, window, 2.0)):
-            assert_same(ours, ref)
+            assert_identical(ours, ref)
     macd = feed(ind.macd_init_nb(12, 26, 9), ind.macd_update_nb, a)
     for ours, ref in zip(macd, ind.macd_1d_nb(a, 12, 26, 9)):
-        assert_same(ours, ref)
-    assert_same(
+        assert_identical(ours, ref)
+    assert_identical(
         feed(ind.return_init_nb(), ind.simple_return_update_nb, a)[0], ind.simple_returns_1d_nb(a)
     )
-    assert_same(
+    assert_identical(
         feed(ind.return_init_nb(), ind.log_return_update_nb, a)[0], ind.log_returns_1d_nb(a)
     )
     day = 86_400 * 10**9
-    assert_same(
+    assert_identical(
         feed(ind.vwap_init_nb(day, 0), ind.vwap_update_nb, ts, high, low, close, volume)[0],
         ind.vwap_session_1d_nb(ts, high, low, close, volume, day, 0),
     )
-    assert_same(
+    assert_identical(
         feed(ind.vwap_init_nb(0, 0), ind.vwap_update_nb, ts, high, low, close, volume)[0],
         ind.vwap_1d_nb(high, low, close, volume),
     )
