@@ -1,11 +1,10 @@
 """Indicator kernels: batch ``*_1d_nb`` over float64 arrays and incremental ``*_update_nb``.
 
-A live feed that calls ``*_update_nb`` value by value reproduces the batch output bit for bit:
-most batch kernels are a loop over their incremental kernel, and the windowed ones (SMA, WMA,
-rolling std, Bollinger) spell the same arithmetic out in the loop, because a state holding
-the ring buffer costs five times more per value when it crosses a call; the tests compare the
-two bit for bit. The reference each
-kernel equals is named in its docstring; the conventions shared by all of them:
+A live feed that calls ``*_update_nb`` value by value reproduces the batch output bit for bit
+(the tests compare them bit for bit): most batch kernels are a loop over their update kernel;
+the windowed ones (SMA, WMA, rolling std, Bollinger) spell the same arithmetic out in their
+loop, because a state or a call carrying the ring buffer costs several times more per value.
+Each kernel's docstring names the reference it equals. Conventions shared by all of them:
 
 * Output arrays are float64 with NaN during warm-up (the TA-Lib lookback).
 * Leading NaNs are skipped the way the ``ta-lib`` wrapper skips them: the warm-up starts at the
@@ -16,9 +15,9 @@ kernel equals is named in its docstring; the conventions shared by all of them:
   running total would stay NaN forever.
 * Window sums run plainly between rebuilds from the ring buffer (compensated, Neumaier) about
   every thousand values, so their error stays that of a thousand additions and does not drift
-  over millions of values. Variances use shifted data (the shift is reset
-  to the window mean at every recompute), never ``E[x^2] - mean^2``, which loses every digit on
-  a price near 1e5 that moves by cents.
+  over millions of values. Variances use compensated sums of shifted data (the shift is reset
+  to the window mean at each wrap, and sooner if the mean runs away from it), never
+  ``E[x^2] - mean^2``, which loses every digit on a price near 1e5 that moves by cents.
 
 States are NamedTuples returned with the output: ``state, out = sma_update_nb(state, x)``. The
 windowed states hold a ring buffer (``buf``) that the update writes in place; copy it to keep a
