@@ -1,0 +1,321 @@
+"""Numba kernels behind ``engine.ilp.encode_ilp``: string factorisation, escaping, and the
+parallel row encoder. Each is equivalent to a piece of the QuestDB client's text (protocol
+version 1) serialisation, and the tests hold the whole against the client's bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+from engine._ryu import JIT_DISABLED, write_f64_nb, write_i64_nb, write_u64_nb
+
+
+class ColumnKindT(NamedTuple):
+    Float: int = 0
+    Int: int = 1
+    Bool: int = 2
+    String: int = 3
+    Symbol: int = 4
+
+
+ColumnKind = ColumnKindT()
+
+INT64_MIN = np.iinfo(np.int64).min
+# Longest text a value of each fixed-width kind can take: "-2.2250738585072014e-308" (24),
+# "-9223372036854775808i" (21), "t" (1).
+FLOAT_MAX_LEN = 24
+INT_MAX_LEN = 21
+BOOL_MAX_LEN = 1
+# " 9223372036854775807\n": timestamps are checked non-negative before encoding.
+TIMESTAMP_MAX_LEN = 21
+# Short copies move a fixed COPY_WIDTH bytes (see _copy_nb): sources carry that many bytes of
+# padding and every chunk that much slack past its bound.
+COPY_WIDTH = 16
+
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+_U32 = np.uint64(32)
+
+
+@njit(cache=True, nogil=True)
+def _row_hash_nb(rows: np.ndarray, i: int) -> np.uint64:
+    h = np.uint64(rows.shape[1])
+    for word in rows[i]:
+        h = (h ^ np.uint64(word)) * _HASH_MUL
+    return h ^ (h >> _U32)
+
+
+@njit(cache=True, nogil=True)
+def _rows_equal_nb(rows: np.ndarray, a: int, b: int) -> bool:
+    for w in range(rows.shape[1]):
+        if rows[a, w] != rows[b, w]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def factorize_rows_nb(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of equal rows of a 2-D uint32 array, numbered by first appearance, and the index
+    of each code's first row: ``pd.factorize`` over the rows' bytes.
+
+    String columns reach it as the pointer words of an object array (identity) or the UTF-32
+    words of a numpy unicode array (value), so a million-row symbol column is coded in
+    milliseconds instead of a million dict look-ups. The open-addressing table starts small and
+    doubles, so a column of three symbols stays in L1.
+    """
+    n = rows.shape[0]
+    codes = np.empty(n, dtype=np.int32)
+    capacity = 64
+    slots = np.full(capacity, -1, dtype=np.int64)
+    first = np.empty(16, dtype=np.int64)
+    k = 0
+    for i in range(n):
+        mask = np.uint64(capacity - 1)
+        j = np.intp(_row_hash_nb(rows, i) & mask)
+        while True:
+            s = slots[j]
+            if s < 0:
+                if k == first.size:
+                    grown = np.empty(2 * k, dtype=np.int64)
+                    grown[:k] = first
+                    first = grown
+                first[k] = i
+                slots[j] = k
+                codes[i] = k
+                k += 1
+                if 2 * k > capacity:
+                    capacity *= 2
+                    slots = np.full(capacity, -1, dtype=np.int64)
+                    mask = np.uint64(capacity - 1)
+                    for c in range(k):
+                        jj = np.intp(_row_hash_nb(rows, first[c]) & mask)
+                        while slots[jj] >= 0:
+                            jj = (jj + 1) & (capacity - 1)
+                        slots[jj] = c
+                break
+            if _rows_equal_nb(rows, first[s], i):
+                codes[i] = s
+                break
+            j = (j + 1) & (capacity - 1)
+    return codes, first[:k].copy()
+
+
+@njit(cache=True, nogil=True)
+def utf8_offsets_nb(raw: np.ndarray, char_lens: np.ndarray) -> np.ndarray:
+    """Byte offsets of consecutive strings in their joined UTF-8 encoding, given each string's
+    length in code points (what ``len(str)`` counts)."""
+    offsets = np.empty(char_lens.size + 1, dtype=np.int64)
+    offsets[0] = 0
+    pos = 0
+    for s in range(char_lens.size):
+        for _ in range(char_lens[s]):
+            lead = raw[pos]
+            if lead < 0x80:
+                pos += 1
+            elif lead < 0xE0:
+                pos += 2
+            elif lead < 0xF0:
+                pos += 3
+            else:
+                pos += 4
+        offsets[s + 1] = pos
+    return offsets
+
+
+@njit(cache=True, nogil=True)
+def _must_escape_nb(c: np.uint8, quoted: bool) -> bool:
+    if quoted:
+        # string fields: " \ \n \r
+        return bool(c == 34 or c == 92 or c == 10 or c == 13)
+    # names and symbol values: space , = \n \r \
+    return bool(c == 32 or c == 44 or c == 61 or c == 10 or c == 13 or c == 92)
+
+
+@njit(cache=True, nogil=True)
+def escape_values_nb(
+    raw: np.ndarray, offsets: np.ndarray, quoted: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Escape each UTF-8 value the client's way: a backslash before every escape-worthy byte,
+    and for string fields (``quoted``) surrounding double quotes."""
+    count = offsets.size - 1
+    extra = 2 if quoted else 0
+    out_offsets = np.empty(count + 1, dtype=np.int64)
+    out_offsets[0] = 0
+    for s in range(count):
+        length = offsets[s + 1] - offsets[s] + extra
+        for b in range(offsets[s], offsets[s + 1]):
+            if _must_escape_nb(raw[b], quoted):
+                length += 1
+        out_offsets[s + 1] = out_offsets[s] + length
+    out = np.empty(out_offsets[count], dtype=np.uint8)
+    for s in range(count):
+        pos = out_offsets[s]
+        if quoted:
+            out[pos] = 34
+            pos += 1
+        for b in range(offsets[s], offsets[s + 1]):
+            c = raw[b]
+            if _must_escape_nb(c, quoted):
+                out[pos] = 92
+                pos += 1
+            out[pos] = c
+            pos += 1
+        if quoted:
+            out[pos] = 34
+    return out, out_offsets
+
+
+@njit(cache=True, nogil=True)
+def chunk_bounds_nb(
+    n: int, chunk_rows: int, row_fixed: int, str_codes: np.ndarray, str_offsets: np.ndarray
+) -> np.ndarray:
+    """Start of each row chunk in the scratch buffer: the cumulative sum of per-row upper
+    bounds (fixed-width parts plus the escaped length of the row's strings), plus slack."""
+    n_chunks = (n + chunk_rows - 1) // chunk_rows
+    starts = np.empty(n_chunks + 1, dtype=np.int64)
+    starts[0] = 0
+    for c in range(n_chunks):
+        lo = c * chunk_rows
+        hi = min(n, lo + chunk_rows)
+        total = (hi - lo) * row_fixed
+        for s in range(str_codes.shape[0]):
+            for i in range(lo, hi):
+                code = str_codes[s, i]
+                if code >= 0:
+                    total += str_offsets[code + 1] - str_offsets[code]
+        starts[c + 1] = starts[c] + total + COPY_WIDTH
+    return starts
+
+
+if JIT_DISABLED:
+
+    def move16(dst: np.ndarray, dst_pos: int, src: np.ndarray, src_pos: int) -> None:
+        """Pure-Python stand-in so ``NUMBA_DISABLE_JIT=1`` still runs the kernels."""
+        dst[dst_pos : dst_pos + COPY_WIDTH] = src[src_pos : src_pos + COPY_WIDTH]
+
+else:
+
+    @intrinsic
+    def move16(typingctx: Any, dst: Any, dst_pos: Any, src: Any, src_pos: Any) -> Any:
+        """``dst[dst_pos:dst_pos + 16] = src[src_pos:src_pos + 16]`` as one unaligned 16-byte
+        load and store (no bounds or wraparound checks: callers guarantee the room).
+
+        Names, symbol values and the table name are a few bytes each and a row holds a dozen
+        of them; a byte loop with numba's per-index checks cost more than the floats did.
+        """
+        sig = types.void(dst, types.intp, src, types.intp)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            dst_array = context.make_array(signature.args[0])(context, builder, value=args[0])
+            src_array = context.make_array(signature.args[2])(context, builder, value=args[2])
+            vector = ir.VectorType(ir.IntType(8), COPY_WIDTH)
+            source = builder.bitcast(builder.gep(src_array.data, [args[3]]), vector.as_pointer())
+            target = builder.bitcast(builder.gep(dst_array.data, [args[1]]), vector.as_pointer())
+            builder.store(builder.load(source, align=1, typ=vector), target, align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def _copy_nb(out: np.ndarray, pos: int, src: np.ndarray, lo: int, hi: int) -> int:
+    """Copy ``src[lo:hi]`` to ``out[pos:]`` in COPY_WIDTH blocks; return the end position.
+
+    The last block runs past ``hi``: those bytes land where the next write goes, or in the
+    chunk's slack. A block loop without a byte-loop fallback is also what lets LLVM keep the
+    row loop tight (a fallback branch cost a quarter of the kernel's time).
+    """
+    length = hi - lo
+    for b in range(0, length, COPY_WIDTH):
+        move16(out, pos + b, src, lo + b)
+    return pos + length
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def encode_rows_nb(
+    out: np.ndarray,
+    starts: np.ndarray,
+    chunk_rows: int,
+    table: np.ndarray,
+    kinds: np.ndarray,
+    slots: np.ndarray,
+    keys: np.ndarray,
+    key_offsets: np.ndarray,
+    floats: np.ndarray,
+    float_bits: np.ndarray,
+    ints: np.ndarray,
+    bools: np.ndarray,
+    str_codes: np.ndarray,
+    str_bytes: np.ndarray,
+    str_offsets: np.ndarray,
+    at: np.ndarray,
+) -> np.ndarray:
+    """Encode every row as the client's ILP text line, chunk ``c`` of ``chunk_rows`` rows at
+    ``out[starts[c]:]``, chunks in parallel; return each chunk's byte length.
+
+    Columns come in output order (symbols, then fields) as ``kinds``/``slots`` into the
+    per-kind 2-D arrays (``float_bits`` is a ``uint64`` view of ``floats``); ``keys`` hold
+    each column's ``,name=`` with the name escaped. A string code of -1 is a null: the column
+    is left out of that row, as the client does. ``table``, ``keys`` and ``str_bytes`` end
+    with COPY_WIDTH bytes of padding. Call it under ``numba.parallel_chunksize(1)`` so that
+    chunks are handed out one at a time.
+    """
+    n = at.size
+    n_chunks = starts.size - 1
+    lengths = np.empty(n_chunks, dtype=np.int64)
+    n_cols = kinds.size
+    for c in prange(n_chunks):
+        pos = starts[c]
+        for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
+            pos = _copy_nb(out, pos, table, 0, table.size - COPY_WIDTH)
+            has_field = False
+            for k in range(n_cols):
+                kind = kinds[k]
+                slot = slots[k]
+                code = -1
+                if kind == ColumnKind.Symbol or kind == ColumnKind.String:
+                    code = str_codes[slot, i]
+                    if code < 0:
+                        continue
+                key = pos
+                pos = _copy_nb(out, pos, keys, key_offsets[k], key_offsets[k + 1])
+                if kind != ColumnKind.Symbol and not has_field:
+                    out[key] = 32  # ' ' instead of ',' opens the fields
+                    has_field = True
+                if kind == ColumnKind.Float:
+                    pos = write_f64_nb(out, pos, floats[slot, i], float_bits[slot, i])
+                elif kind == ColumnKind.Int:
+                    pos = write_i64_nb(out, pos, ints[slot, i])
+                    out[pos] = 105  # 'i'
+                    pos += 1
+                elif kind == ColumnKind.Bool:
+                    out[pos] = 116 if bools[slot, i] else 102  # 't' / 'f'
+                    pos += 1
+                else:
+                    pos = _copy_nb(out, pos, str_bytes, str_offsets[code], str_offsets[code + 1])
+            ts = at[i]
+            if ts != INT64_MIN:  # NaT: no timestamp, the server assigns one
+                out[pos] = 32
+                pos = write_u64_nb(out, pos + 1, np.uint64(ts))
+            out[pos] = 10  # '\n'
+            pos += 1
+        lengths[c] = pos - starts[c]
+    return lengths
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def gather_chunks_nb(
+    target: np.ndarray, scratch: np.ndarray, starts: np.ndarray, lengths: np.ndarray
+) -> None:
+    """Copy each chunk's ``lengths[c]`` bytes at ``scratch[starts[c]:]`` back to back into
+    ``target``, chunks in parallel (so the page faults of a fresh result are shared too)."""
+    offsets = np.empty(lengths.size + 1, dtype=np.int64)
+    offsets[0] = 0
+    for c in range(lengths.size):
+        offsets[c + 1] = offsets[c] + lengths[c]
+    for c in prange(lengths.size):
+        target[offsets[c] : offsets[c + 1]] = scratch[starts[c] : starts[c] + lengths[c]]
