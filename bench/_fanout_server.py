@@ -1,0 +1,79 @@
+"""Runs one server of ``bench/fanout.py`` under uvicorn, in its own process.
+
+``python bench/_fanout_server.py hub PORT``: the hub, ``create_app(Settings())`` with its
+settings from the ``TRADEHUB_*`` environment (as ``tradehub serve`` builds it).
+``python bench/_fanout_server.py anchor PORT``: the stock-strawberry anchor
+(``TRADEHUB_REDIS_URL`` and ``TRADEHUB_REDIS_PREFIX`` from the environment).
+
+Both run with the same uvicorn options, those of ``tradehub serve``: one process, uvloop and
+httptools when installed (uvicorn's ``auto``), the websockets sans-I/O protocol,
+``ws_per_message_deflate=False``, no access log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for path in (str(ROOT), str(BENCH)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+
+def main() -> None:
+    # Die with the benchmark, whatever happens to it.
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    import uvicorn
+
+    mode, port = sys.argv[1], int(sys.argv[2])
+    if mode == "hub":
+        from hub.app import create_app
+        from hub.logs import configure_logging
+        from hub.settings import Settings
+
+        settings = Settings()
+        configure_logging(json_lines=False, level="warning")
+        app = create_app(settings)
+    elif mode == "anchor":
+        from _fanout_anchor import create_anchor_app
+
+        app = create_anchor_app(
+            os.environ["TRADEHUB_REDIS_URL"], os.environ["TRADEHUB_REDIS_PREFIX"]
+        )
+    else:
+        raise SystemExit(f"unknown server {mode!r}")
+    experiment = os.environ.get("FANOUT_SERVER_GC", "")
+    if experiment:
+        # An experiment, never the default: what the collector costs the fan-out.
+        import gc
+
+        if "freeze" in experiment:
+            gc.collect()
+            gc.freeze()
+        if "threshold" in experiment:
+            gc.set_threshold(50_000, 50, 100)
+        if "off" in experiment:
+            gc.disable()
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        ws_per_message_deflate=False,
+        ws_max_size=1 << 20,
+        access_log=False,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        backlog=4096,
+    )
+
+
+if __name__ == "__main__":
+    main()
