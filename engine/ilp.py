@@ -226,13 +226,15 @@ def _string_table(
     codes = np.empty((len(columns), n), dtype=np.int32)
     parts: list[np.ndarray] = []
     offsets = [np.zeros(1, dtype=np.int64)]
-    base = 0
+    base = 0  # values so far
+    size = 0  # their bytes
     for slot, (name, array, quoted) in enumerate(columns):
         column_codes, escaped, value_offsets = _factorize_strings(name, array, quoted)
         codes[slot] = np.where(column_codes >= 0, column_codes + base, -1)
         parts.append(escaped)
-        offsets.append(value_offsets[1:] + offsets[-1][-1])
+        offsets.append(value_offsets[1:] + size)
         base += value_offsets.size - 1
+        size += int(value_offsets[-1])
     table = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
     return codes, _padded(table), np.concatenate(offsets)
 
