@@ -12,6 +12,7 @@ someone runs them.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Unpack
@@ -46,6 +47,7 @@ __all__ = [
     "run_sweep",
     "start_backtest",
     "top_n",
+    "warm_up",
 ]
 
 Runner = Callable[..., BacktestResult]
@@ -195,7 +197,7 @@ class BacktestRun:
         start = self._state.i
         stop = self.total if n_bars is None else min(self.total, start + max(0, int(n_bars)))
         pieces = []
-        capacity = max(16, (stop - start) // 32)
+        capacity = min(4096, max(16, (stop - start) // 32))  # doubled when it fills up
         while self._state.i < stop:
             buffer = np.empty(capacity, dtype=trade_dt)
             self._state, written = simulate_nb(
@@ -345,3 +347,33 @@ def run_sweep(
 
 def entry_check(entry: StrategyEntry) -> Callable[[Mapping[str, Any]], None] | None:
     return entry.check if isinstance(entry, BarStrategy) else None
+
+
+def warm_up(strategies: Sequence[str] | None = None) -> float:
+    """Load (or compile, the first time on a machine) every kernel a backtest or sweep of
+    ``strategies`` (default: all bar strategies) uses, so that no request pays for it; for
+    workers to call at start. Returns the seconds it took.
+
+    Every kernel has one signature (C-contiguous float64 bars, int64 ns times), so a tiny run
+    covers any later size and options.
+    """
+    started = time.perf_counter()
+    names = list(BAR_STRATEGIES) if strategies is None else list(strategies)
+    n = 64
+    close = 100.0 + np.sin(np.arange(n) / 3.0)
+    bars = {
+        "ts": np.arange(n, dtype=np.int64) * 3_600_000_000_000,
+        "open": close, "high": close + 1.0, "low": close - 1.0, "close": close,
+        "prediction": np.cos(np.arange(n) / 4.0),
+    }  # fmt: skip
+    busy: dict[str, Any] = {"fill": "next_open", "direction": "both", "stop_loss": 0.01,
+                            "max_bars": 5, "allowed_hours": list(range(12))}  # fmt: skip
+    for name in names:
+        entry = get_strategy(name)
+        run_backtest(bars, name, {})
+        if isinstance(entry, BarStrategy):
+            run_backtest(bars, name, {}, **busy)
+            first = entry.params[0]
+            if first["type"] in {"int", "float"}:
+                run_sweep(bars, name, {first["name"]: [first["default"]]})
+    return time.perf_counter() - started

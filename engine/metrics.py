@@ -47,6 +47,7 @@ __all__ = [
     "METRIC_KEYS",
     "MetricsAcc",
     "acc_bar_nb",
+    "acc_count_bar_nb",
     "acc_from_arrays_nb",
     "acc_trade_nb",
     "backtest_metrics",
@@ -151,6 +152,30 @@ def acc_bar_nb(acc: MetricsAcc, equity: float, in_position: bool) -> MetricsAcc:
         acc.ret_sumsq + r * r,
         acc.neg_sumsq + down * down,
         acc.exposed + (1 if in_position else 0),
+        acc.closed,
+        acc.wins,
+        acc.losses,
+        acc.gross_profit,
+        acc.gross_loss,
+    )
+
+
+@njit(cache=True, nogil=True)
+def acc_count_bar_nb(acc: MetricsAcc) -> MetricsAcc:
+    """``acc_bar_nb`` for a flat bar whose equity equals the previous one: its return is
+    exactly zero and the extremes cannot move, so folding it changes only the bar count."""
+    return MetricsAcc(
+        acc.bars + 1,
+        acc.prev_equity,
+        acc.peak,
+        acc.trough,
+        acc.max_dd,
+        acc.dd_num,
+        acc.dd_den,
+        acc.ret_sum,
+        acc.ret_sumsq,
+        acc.neg_sumsq,
+        acc.exposed,
         acc.closed,
         acc.wins,
         acc.losses,

@@ -13,7 +13,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
-from engine.simulate import SimConfig
+from engine.simulate import SimConfig, first_not_positive_nb, first_unsorted_nb
 from engine.strategies import ParamSpec
 
 __all__ = ["BacktestOptions", "check_bars", "check_params", "sim_config"]
@@ -129,7 +129,8 @@ def check_bars(ohlcv: Any, price_columns: Sequence[str]) -> dict[str, np.ndarray
         ts = ts.astype("datetime64[ns]").view(np.int64)
     if ts.ndim != 1 or ts.dtype.kind not in "iu":
         raise ValueError(f"ohlcv['ts'] must be 1-D int64 nanoseconds, got dtype {ts.dtype}")
-    bars: dict[str, np.ndarray] = {"ts": np.ascontiguousarray(ts, dtype=np.int64)}
+    ts = np.ascontiguousarray(ts, dtype=np.int64)
+    bars: dict[str, np.ndarray] = {"ts": ts if ts.flags.writeable else ts.copy()}
     n = ts.shape[0]
     for key, column in ohlcv.items():
         if key == "ts":
@@ -140,25 +141,25 @@ def check_bars(ohlcv: Any, price_columns: Sequence[str]) -> dict[str, np.ndarray
                 f"ohlcv[{key!r}] must have one value per bar like ohlcv['ts'] ({n}), "
                 f"got shape {array.shape}"
             )
-        bars[key] = (
-            np.ascontiguousarray(array, dtype=np.float64) if array.dtype.kind in "fiu" else array
+        if array.dtype.kind in "fiu":
+            array = np.ascontiguousarray(array, dtype=np.float64)
+            if not array.flags.writeable:
+                # numba compiles a separate kernel for read-only arrays (Arrow buffers, memory
+                # maps): a copy costs less than that compile in the middle of a request.
+                array = array.copy()
+        bars[key] = array
+    i = first_unsorted_nb(bars["ts"])
+    if i >= 0:
+        raise ValueError(
+            f"ohlcv['ts'] must be strictly increasing, got ts[{i}]={int(bars['ts'][i])} "
+            f"after ts[{i - 1}]={int(bars['ts'][i - 1])}"
         )
-    if n > 1:
-        steps = np.diff(bars["ts"])
-        bad = np.flatnonzero(steps <= 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise ValueError(
-                f"ohlcv['ts'] must be strictly increasing, got ts[{i}]={int(bars['ts'][i])} "
-                f"after ts[{i - 1}]={int(bars['ts'][i - 1])}"
-            )
     for key in price_columns:
         prices = bars[key]
         if prices.dtype.kind != "f":
             raise ValueError(f"ohlcv[{key!r}] must be numeric, got dtype {prices.dtype}")
-        bad = np.flatnonzero(~(prices > 0.0) | ~np.isfinite(prices))
-        if bad.size:
-            i = int(bad[0])
+        i = first_not_positive_nb(prices)
+        if i >= 0:
             raise ValueError(
                 f"ohlcv[{key!r}] must be positive and finite, got {float(prices[i])!r} at bar {i}"
             )

@@ -44,6 +44,7 @@ from engine.metrics import (
     N_METRICS,
     MetricsAcc,
     acc_bar_nb,
+    acc_count_bar_nb,
     acc_trade_nb,
     initial_acc,
     metrics_vector_nb,
@@ -58,6 +59,8 @@ __all__ = [
     "SimState",
     "Sizing",
     "config_array",
+    "first_not_positive_nb",
+    "first_unsorted_nb",
     "initial_state",
     "open_pnl_nb",
     "open_trade_record",
@@ -553,7 +556,11 @@ def simulate_nb(
             equity_out[i] = equity
             cash_out[i] = cash
             position_out[i] = position
-        acc = acc_bar_nb(acc, equity, position != 0.0)
+        if position == 0.0 and equity == acc.prev_equity:
+            # Flat and unchanged: a zero return, no new peak or trough; only the count moves.
+            acc = acc_count_bar_nb(acc)
+        else:
+            acc = acc_bar_nb(acc, equity, position != 0.0)
         i += 1
     out = SimState(
         i,
@@ -613,6 +620,45 @@ def open_trade_record(
     rec["return"] = pnl / (units * state.entry_price)
     rec["fees"] = state.entry_fees
     return out
+
+
+_CHECK_BLOCK = 4096
+
+
+@njit(cache=True, nogil=True)
+def first_unsorted_nb(ts: np.ndarray) -> int:
+    """The first index whose timestamp is not above the previous one, -1 if none; equals
+    ``np.flatnonzero(np.diff(ts) <= 0)[0] + 1`` without the temporaries. Blocks without an
+    early exit let the compiler vectorise the scan."""
+    n = ts.shape[0]
+    for start in range(1, n, _CHECK_BLOCK):
+        stop = min(n, start + _CHECK_BLOCK)
+        bad = 0
+        for i in range(start, stop):
+            bad |= ts[i] <= ts[i - 1]
+        if bad:
+            for i in range(start, stop):
+                if ts[i] <= ts[i - 1]:
+                    return i
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def first_not_positive_nb(a: np.ndarray) -> int:
+    """The first index holding a price that is not a positive finite number, -1 if none."""
+    n = a.shape[0]
+    for start in range(0, n, _CHECK_BLOCK):
+        stop = min(n, start + _CHECK_BLOCK)
+        bad = 0
+        for i in range(start, stop):
+            x = a[i]
+            bad |= not (x > 0.0 and x < np.inf)
+        if bad:
+            for i in range(start, stop):
+                x = a[i]
+                if not (x > 0.0 and x < np.inf):
+                    return i
+    return -1
 
 
 def config_array(cfg: SimConfig) -> np.ndarray:

@@ -206,13 +206,12 @@ def hours_mask(ts: np.ndarray, hours: Sequence[int] | None) -> np.ndarray:
 
 
 def _crossover(exponential: bool) -> SignalFn:
-    average = ema_1d_nb if exponential else sma_1d_nb
-
     def signals(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
-        close = bars["close"]
-        return cross_signals_nb(
-            average(close, int(params["fast"])), average(close, int(params["slow"]))
-        )
+        # The two averages are independent: one thread each.
+        windows = np.array([int(params["fast"]), int(params["slow"])], dtype=np.int64)
+        table = ma_table_nb(bars["close"], windows, exponential)
+        out: np.ndarray = cross_signals_nb(table[0], table[1])
+        return out
 
     return signals
 

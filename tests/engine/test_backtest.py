@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from engine.strategies import hours_mask
 ROOT = Path(__file__).resolve().parents[2]
 MINUTE = 60_000_000_000
 T0 = 1_700_000_000_000_000_000
+Fill = Literal["close", "next_open"]
+Side = Literal["long", "short", "both"]
+Sizing = Literal["cash", "units", "notional"]
 FAST = settings(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -112,7 +115,7 @@ def assert_same_as_vbt(result: Any, pf: Any) -> None:
 @pytest.mark.parametrize("fees", [0.0, 0.001, 0.01])
 @pytest.mark.parametrize("fill", ["close", "next_open"])
 @pytest.mark.parametrize("direction", ["long", "short", "both"])
-def test_sma_crossover_equals_vectorbt(seed: int, fees: float, fill: str, direction: str) -> None:
+def test_sma_crossover_equals_vectorbt(seed: int, fees: float, fill: Fill, direction: Side) -> None:
     bars = make_bars(1500, seed)
     result = run_backtest(
         bars, "sma_crossover", {"fast": 10, "slow": 40}, fees=fees, fill=fill, direction=direction
@@ -135,7 +138,7 @@ def test_long_fee_heavy_run_keeps_trading_like_vectorbt_with_min_size_zero() -> 
     ("stop_loss", "take_profit"), [(0.01, None), (None, 0.015), (0.008, 0.012)]
 )
 def test_stops_equal_vectorbt(
-    direction: str, stop_loss: float | None, take_profit: float | None
+    direction: Side, stop_loss: float | None, take_profit: float | None
 ) -> None:
     bars = make_bars(2000, 11)
     result = run_backtest(
@@ -175,7 +178,7 @@ def test_stops_in_points_equal_vectorbt_fraction_of_the_entry_close() -> None:
     ],
 )
 def test_sizing_equals_vectorbt(
-    direction: str, sizing: str, size: float, vbt_size_type: str
+    direction: Side, sizing: Sizing, size: float, vbt_size_type: str
 ) -> None:
     bars = make_bars(1500, 5)
     result = run_backtest(
@@ -200,7 +203,7 @@ def test_a_short_is_covered_in_full_even_beyond_the_cash() -> None:
 
 
 @pytest.mark.parametrize("direction", ["long", "short"])
-def test_cash_fraction_equals_vectorbt_percent(direction: str) -> None:
+def test_cash_fraction_equals_vectorbt_percent(direction: Side) -> None:
     bars = make_bars(1500, 6)
     result = run_backtest(
         bars, "sma_crossover", {"fast": 10, "slow": 40}, fees=0.001, direction=direction, size=0.3
@@ -237,10 +240,10 @@ def reference(
     )
 
     def buy_price(q: float) -> float:
-        return q + slip if points_slip else q * (1 + slip)
+        return float(q + slip if points_slip else q * (1 + slip))
 
     def sell_price(q: float) -> float:
-        return q - slip if points_slip else q * (1 - slip)
+        return float(q - slip if points_slip else q * (1 - slip))
 
     s: dict[str, Any] = {"cash": opts.get("initial_capital", 10_000.0), "units": 0.0, "side": 0}
     trades: list[dict[str, Any]] = []
@@ -496,7 +499,7 @@ def test_empty_input() -> None:
 
 @FAST
 @given(seed=st.integers(0, 1000), fill=st.sampled_from(["close", "next_open"]))
-def test_a_single_bar(seed: int, fill: str) -> None:
+def test_a_single_bar(seed: int, fill: Fill) -> None:
     bars = make_bars(1, seed)
     result = run_backtest(bars, "sma_crossover", {"fast": 1, "slow": 2}, fill=fill)
     assert len(result.trades) == 0

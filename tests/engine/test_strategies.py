@@ -141,16 +141,20 @@ def bollinger_reference(close: np.ndarray, window: int, nstd: float) -> dict[str
     c = pd.Series(close)
 
     def above(level: np.ndarray) -> np.ndarray:
-        return (c > level) & (c.shift(1) <= pd.Series(level).shift(1))
+        crossed: pd.Series = (c > level) & (c.shift(1) <= pd.Series(level).shift(1))
+        out: np.ndarray = crossed.to_numpy()
+        return out
 
     def below(level: np.ndarray) -> np.ndarray:
-        return (c < level) & (c.shift(1) >= pd.Series(level).shift(1))
+        crossed: pd.Series = (c < level) & (c.shift(1) >= pd.Series(level).shift(1))
+        out: np.ndarray = crossed.to_numpy()
+        return out
 
     return {
-        "entries": above(upper).to_numpy(),
-        "exits": below(middle).to_numpy(),
-        "short_entries": below(lower).to_numpy(),
-        "short_exits": above(middle).to_numpy(),
+        "entries": above(upper),
+        "exits": below(middle),
+        "short_entries": below(lower),
+        "short_exits": above(middle),
     }
 
 

@@ -38,7 +38,7 @@ def same(a: float, b: float) -> bool:
 
 
 def assert_each_combination_equals_its_backtest(
-    bars: dict[str, np.ndarray], strategy: str, grid: dict[str, list[Any]], **options: Any
+    bars: dict[str, np.ndarray], strategy: str, grid: dict[str, Any], **options: Any
 ) -> Any:
     result = run_sweep(bars, strategy, grid, **options)
     for row in result.rows():
