@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 import rest
-from hub import db, routes
+from hub import db, marketdata, routes
 from hub.bus import Bus
 from hub.errors import HubError
 from hub.feeds import BotFeed
@@ -29,6 +29,7 @@ from hub.gql.schema import build_schema
 from hub.gql.ws import GraphQLWebSocket
 from hub.http import JSONResponse
 from hub.jobs import topics as job_topics
+from hub.jobs.registry import load_modules
 from hub.jobs.service import JobService
 from hub.keys import Keys
 from hub.logs import configure_logging
@@ -58,6 +59,7 @@ class State(TypedDict):
 def build_topics(pool: asyncpg.Pool) -> TopicRegistry:
     registry = TopicRegistry()
     job_topics.register(registry, pool)
+    marketdata.register(registry)
     return registry
 
 
@@ -87,6 +89,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     database_url, redis_url = _require_urls(settings)
+    load_modules(settings.job_modules)
     metrics = Metrics()
     keys = Keys(settings.redis_prefix)
 
@@ -136,8 +139,16 @@ def create_app(settings: Settings) -> Starlette:
     route_list = [
         *routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"], include_in_schema=False),
-        WebSocketRoute("/graphql", GraphQLWebSocket(schema)),
-        WebSocketRoute("/ws", BotFeed()),
+        WebSocketRoute(
+            "/graphql",
+            GraphQLWebSocket(
+                schema, init_timeout=settings.ws_init_timeout, send_timeout=settings.ws_send_timeout
+            ),
+        ),
+        WebSocketRoute(
+            "/ws",
+            BotFeed(auth_timeout=settings.ws_init_timeout, send_timeout=settings.ws_send_timeout),
+        ),
         *rest.routes(),
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics)]

@@ -43,14 +43,21 @@ class FeedError(Exception):
 class BotFeed:
     """The ASGI app behind ``WebSocketRoute("/ws")``."""
 
+    def __init__(
+        self, *, auth_timeout: float = AUTH_TIMEOUT, send_timeout: float = SEND_TIMEOUT
+    ) -> None:
+        self.auth_timeout = auth_timeout
+        self.send_timeout = send_timeout
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
-        await _FeedConnection(websocket, send).run()
+        await _FeedConnection(self, websocket, send).run()
 
 
 class _FeedConnection:
-    def __init__(self, websocket: WebSocket, send: Send) -> None:
+    def __init__(self, feed: BotFeed, websocket: WebSocket, send: Send) -> None:
+        self.feed = feed
         self.websocket = websocket
         self.state = websocket.state
         self._send = send
@@ -64,7 +71,7 @@ class _FeedConnection:
         if self.closed:
             return
         try:
-            async with self._lock, asyncio.timeout(SEND_TIMEOUT):
+            async with self._lock, asyncio.timeout(self.feed.send_timeout):
                 await self._send({"type": "websocket.send", "text": text})
         except TimeoutError:
             log.info("feed client stopped reading; closing")
@@ -88,8 +95,10 @@ class _FeedConnection:
         if self.closed:
             return
         self.closed = True
+        # A client that stopped reading may never let the close frame out: don't wait for it.
         with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            async with asyncio.timeout(1.0):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def run(self) -> None:
         try:
@@ -117,11 +126,12 @@ class _FeedConnection:
 
     async def _await_auth(self) -> bool:
         try:
-            async with asyncio.timeout(AUTH_TIMEOUT):
+            async with asyncio.timeout(self.feed.auth_timeout):
                 message = await self.websocket.receive()
         except TimeoutError:
             await self.error(
-                "unauthorized", f'send {{"op": "auth", "token"}} within {AUTH_TIMEOUT:.0f} s'
+                "unauthorized",
+                f'send {{"op": "auth", "token"}} within {self.feed.auth_timeout:g} s',
             )
             await self.close(4408, "authentication timeout")
             return False

@@ -40,8 +40,15 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # Extra modules that register job types (comma-separated import paths), for your own jobs.
+    job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    ws_init_timeout: float = Field(default=5.0, gt=0)
+    # A WebSocket send blocked this long (the client stopped reading) closes the connection.
+    ws_send_timeout: float = Field(default=10.0, gt=0)
+    # Events buffered per subscriber before it is cut off as a slow consumer.
+    bus_queue_size: int = Field(default=2048, ge=8)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "job_modules", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

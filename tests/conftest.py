@@ -118,6 +118,7 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
         data_dir=tmp_path_factory.mktemp("data"),
         secret="test-secret-" + secrets.token_hex(16),
         db_pool_max=20,
+        job_modules=["tests.jobtypes"],
     )
 
 
@@ -149,8 +150,11 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}"
 
     @property
-    def state(self) -> Any:
-        return self.server.server_state  # not the lifespan state; see `lifespan_state`
+    def lifespan_state(self) -> Any:
+        """The app's lifespan state (pool, bus, services), as routes see it on request.state."""
+        from types import SimpleNamespace
+
+        return SimpleNamespace(**self.server.lifespan.state)
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.server.serve())
@@ -224,3 +228,20 @@ async def alice(settings: Settings) -> Account:
 @pytest.fixture(scope="session")
 async def bob(settings: Settings) -> Account:
     return await make_account(settings)
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    from hub.db import create_pool
+
+    assert settings.database_url is not None
+    db_pool = await create_pool(settings.database_url, min_size=1, max_size=10)
+    try:
+        yield db_pool
+    finally:
+        await db_pool.close()
+
+
+def operation(name: str) -> str:
+    """A document from ``graphql/operations`` (the tests send only these)."""
+    return (ROOT / "graphql" / "operations" / f"{name}.graphql").read_text()

@@ -25,7 +25,9 @@ async def running_worker(settings: Settings, **overrides: Any) -> AsyncIterator[
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await worker.close()
+        # close() gathers the job tasks the cancellation interrupted; they end cancelled.
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker.close()
 
 
 async def eventually(
@@ -38,3 +40,31 @@ async def eventually(
             if value:
                 return value
             await asyncio.sleep(pause)
+
+
+@contextlib.asynccontextmanager
+async def gql_session(ws_url: str, token: str, **transport_options: Any) -> AsyncIterator[Any]:
+    """A third-party GraphQL client (gql) over graphql-transport-ws, authenticated."""
+    from gql import Client
+    from gql.transport.websockets import WebsocketsTransport
+
+    transport = WebsocketsTransport(
+        url=f"{ws_url}/graphql",
+        init_payload={"Authorization": f"Bearer {token}"},
+        **transport_options,
+    )
+    async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+        yield session
+
+
+async def graphql(
+    http: Any, document: str, variables: dict[str, Any] | None = None, *, token: str
+) -> dict[str, Any]:
+    response = await http.post(
+        "/graphql",
+        json={"query": document, "variables": variables or {}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body

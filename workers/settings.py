@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from hub import db
 from hub.bus import Bus
+from hub.jobs.registry import load_modules
 from hub.jobs.runner import run_job
 from hub.jobs.service import JobService
 from hub.keys import Keys
@@ -30,6 +31,7 @@ PENDING_RESCUE_SECONDS = 120.0
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     assert settings.database_url and settings.redis_url
+    load_modules(settings.job_modules)
     keys = Keys(settings.redis_prefix)
     pool = await db.create_pool(
         settings.database_url, min_size=1, max_size=max(4, settings.db_pool_max // 2)

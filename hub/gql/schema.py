@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from hub import health
 from hub.gql import jobs as job_api
-from hub.gql import limits
+from hub.gql import limits, market
 from hub.gql.context import Context
 from hub.gql.errors import ErrorCodes
 from hub.gql.types import Health, HealthStatus, Me, Role
@@ -65,6 +65,7 @@ class Mutation:
 class Subscription:
     job_progress: job_api.JobUpdate = strawberry.subscription(resolver=job_api.job_progress)
     job_log: job_api.JobLogEntry = strawberry.subscription(resolver=job_api.job_log)
+    ticks: market.Tick = strawberry.subscription(resolver=market.ticks)
 
 
 def build_schema() -> strawberry.Schema:

@@ -138,6 +138,13 @@ class GraphQLWebSocket:
         await _Connection(self, websocket, protocol, send).run()
 
 
+def _frame_text(message: dict[str, Any]) -> str:
+    text = message.get("text")
+    if text is None:
+        text = (message.get("bytes") or b"").decode("utf-8", "replace")
+    return str(text)
+
+
 class _Connection:
     def __init__(
         self, endpoint: GraphQLWebSocket, websocket: WebSocket, protocol: str, send: Send
@@ -173,8 +180,10 @@ class _Connection:
         if self.closed:
             return
         self.closed = True
+        # A client that stopped reading may never let the close frame out: don't wait for it.
         with contextlib.suppress(Exception):
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            async with asyncio.timeout(1.0):
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     # -- the connection's life --------------------------------------------------------
 
@@ -189,10 +198,7 @@ class _Connection:
                 message = await self.websocket.receive()
                 if message["type"] == "websocket.disconnect":
                     break
-                text = message.get("text")
-                if text is None:
-                    text = (message.get("bytes") or b"").decode("utf-8", "replace")
-                await self._handle(text)
+                await self._handle(_frame_text(message))
         except ProtocolClose as exc:
             log.info("graphql websocket closed", extra={"code": exc.code, "reason": exc.reason})
             await self.close(exc.code, exc.reason)
@@ -216,7 +222,7 @@ class _Connection:
             raise ProtocolClose(4408, "Connection initialisation timeout") from None
         if message["type"] == "websocket.disconnect":
             raise WebSocketDisconnect(message.get("code", 1000))
-        frame = self._decode(message.get("text") or "")
+        frame = self._decode(_frame_text(message))
         if frame.get("type") != "connection_init":
             if frame.get("type") in ("subscribe", "start"):
                 raise ProtocolClose(4401, "Unauthorized")

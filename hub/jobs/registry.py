@@ -50,6 +50,12 @@ def all_job_types() -> list[JobType]:
     return sorted(JOB_TYPES.values(), key=lambda jt: jt.name)
 
 
+def load_modules(names: list[str]) -> None:
+    """Import modules that register job types of their own (``TRADEHUB_JOB_MODULES``)."""
+    for name in names:
+        importlib.import_module(name)
+
+
 def _load_builtin() -> None:
     # Each domain registers its job types when imported.
     import hub.datasets.jobs  # noqa: F401

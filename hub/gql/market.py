@@ -1,0 +1,52 @@
+"""GraphQL for market data: the ``ticks`` subscription."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from hub.errors import BadRequest
+from hub.gql.context import Context
+from hub.gql.streams import stream_topic
+from hub.topics import UnknownTopic, parse_topic
+
+
+@strawberry.type(description="One market data tick; `epoch` changes when Redis lost the history.")
+class Tick:
+    sequence: int
+    epoch: str
+    symbol: str
+    ts: datetime | None
+    price: float | None
+    size: float | None
+    data: JSON
+
+
+async def ticks(
+    info: Info[Context, None], symbol: str, since_sequence: int | None = None
+) -> AsyncGenerator[Tick, None]:
+    """Live ticks of ``symbol`` (from ``sinceSequence`` while Redis still holds them)."""
+    try:
+        topic = parse_topic(f"ticks:{symbol}").name
+    except UnknownTopic:
+        raise BadRequest(f"invalid symbol {symbol!r}", field="symbol") from None
+    async for event in stream_topic(info, topic, since_sequence):
+        data = event.data()
+        ts = data.get("ts") if isinstance(data, dict) else None
+        yield event.keyed(
+            Tick(
+                sequence=event.seq,
+                epoch=event.epoch,
+                symbol=symbol,
+                ts=datetime.fromtimestamp(ts / 1e9, tz=UTC)
+                if isinstance(ts, int | float)
+                else None,
+                price=data.get("price") if isinstance(data, dict) else None,
+                size=data.get("size") if isinstance(data, dict) else None,
+                data=data,
+            )
+        )
