@@ -52,6 +52,7 @@ __all__ = [
     "acc_trade_nb",
     "backtest_metrics",
     "initial_acc",
+    "initial_acc_nb",
     "metrics_dict",
     "metrics_vector_nb",
 ]
@@ -103,11 +104,17 @@ class MetricsAcc(NamedTuple):
     gross_loss: float  # positive
 
 
-def initial_acc(initial_capital: float) -> MetricsAcc:
-    capital = float(initial_capital)
+@njit(cache=True, nogil=True)
+def initial_acc_nb(capital: float) -> MetricsAcc:
+    """Nothing folded yet: the capital is the previous equity, the peak and the trough."""
     return MetricsAcc(
         0, capital, capital, capital, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0
     )
+
+
+def initial_acc(initial_capital: float) -> MetricsAcc:
+    acc: MetricsAcc = initial_acc_nb(float(initial_capital))
+    return acc
 
 
 @njit(cache=True, nogil=True)

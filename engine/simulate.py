@@ -1,9 +1,10 @@
 """The bar simulator: signals and OHLC in, trades, equity, cash, position and metrics out.
 
-``simulate_nb`` equals vectorbt's ``Portfolio.from_signals`` (long, short or both, all-in by
-default, ``min_size=0``, stop exits at the stop price) bar for bar, and runs in chunks: it stops
-after any bar and resumes from the :class:`SimState` it returned, with exactly the one-pass
-result. The rules it follows:
+``simulate_nb`` equals vectorbt's ``Portfolio.from_signals`` bar for bar: all in by default,
+``min_size=0``, stops with ``stop_exit_price="stopmarket"``; fill ``next_open`` is vectorbt with
+the signals shifted one bar later and ``price=open`` (the tests hold the exact calls). It runs in
+chunks: it stops after any bar and resumes from the :class:`SimState` it returned, with exactly
+the one-pass result. The rules it follows:
 
 * Signals are bit flags per bar (:data:`SignalFlag`): long entry, long exit, short entry, short
   exit, decided at the bar's close. ``direction`` keeps the long bits, the short bits or both.
@@ -46,10 +47,10 @@ from engine.metrics import (
     acc_bar_nb,
     acc_count_bar_nb,
     acc_trade_nb,
-    initial_acc,
+    initial_acc_nb,
     metrics_vector_nb,
 )
-from engine.records import ExitReason, TradeStatus, trade_dt
+from engine.records import Direction, ExitReason, TradeStatus, trade_dt
 
 __all__ = [
     "DirectionMode",
@@ -62,6 +63,7 @@ __all__ = [
     "first_not_positive_nb",
     "first_unsorted_nb",
     "initial_state",
+    "initial_state_nb",
     "open_pnl_nb",
     "open_trade_record",
     "simulate_nb",
@@ -155,9 +157,15 @@ class ClosedTrade(NamedTuple):
     fees: float
 
 
+@njit(cache=True, nogil=True)
+def initial_state_nb(capital: float) -> SimState:
+    return SimState(0, capital, 0.0, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0, initial_acc_nb(capital))
+
+
 def initial_state(initial_capital: float) -> SimState:
-    capital = float(initial_capital)
-    return SimState(0, capital, 0.0, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0, initial_acc(capital))
+    """The state before the first bar."""
+    state: SimState = initial_state_nb(float(initial_capital))
+    return state
 
 
 _SIGNAL = ExitReason.Signal
@@ -174,32 +182,31 @@ _OPEN = TradeStatus.Open
 
 @njit(cache=True, nogil=True)
 def _entry_units_nb(cfg: SimConfig, side: int, quote: float, px: float, cash: float) -> float:
-    """Units an entry buys (side 1) or sells short (side -1); vectorbt's buy_nb/sell_nb sizing."""
+    """Units an entry buys (side 1) or sells short (side -1); vectorbt's buy_nb/sell_nb sizing.
+    Zero when nothing can be bought: no cash, or slippage in points eating the whole price."""
+    if px <= 0.0:
+        return 0.0
     fees = cfg.fees
-    if cfg.sizing == 0:  # Sizing.Cash
+    if cfg.sizing == Sizing.Cash:
         limit = cash * cfg.size
-        if limit <= 0.0 or px <= 0.0:
-            return 0.0
-        return limit / (1.0 + fees) / px
-    units = cfg.size if cfg.sizing == 1 else cfg.size / quote
+        return limit / (1.0 + fees) / px if limit > 0.0 else 0.0
+    units = cfg.size if cfg.sizing == Sizing.Units else cfg.size / quote
     if side > 0 and units * px * (1.0 + fees) > cash:
-        if cash <= 0.0 or px <= 0.0:
-            return 0.0
-        return cash / (1.0 + fees) / px
+        return cash / (1.0 + fees) / px if cash > 0.0 else 0.0
     return units
 
 
 @njit(cache=True, nogil=True)
 def _decide_nb(flags: int, side: int, direction: int, entry_ok: bool) -> tuple[int, int]:
     """Side to hold after this bar's signals, and the exit reason if that closes a trade."""
-    le = (flags & 1) != 0
-    lx = (flags & 2) != 0
-    se = (flags & 4) != 0
-    sx = (flags & 8) != 0
-    if direction == 0:
+    le = (flags & SignalFlag.LongEntry) != 0
+    lx = (flags & SignalFlag.LongExit) != 0
+    se = (flags & SignalFlag.ShortEntry) != 0
+    sx = (flags & SignalFlag.ShortExit) != 0
+    if direction == DirectionMode.Long:
         se = False
         sx = False
-    elif direction == 1:
+    elif direction == DirectionMode.Short:
         le = False
         lx = False
     if le and lx:
@@ -276,7 +283,7 @@ def _execute_nb(
             entry_price,
             px,
             units,
-            0 if position > 0.0 else 1,
+            Direction.Long if position > 0.0 else Direction.Short,
             reason,
             pnl,
             entry_fees + fee,
@@ -292,7 +299,7 @@ def _execute_nb(
         units = _entry_units_nb(cfg, target, quote, px, cash)
         if units > 0.0:
             if target > 0:
-                if cfg.sizing == 0:
+                if cfg.sizing == Sizing.Cash:
                     spend = cash * cfg.size
                     fee = spend - spend / (1.0 + fees)
                     cash = cash - spend
@@ -380,7 +387,7 @@ def _bar_events_nb(
     """Bar ``state.i`` before its mark to market: the pending open order, the stops, then the
     signals at the close. Returns the state and up to two trades it closed, with their count."""
     i = state.i
-    next_open = cfg.fill == 1
+    next_open = cfg.fill == Fill.NextOpen
     first = ClosedTrade(-1, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
     second = first
     k = 0
@@ -612,7 +619,7 @@ def open_trade_record(
     rec["entry_price"] = state.entry_price
     rec["exit_price"] = close[last]
     rec["units"] = units
-    rec["direction"] = 0 if state.position > 0.0 else 1
+    rec["direction"] = Direction.Long if state.position > 0.0 else Direction.Short
     rec["status"] = _OPEN
     rec["exit_reason"] = ExitReason.NoExit
     rec["layer"] = 0
@@ -685,14 +692,6 @@ def _config_nb(a: np.ndarray) -> SimConfig:
 
 
 @njit(cache=True, nogil=True)
-def _initial_state_nb(capital: float) -> SimState:
-    acc = MetricsAcc(
-        0, capital, capital, capital, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0
-    )
-    return SimState(0, capital, 0.0, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0, acc)
-
-
-@njit(cache=True, nogil=True)
 def sweep_row_nb(
     signals: np.ndarray,
     open_: np.ndarray,
@@ -704,6 +703,8 @@ def sweep_row_nb(
     cfg_array: np.ndarray,
     out: np.ndarray,
 ) -> None:
+    """One sweep row: ``simulate_nb`` from the initial state over every bar, keeping nothing
+    but the metrics, written into ``out`` (``metrics_vector_nb``)."""
     cfg = _config_nb(cfg_array)
     n = close.shape[0]
     no_f8 = np.empty(0)
@@ -716,7 +717,7 @@ def sweep_row_nb(
         ts,
         hours_ok,
         cfg,
-        _initial_state_nb(cfg.initial_capital),
+        initial_state_nb(cfg.initial_capital),
         n,
         no_f8,
         no_f8,
