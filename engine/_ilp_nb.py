@@ -5,14 +5,13 @@ version 1) serialisation, and the tests hold the whole against the client's byte
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
-from engine._ryu import JIT_DISABLED, write_f64_nb, write_i64_nb, write_u64_nb
+from engine._rawmem import address_of, move16, store1
+from engine._ryu import write_f64_nb, write_i64_nb, write_u64_nb
 
 
 class ColumnKindT(NamedTuple):
@@ -191,48 +190,17 @@ def chunk_bounds_nb(
     return starts
 
 
-if JIT_DISABLED:
-
-    def move16(dst: np.ndarray, dst_pos: int, src: np.ndarray, src_pos: int) -> None:
-        """Pure-Python stand-in so ``NUMBA_DISABLE_JIT=1`` still runs the kernels."""
-        dst[dst_pos : dst_pos + COPY_WIDTH] = src[src_pos : src_pos + COPY_WIDTH]
-
-else:
-
-    @intrinsic
-    def move16(typingctx: Any, dst: Any, dst_pos: Any, src: Any, src_pos: Any) -> Any:
-        """``dst[dst_pos:dst_pos + 16] = src[src_pos:src_pos + 16]`` as one unaligned 16-byte
-        load and store (no bounds or wraparound checks: callers guarantee the room).
-
-        Names, symbol values and the table name are a few bytes each and a row holds a dozen
-        of them; a byte loop with numba's per-index checks cost more than the floats did.
-        """
-        sig = types.void(dst, types.intp, src, types.intp)
-
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            dst_array = context.make_array(signature.args[0])(context, builder, value=args[0])
-            src_array = context.make_array(signature.args[2])(context, builder, value=args[2])
-            vector = ir.VectorType(ir.IntType(8), COPY_WIDTH)
-            source = builder.bitcast(builder.gep(src_array.data, [args[3]]), vector.as_pointer())
-            target = builder.bitcast(builder.gep(dst_array.data, [args[1]]), vector.as_pointer())
-            builder.store(builder.load(source, align=1, typ=vector), target, align=1)
-            return context.get_dummy_value()
-
-        return sig, codegen
-
-
 @njit(cache=True, nogil=True)
-def _copy_nb(out: np.ndarray, pos: int, src: np.ndarray, lo: int, hi: int) -> int:
-    """Copy ``src[lo:hi]`` to ``out[pos:]`` in COPY_WIDTH blocks; return the end position.
+def _copy_nb(target: int, source: int, length: int) -> int:
+    """Copy ``length`` bytes from address ``source`` to ``target`` in 16-byte blocks; return
+    the address after them.
 
-    The last block runs past ``hi``: those bytes land where the next write goes, or in the
-    chunk's slack. A block loop without a byte-loop fallback is also what lets LLVM keep the
-    row loop tight (a fallback branch cost a quarter of the kernel's time).
+    Names and symbol values are a few bytes: one block moves them. The last block runs past
+    the end; those bytes land where the next write goes, or in the chunk's slack.
     """
-    length = hi - lo
     for b in range(0, length, COPY_WIDTH):
-        move16(out, pos + b, src, lo + b)
-    return pos + length
+        move16(target + b, source + b)
+    return target + length
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -261,17 +229,23 @@ def encode_rows_nb(
     per-kind 2-D arrays (``float_bits`` is a ``uint64`` view of ``floats``); ``keys`` hold
     each column's ``,name=`` with the name escaped. A string code of -1 is a null: the column
     is left out of that row, as the client does. ``table``, ``keys`` and ``str_bytes`` end
-    with COPY_WIDTH bytes of padding. Call it under ``numba.parallel_chunksize(1)`` so that
-    chunks are handed out one at a time.
+    with COPY_WIDTH bytes of padding, and each chunk's bound in ``starts`` leaves
+    COPY_WIDTH bytes of slack: writes go through raw addresses, unchecked (``_rawmem``).
+    Call it under ``numba.parallel_chunksize(1)`` so that chunks are handed out one at a time.
     """
     n = at.size
     n_chunks = starts.size - 1
     lengths = np.empty(n_chunks, dtype=np.int64)
     n_cols = kinds.size
+    base = address_of(out)
+    table_at = address_of(table)
+    table_len = table.size - COPY_WIDTH
+    keys_at = address_of(keys)
+    strings_at = address_of(str_bytes)
     for c in prange(n_chunks):
-        pos = starts[c]
+        p = base + starts[c]
         for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
-            pos = _copy_nb(out, pos, table, 0, table.size - COPY_WIDTH)
+            p = _copy_nb(p, table_at, table_len)
             has_field = False
             for k in range(n_cols):
                 kind = kinds[k]
@@ -281,29 +255,30 @@ def encode_rows_nb(
                     code = str_codes[slot, i]
                     if code < 0:
                         continue
-                key = pos
-                pos = _copy_nb(out, pos, keys, key_offsets[k], key_offsets[k + 1])
+                key = p
+                p = _copy_nb(p, keys_at + key_offsets[k], key_offsets[k + 1] - key_offsets[k])
                 if kind != ColumnKind.Symbol and not has_field:
-                    out[key] = 32  # ' ' instead of ',' opens the fields
+                    store1(key, 32)  # ' ' instead of ',' opens the fields
                     has_field = True
                 if kind == ColumnKind.Float:
-                    pos = write_f64_nb(out, pos, floats[slot, i], float_bits[slot, i])
+                    p = write_f64_nb(p, floats[slot, i], float_bits[slot, i])
                 elif kind == ColumnKind.Int:
-                    pos = write_i64_nb(out, pos, ints[slot, i])
-                    out[pos] = 105  # 'i'
-                    pos += 1
+                    p = write_i64_nb(p, ints[slot, i])
+                    store1(p, 105)  # 'i'
+                    p += 1
                 elif kind == ColumnKind.Bool:
-                    out[pos] = 116 if bools[slot, i] else 102  # 't' / 'f'
-                    pos += 1
+                    store1(p, 116 if bools[slot, i] else 102)  # 't' / 'f'
+                    p += 1
                 else:
-                    pos = _copy_nb(out, pos, str_bytes, str_offsets[code], str_offsets[code + 1])
+                    start = str_offsets[code]
+                    p = _copy_nb(p, strings_at + start, str_offsets[code + 1] - start)
             ts = at[i]
             if ts != INT64_MIN:  # NaT: no timestamp, the server assigns one
-                out[pos] = 32
-                pos = write_u64_nb(out, pos + 1, np.uint64(ts))
-            out[pos] = 10  # '\n'
-            pos += 1
-        lengths[c] = pos - starts[c]
+                store1(p, 32)
+                p = write_u64_nb(p + 1, np.uint64(ts))
+            store1(p, 10)  # '\n'
+            p += 1
+        lengths[c] = p - base - starts[c]
     return lengths
 
 

@@ -9,10 +9,11 @@ because the constants and the algorithm are the same; the tests and ``bench/engi
 compare it with ``repr(float)`` and the client's bytes on millions of random bit patterns.
 
 ``write_f64_nb`` then lays the digits out exactly as ``ryu::Buffer::format_finite`` does, with
-the client's non-finite spellings (``NaN``, ``Infinity``, ``-Infinity``).
-
-Every kernel takes the float as its IEEE-754 bit pattern (a ``uint64``, read from a zero-copy
-``view(np.uint64)`` of the float64 column), so nothing needs a bit cast inside numba.
+the client's non-finite spellings (``NaN``, ``Infinity``, ``-Infinity``). It takes the float
+with its IEEE-754 bit pattern (from a zero-copy ``view(np.uint64)`` of the column), so nothing
+needs a bit cast inside numba. The writers take and return raw addresses (see
+``engine._rawmem`` for why) and write with 8-byte stores, so up to 7 bytes after the text they
+return may be clobbered: callers overwrite them or leave room.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import config
 from numba.extending import intrinsic
 
-# numba sets its config attributes dynamically, hence getattr.
-JIT_DISABLED = bool(getattr(config, "DISABLE_JIT", 0))
+from engine._rawmem import JIT_DISABLED, load1, store1, store8
+
 _POW5_BITCOUNT = 125
 _POW5_INV_BITCOUNT = 125
 _MASK64 = (1 << 64) - 1
@@ -111,30 +111,6 @@ else:
             total = builder.add(builder.lshr(low, ir.Constant(i128, 64)), high)
             shift = builder.zext(builder.sub(args[3], ir.Constant(ir.IntType(64), 64)), i128)
             return builder.trunc(builder.lshr(total, shift), ir.IntType(64))
-
-        return sig, codegen
-
-
-if JIT_DISABLED:
-
-    def store8(buf: np.ndarray, pos: int, word: Any) -> None:
-        """Pure-Python stand-in so ``NUMBA_DISABLE_JIT=1`` still runs the kernels."""
-        buf[pos : pos + 8] = np.frombuffer(int(word).to_bytes(8, "little"), dtype=np.uint8)
-
-else:
-
-    @intrinsic
-    def store8(typingctx: Any, buf: Any, pos: Any, word: Any) -> Any:
-        """Store the 8 bytes of ``word`` (little-endian) at ``buf[pos]``, unaligned, unchecked:
-        eight digits as one store instead of eight."""
-        sig = types.void(buf, types.intp, types.uint64)
-
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            array = context.make_array(signature.args[0])(context, builder, value=args[0])
-            i64 = ir.IntType(64)
-            target = builder.bitcast(builder.gep(array.data, [args[1]]), i64.as_pointer())
-            builder.store(args[2], target, align=1)
-            return context.get_dummy_value()
 
         return sig, codegen
 
@@ -380,79 +356,81 @@ def f64_to_decimal_nb(ieee_mantissa: np.uint64, ieee_exponent: int) -> tuple[np.
     return output, e10 + removed
 
 
+def _ascii_word(text: bytes) -> np.uint64:
+    return np.uint64(int.from_bytes(text.ljust(8, b"\0"), "little"))
+
+
+_NAN = _ascii_word(b"NaN")
+_INFINITY = _ascii_word(b"Infinity")
+_ZERO = _ascii_word(b"0.0")
+_ZEROS = _ascii_word(b"00000000")
+_ZERO_POINT_ZEROS = _ascii_word(b"0.000000")
+
+
 @njit(cache=True, nogil=True)
-def _write_head_nb(buf: np.ndarray, end: int, v: np.uint64) -> None:
+def _write_head_nb(end: int, v: np.uint64) -> None:
     length = _length8_nb(v)
-    store8(buf, end - length, ascii8_nb(v) >> np.uint64(8 * (8 - length)))
+    store8(end - length, ascii8_nb(v) >> np.uint64(8 * (8 - length)))
 
 
 @njit(cache=True, nogil=True)
-def write_digits_nb(buf: np.ndarray, end: int, v: np.uint64) -> None:
-    """Write the decimal digits of ``v`` so that the last one lands at ``buf[end - 1]``.
+def write_digits_nb(end: int, v: np.uint64) -> None:
+    """Write the decimal digits of ``v`` so that the last one lands at address ``end - 1``.
 
     Writes in 8-byte stores, most significant block first, so the up to 7 bytes a short
     leading block spills past its end are overwritten by the next block; past ``end`` itself
-    up to 7 bytes may be clobbered, which callers overwrite or leave in slack.
+    up to 7 bytes may be clobbered.
     """
     if v < _U10_8:
-        _write_head_nb(buf, end, v)
+        _write_head_nb(end, v)
         return
     high = v // _U10_8
     if high < _U10_8:
-        _write_head_nb(buf, end - 8, high)
+        _write_head_nb(end - 8, high)
     else:
         top = high // _U10_8
-        _write_head_nb(buf, end - 16, top)
-        store8(buf, end - 16, ascii8_nb(high - top * _U10_8))
-    store8(buf, end - 8, ascii8_nb(v - high * _U10_8))
+        _write_head_nb(end - 16, top)
+        store8(end - 16, ascii8_nb(high - top * _U10_8))
+    store8(end - 8, ascii8_nb(v - high * _U10_8))
 
 
 @njit(cache=True, nogil=True)
-def write_u64_nb(buf: np.ndarray, pos: int, v: np.uint64) -> int:
-    end = pos + decimal_length_nb(v)
-    write_digits_nb(buf, end, v)
+def write_u64_nb(at: int, v: np.uint64) -> int:
+    """Decimal ``v`` at address ``at``; return the address after it."""
+    end = at + decimal_length_nb(v)
+    write_digits_nb(end, v)
     return end
 
 
 @njit(cache=True, nogil=True)
-def write_i64_nb(buf: np.ndarray, pos: int, v: int) -> int:
+def write_i64_nb(at: int, v: int) -> int:
     """Decimal ``int64`` as Rust's ``itoa`` writes it (``-9223372036854775808`` included)."""
     if v < 0:
-        buf[pos] = 45  # '-'
+        store1(at, 45)  # '-'
         # -(v + 1) fits in int64 for every v, INT64_MIN included.
-        return write_u64_nb(buf, pos + 1, np.uint64(-(v + 1)) + _U1)
-    return write_u64_nb(buf, pos, np.uint64(v))
+        return write_u64_nb(at + 1, np.uint64(-(v + 1)) + _U1)
+    return write_u64_nb(at, np.uint64(v))
 
 
 @njit(cache=True, nogil=True)
-def _write_ascii_nb(buf: np.ndarray, pos: int, text: bytes) -> int:
-    for c in text:
-        buf[pos] = c
-        pos += 1
-    return pos
-
-
-@njit(cache=True, nogil=True)
-def write_f64_nb(buf: np.ndarray, pos: int, value: float, bits: np.uint64) -> int:
-    """Write ``value`` (whose IEEE bits are ``bits``) at ``buf[pos]`` as the QuestDB client
+def write_f64_nb(at: int, value: float, bits: np.uint64) -> int:
+    """Write ``value`` (whose IEEE bits are ``bits``) at address ``at`` as the QuestDB client
     does (``ryu::Buffer::format_finite`` rules, ``NaN`` / ``Infinity`` / ``-Infinity``
-    otherwise); return the position after it. The text is at most 24 bytes; up to 7 bytes
-    after it may be clobbered (see ``write_digits_nb``)."""
+    otherwise); return the address after it. The text is at most 24 bytes."""
     ieee_mantissa = bits & _MANTISSA_MASK
     ieee_exponent = int((bits >> _U52) & _EXPONENT_MASK)
-    negative = (bits >> _U63) != _U0
+    if ieee_exponent == 0x7FF and ieee_mantissa != _U0:
+        store8(at, _NAN)
+        return at + 3
+    if (bits >> _U63) != _U0:
+        store1(at, 45)  # '-'
+        at += 1
     if ieee_exponent == 0x7FF:
-        if ieee_mantissa != _U0:
-            return _write_ascii_nb(buf, pos, b"NaN")
-        if negative:
-            buf[pos] = 45
-            pos += 1
-        return _write_ascii_nb(buf, pos, b"Infinity")
-    if negative:
-        buf[pos] = 45
-        pos += 1
+        store8(at, _INFINITY)
+        return at + 8
     if ieee_exponent == 0 and ieee_mantissa == _U0:
-        return _write_ascii_nb(buf, pos, b"0.0")
+        store8(at, _ZERO)
+        return at + 3
 
     short = False
     digits = _U0
@@ -465,12 +443,12 @@ def write_f64_nb(buf: np.ndarray, pos: int, value: float, bits: np.uint64) -> in
     point = length + exponent  # 10**(point-1) <= |v| < 10**point
     if 0 <= exponent and point <= 16:
         # 1234e7 -> 12340000000.0
-        write_digits_nb(buf, pos + length, digits)
-        for i in range(pos + length, pos + point):
-            buf[i] = 48
-        buf[pos + point] = 46  # '.'
-        buf[pos + point + 1] = 48
-        return pos + point + 2
+        write_digits_nb(at + length, digits)
+        for zeros in range(at + length, at + point, 8):
+            store8(zeros, _ZEROS)
+        store1(at + point, 46)  # '.'
+        store1(at + point + 1, 48)
+        return at + point + 2
     if 0 < point <= 16:
         # 1234e-2 -> 12.34
         if length <= 7:
@@ -478,32 +456,29 @@ def write_f64_nb(buf: np.ndarray, pos: int, value: float, bits: np.uint64) -> in
             word = ascii8_nb(digits) >> np.uint64(8 * (8 - length))
             cut = np.uint64(8 * point)
             integer = word & ((_U1 << cut) - _U1)
-            store8(buf, pos, integer | (_DOT << cut) | ((word >> cut) << (cut + _U8)))
-            return pos + length + 1
-        write_digits_nb(buf, pos + length + 1, digits)
-        for i in range(pos, pos + point):
-            buf[i] = buf[i + 1]
-        buf[pos + point] = 46
-        return pos + length + 1
+            store8(at, integer | (_DOT << cut) | ((word >> cut) << (cut + _U8)))
+            return at + length + 1
+        write_digits_nb(at + length + 1, digits)
+        for i in range(at, at + point):
+            store1(i, load1(i + 1))
+        store1(at + point, 46)
+        return at + length + 1
     if -5 < point <= 0:
-        # 1234e-6 -> 0.001234
-        buf[pos] = 48
-        buf[pos + 1] = 46
-        start = pos + 2 - point
-        for i in range(pos + 2, start):
-            buf[i] = 48
-        write_digits_nb(buf, start + length, digits)
-        return start + length
+        # 1234e-6 -> 0.001234: "0." and up to four zeros in one word, then the digits.
+        store8(at, _ZERO_POINT_ZEROS)
+        end = at + 2 - point + length
+        write_digits_nb(end, digits)
+        return end
     if length == 1:
         # 1e30
-        buf[pos] = np.uint8(48 + np.intp(digits))
-        buf[pos + 1] = 101  # 'e'
-        pos += 2
+        store1(at, 48 + np.intp(digits))
+        store1(at + 1, 101)  # 'e'
+        at += 2
     else:
         # 1234e30 -> 1.234e33
-        write_digits_nb(buf, pos + length + 1, digits)
-        buf[pos] = buf[pos + 1]
-        buf[pos + 1] = 46
-        buf[pos + length + 1] = 101
-        pos += length + 2
-    return write_i64_nb(buf, pos, point - 1)
+        write_digits_nb(at + length + 1, digits)
+        store1(at, load1(at + 1))
+        store1(at + 1, 46)
+        store1(at + length + 1, 101)
+        at += length + 2
+    return write_i64_nb(at, point - 1)

@@ -515,8 +515,6 @@ def test_wrong_argument_types_are_refused() -> None:
 
 _PURE_PYTHON_SCRIPT = """
 import numpy as np
-from questdb import QuestDBError
-
 from engine import encode_ilp
 cols = {
     "s": np.array(["a b", None, "\\u00e9"], dtype=object),

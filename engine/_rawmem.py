@@ -1,0 +1,107 @@
+"""Unchecked loads and stores at raw addresses, for the text-writing kernels of ``engine.ilp``.
+
+Why not array indexing: every call of a numba function that takes an array increments and
+decrements the array's reference count around the call, an atomic instruction that also
+drains the store buffer. A row of ILP text makes a dozen such calls into the number writers,
+and those atomics cost more than the formatting. The writers therefore take the integer
+address of the byte to write (``address_of(array) + offset``) and store through these
+intrinsics; the caller owns the array, keeps it alive, and sizes it so every write fits.
+
+Addresses are ``int64`` (user-space addresses are below 2**47) so that arithmetic with
+positions stays in signed integers; numba turns int64/uint64 mixes into floats. With
+``NUMBA_DISABLE_JIT=1`` the same calls go through ``ctypes``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import config
+from numba.extending import intrinsic
+
+# numba sets its config attributes dynamically, hence getattr.
+JIT_DISABLED = bool(getattr(config, "DISABLE_JIT", 0))
+
+if JIT_DISABLED:
+
+    def address_of(array: np.ndarray) -> int:
+        """Address of ``array``'s first byte."""
+        return int(array.ctypes.data)
+
+    def load1(address: int) -> int:
+        return int(ctypes.c_uint8.from_address(int(address)).value)
+
+    def store1(address: int, byte: Any) -> None:
+        ctypes.c_uint8.from_address(int(address)).value = int(byte)
+
+    def store8(address: int, word: Any) -> None:
+        """The 8 bytes of ``word``, little-endian, at ``address`` (unaligned)."""
+        ctypes.memmove(int(address), int(word).to_bytes(8, "little"), 8)
+
+    def move16(target: int, source: int) -> None:
+        """16 bytes from ``source`` to ``target`` (unaligned, non-overlapping)."""
+        ctypes.memmove(int(target), int(source), 16)
+
+else:
+
+    def _pointer(builder: Any, address: Any, pointee: Any) -> Any:
+        return builder.inttoptr(address, pointee.as_pointer())
+
+    @intrinsic
+    def address_of(typingctx: Any, array: Any) -> Any:
+        """Address of ``array``'s first byte."""
+        sig = types.intp(array)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            data = context.make_array(signature.args[0])(context, builder, value=args[0]).data
+            return builder.ptrtoint(data, ir.IntType(64))
+
+        return sig, codegen
+
+    @intrinsic
+    def load1(typingctx: Any, address: Any) -> Any:
+        sig = types.uint8(types.intp)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.load(_pointer(builder, args[0], ir.IntType(8)), align=1)
+
+        return sig, codegen
+
+    @intrinsic
+    def store1(typingctx: Any, address: Any, byte: Any) -> Any:
+        sig = types.void(types.intp, types.uint8)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            builder.store(args[1], _pointer(builder, args[0], ir.IntType(8)), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def store8(typingctx: Any, address: Any, word: Any) -> Any:
+        """The 8 bytes of ``word``, little-endian, at ``address`` (unaligned): eight digits
+        as one store instead of eight."""
+        sig = types.void(types.intp, types.uint64)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            builder.store(args[1], _pointer(builder, args[0], ir.IntType(64)), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def move16(typingctx: Any, target: Any, source: Any) -> Any:
+        """16 bytes from ``source`` to ``target`` as one unaligned vector load and store."""
+        sig = types.void(types.intp, types.intp)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            vector = ir.VectorType(ir.IntType(8), 16)
+            value = builder.load(_pointer(builder, args[1], vector), align=1, typ=vector)
+            builder.store(value, _pointer(builder, args[0], vector), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
