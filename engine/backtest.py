@@ -24,12 +24,15 @@ from engine.records import BacktestResult, trade_dt
 from engine.sim_options import BacktestOptions, check_bars, check_params, sim_config
 from engine.sim_sweep import SweepResult, expand_grid, sweep_bars, sweep_runner, top_n
 from engine.simulate import (
+    Fill,
     SimConfig,
     SimState,
     initial_state,
     open_pnl_nb,
     open_trade_record,
     simulate_nb,
+    state_from_dict,
+    state_to_dict,
 )
 from engine.strategies import BAR_STRATEGIES, BarStrategy, ParamSpec, hours_mask
 
@@ -164,7 +167,10 @@ class BacktestRun:
         self._signals = signals
         self._cfg = cfg
         self._hours_ok = hours_ok
-        self._state = initial_state(cfg.initial_capital) if state is None else state
+        if state is None:
+            self._state = initial_state(cfg.initial_capital)
+        else:
+            self._state = state_from_dict(state_to_dict(state))  # exact field types
         n = self._ts.shape[0]
         if not 0 <= self._state.i <= n:
             raise ValueError(f"state.i must be within the {n} bars, got {self._state.i}")
@@ -249,7 +255,7 @@ class BacktestRun:
 
 def _price_columns(cfg: SimConfig) -> list[str]:
     columns = ["close"]
-    if cfg.fill == 1:
+    if cfg.fill == Fill.NextOpen:
         columns.append("open")
     if not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit)):
         columns += ["open", "high", "low"]

@@ -36,7 +36,8 @@ the one-pass result. The rules it follows:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -67,6 +68,8 @@ __all__ = [
     "open_pnl_nb",
     "open_trade_record",
     "simulate_nb",
+    "state_from_dict",
+    "state_to_dict",
     "sweep_row_nb",
     "sweep_signals_nb",
 ]
@@ -166,6 +169,30 @@ def initial_state(initial_capital: float) -> SimState:
     """The state before the first bar."""
     state: SimState = initial_state_nb(float(initial_capital))
     return state
+
+
+def state_to_dict(state: SimState) -> dict[str, Any]:
+    """The state as plain JSON-able numbers (``acc`` nested), for a checkpoint row."""
+    out: dict[str, Any] = state._asdict()
+    out["acc"] = state.acc._asdict()
+    return out
+
+
+_INT_FIELDS = frozenset(
+    {"i", "entry_index", "entry_ts", "pending_target", "pending_reason", "trade_id"}
+    | {"bars", "exposed", "closed", "wins", "losses"}  # MetricsAcc's
+)
+
+
+def state_from_dict(data: Mapping[str, Any]) -> SimState:
+    """The inverse of ``state_to_dict``; also coerces every field to its kernel type, since a
+    float where the kernel expects an int64 would make numba compile a new specialisation."""
+
+    def typed(names: tuple[str, ...], values: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: int(values[k]) if k in _INT_FIELDS else float(values[k]) for k in names}
+
+    acc = MetricsAcc(**typed(MetricsAcc._fields, data["acc"]))
+    return SimState(**typed(SimState._fields[:-1], data), acc=acc)
 
 
 _SIGNAL = ExitReason.Signal

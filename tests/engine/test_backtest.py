@@ -3,6 +3,7 @@ against itself in chunks, on the edges, and on bad input."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from engine.backtest import (
 )
 from engine.records import Direction, ExitReason, TradeStatus, trade_dt
 from engine.sim_options import check_bars, sim_config
+from engine.simulate import state_from_dict, state_to_dict
 from engine.strategies import hours_mask
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -453,7 +455,7 @@ def test_chunked_runs_equal_one_pass(opts: dict[str, Any], cuts: list[int], seed
     assert same_metrics(chunks[-1].metrics, run.metrics())
 
 
-def test_a_run_resumes_from_its_state_in_a_new_runner() -> None:
+def test_a_run_resumes_from_a_json_checkpoint_of_its_state_in_a_new_runner() -> None:
     bars = make_bars(3000, 4)
     opts: dict[str, Any] = {
         "fill": "next_open",
@@ -464,12 +466,15 @@ def test_a_run_resumes_from_its_state_in_a_new_runner() -> None:
     whole = run_backtest(bars, "ema_crossover", {"fast": 5, "slow": 20}, **opts)
     first = start_backtest(bars, "ema_crossover", {"fast": 5, "slow": 20}, **opts)
     first.step(1234)
-    second = start_backtest(
-        bars, "ema_crossover", {"fast": 5, "slow": 20}, state=first.state, **opts
-    )
+    checkpoint = json.dumps(state_to_dict(first.state))
+    state = state_from_dict(json.loads(checkpoint))
+    assert state == first.state
+    second = start_backtest(bars, "ema_crossover", {"fast": 5, "slow": 20}, state=state, **opts)
     rest = second.step()
     assert second.done
     np.testing.assert_array_equal(rest.equity, whole.equity[1234:])
+    closed = whole.trades[whole.trades["status"] == TradeStatus.Closed]
+    np.testing.assert_array_equal(rest.trades, closed[closed["exit_index"] >= 1234])
     assert same_metrics(rest.metrics, whole.metrics)
     assert np.isnan(second.result().equity[:1234]).all()
 
