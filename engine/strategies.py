@@ -35,7 +35,7 @@ from numba import njit, prange
 
 from engine.indicators import bollinger_1d_nb, ema_1d_nb, rsi_1d_nb, sma_1d_nb
 from engine.metrics import N_METRICS
-from engine.simulate import sweep_row_nb
+from engine.simulate import SignalFlag, sweep_row_nb
 
 __all__ = [
     "BAR_STRATEGIES",
@@ -47,8 +47,11 @@ __all__ = [
 
 HOUR_NS = 3_600_000_000_000
 
-_LE, _LX, _SE, _SX = 1, 2, 4, 8
-_BULL = _LE | _SX
+_LE = SignalFlag.LongEntry
+_LX = SignalFlag.LongExit
+_SE = SignalFlag.ShortEntry
+_SX = SignalFlag.ShortExit
+_BULL = _LE | _SX  # a bullish event: enter long, leave a short
 _BEAR = _LX | _SE
 
 Bars = Mapping[str, np.ndarray]
