@@ -160,7 +160,8 @@ def level_cross_signals_nb(
     x: np.ndarray, level: np.ndarray, below_flags: int, above_flags: int
 ) -> np.ndarray:
     """``below_flags`` where ``x`` closes below ``level`` after being at or above it,
-    ``above_flags`` where it closes above after being at or below it (flags OR together)."""
+    ``above_flags`` where it closes above after being at or below it; equals pandas'
+    ``(x < level) & (x.shift() >= level.shift())`` and its mirror (NaN compares false)."""
     n = x.shape[0]
     out = np.zeros(n, dtype=np.uint8)
     for i in range(1, n):

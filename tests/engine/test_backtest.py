@@ -493,8 +493,10 @@ def test_a_trade_buffer_that_fills_up_is_grown_without_changing_the_result() -> 
 # Edges
 
 
-def test_empty_input() -> None:
-    result = run_backtest(make_bars(0, 0), "sma_crossover", {"fast": 2, "slow": 3})
+@FAST
+@given(opts=option_sets)
+def test_empty_input(opts: dict[str, Any]) -> None:
+    result = run_backtest(make_bars(0, 0), "sma_crossover", {"fast": 2, "slow": 3}, **sized(opts))
     assert result.trades.dtype == trade_dt and len(result.trades) == 0
     assert result.equity.shape == result.cash.shape == result.position.shape == (0,)
     assert result.metrics["processed"] == 0
@@ -521,6 +523,21 @@ def test_all_nan_warm_up_means_no_trade(n: int, seed: int) -> None:
     assert result.metrics["total_trades"] == 0 and np.isnan(result.metrics["win_rate"])
 
 
+@FAST
+@given(opts=option_sets, n=st.integers(1, 300), seed=st.integers(0, 1000))
+def test_no_trades_without_signals(opts: dict[str, Any], n: int, seed: int) -> None:
+    result = run_signals(make_bars(n, seed), np.zeros(n, dtype=np.uint8), sized(opts)).result()
+    assert len(result.trades) == 0
+    assert (result.equity == 10_000.0).all() and (result.position == 0.0).all()
+    m = result.metrics
+    assert (m["total_pnl"], m["max_drawdown"], m["exposure"], m["total_trades"]) == (
+        0.0,
+        0.0,
+        0.0,
+        0,
+    )
+
+
 def test_no_trades_on_a_trend_that_never_crosses() -> None:
     bars = make_bars(300, 0)
     bars["close"] = 100.0 * np.exp(np.linspace(0.0, 1.0, 300))
@@ -530,25 +547,47 @@ def test_no_trades_on_a_trend_that_never_crosses() -> None:
     assert result.metrics["exposure"] == 0.0
 
 
-@pytest.mark.parametrize("direction", ["long", "short"])
+@FAST
+@given(
+    direction=st.sampled_from(["long", "short"]),
+    fill=st.sampled_from(["close", "next_open"]),
+    fees=st.sampled_from([0.0, 0.001]),
+    n=st.integers(3, 400),
+    seed=st.integers(0, 1000),
+    data=st.data(),
+)
 def test_a_position_open_at_the_end_is_reported_open_and_marked_to_the_last_close(
-    direction: str,
+    direction: str, fill: str, fees: float, n: int, seed: int, data: st.DataObject
 ) -> None:
-    bars = make_bars(500, 3)
-    signals = np.zeros(500, dtype=np.uint8)
-    signals[100] = 1 if direction == "long" else 4
-    result = run_signals(bars, signals, {"fees": 0.001, "direction": direction}).result()
+    bars = make_bars(n, seed)
+    at = data.draw(st.integers(0, n - 2), label="entry signal bar")
+    signals = np.zeros(n, dtype=np.uint8)
+    signals[at] = 1 if direction == "long" else 4
+    opts = {"fees": fees, "direction": direction, "fill": fill}
+    result = run_signals(bars, signals, opts).result()
     (t,) = result.trades
+    entry = at + (fill == "next_open")
     assert t["status"] == TradeStatus.Open and t["exit_index"] == -1
     assert t["exit_reason"] == ExitReason.NoExit
     assert t["exit_price"] == bars["close"][-1] and t["exit_ts"] == bars["ts"][-1]
-    assert (t["entry_index"], t["entry_ts"]) == (100, bars["ts"][100])
+    assert (t["entry_index"], t["entry_ts"]) == (entry, bars["ts"][entry])
     sign = 1 if direction == "long" else -1
     pnl = sign * t["units"] * (bars["close"][-1] - t["entry_price"]) - t["fees"]
-    assert t["pnl"] == pytest.approx(pnl, rel=1e-12)
-    assert result.metrics["unrealized_pnl"] == pytest.approx(pnl, rel=1e-12)
+    assert t["pnl"] == pytest.approx(pnl, rel=1e-9, abs=1e-9)
+    assert result.metrics["unrealized_pnl"] == pytest.approx(pnl, rel=1e-9, abs=1e-9)
     assert result.metrics["total_trades"] == 0
     assert result.equity[-1] == pytest.approx(10_000.0 + pnl, rel=1e-12)
+
+
+def test_an_open_position_is_reported_like_vectorbt_reports_it() -> None:
+    bars = make_bars(500, 3)
+    close = pd.Series(bars["close"])
+    entries = pd.Series(np.arange(500) == 100)
+    pf = vbt.Portfolio.from_signals(
+        close, entries, False, fees=0.001, init_cash=10_000.0, min_size=0
+    )
+    result = run_signals(bars, entries.to_numpy().astype(np.uint8), {"fees": 0.001}).result()
+    assert_same_as_vbt(result, pf)
 
 
 @FAST
