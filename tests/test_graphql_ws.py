@@ -278,7 +278,6 @@ async def test_an_event_is_executed_once_for_all_subscribers(
             )
         )
         sockets.append(ws)
-    await asyncio.sleep(0)
     hits, misses = endpoint.shared.hits, endpoint.shared.misses
     await append_events(
         pool,
