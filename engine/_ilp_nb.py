@@ -10,7 +10,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from engine._rawmem import address_of, move16, store1
+from engine._rawmem import address_of, load1, load_f64, load_i64, load_u64, move16, store1
 from engine._ryu import write_f64_nb, write_i64_nb, write_u64_nb
 
 
@@ -213,10 +213,7 @@ def encode_rows_nb(
     slots: np.ndarray,
     keys: np.ndarray,
     key_offsets: np.ndarray,
-    floats: np.ndarray,
-    float_bits: np.ndarray,
-    ints: np.ndarray,
-    bools: np.ndarray,
+    column_at: np.ndarray,
     str_codes: np.ndarray,
     str_bytes: np.ndarray,
     str_offsets: np.ndarray,
@@ -225,8 +222,10 @@ def encode_rows_nb(
     """Encode every row as the client's ILP text line, chunk ``c`` of ``chunk_rows`` rows at
     ``out[starts[c]:]``, chunks in parallel; return each chunk's byte length.
 
-    Columns come in output order (symbols, then fields) as ``kinds``/``slots`` into the
-    per-kind 2-D arrays (``float_bits`` is a ``uint64`` view of ``floats``); ``keys`` hold
+    Columns come in output order (symbols, then fields) as ``kinds``; a numeric column is
+    read in place from the address ``column_at[k]`` (float64, int64 or 1-byte bool values,
+    C-contiguous, kept alive by the caller), a string column through its row codes in
+    ``str_codes[slots[k]]``. ``keys`` hold
     each column's ``,name=`` with the name escaped. A string code of -1 is a null: the column
     is left out of that row, as the client does. ``table``, ``keys`` and ``str_bytes`` end
     with COPY_WIDTH bytes of padding, and each chunk's bound in ``starts`` leaves
@@ -261,13 +260,14 @@ def encode_rows_nb(
                     store1(key, 32)  # ' ' instead of ',' opens the fields
                     has_field = True
                 if kind == ColumnKind.Float:
-                    p = write_f64_nb(p, floats[slot, i], float_bits[slot, i])
+                    value_at = column_at[k] + 8 * i
+                    p = write_f64_nb(p, load_f64(value_at), load_u64(value_at))
                 elif kind == ColumnKind.Int:
-                    p = write_i64_nb(p, ints[slot, i])
+                    p = write_i64_nb(p, load_i64(column_at[k] + 8 * i))
                     store1(p, 105)  # 'i'
                     p += 1
                 elif kind == ColumnKind.Bool:
-                    store1(p, 116 if bools[slot, i] else 102)  # 't' / 'f'
+                    store1(p, 116 if load1(column_at[k] + i) else 102)  # 't' / 'f'
                     p += 1
                 else:
                     start = str_offsets[code]

@@ -35,6 +35,15 @@ if JIT_DISABLED:
     def load1(address: int) -> int:
         return int(ctypes.c_uint8.from_address(int(address)).value)
 
+    def load_u64(address: int) -> np.uint64:
+        return np.uint64(ctypes.c_uint64.from_address(int(address)).value)
+
+    def load_i64(address: int) -> int:
+        return int(ctypes.c_int64.from_address(int(address)).value)
+
+    def load_f64(address: int) -> float:
+        return float(ctypes.c_double.from_address(int(address)).value)
+
     def store1(address: int, byte: Any) -> None:
         ctypes.c_uint8.from_address(int(address)).value = int(byte)
 
@@ -70,6 +79,24 @@ else:
             return builder.load(_pointer(builder, args[0], ir.IntType(8)), align=1)
 
         return sig, codegen
+
+    def _load(width: Any) -> Any:
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.load(_pointer(builder, args[0], width), align=1)
+
+        return codegen
+
+    @intrinsic
+    def load_u64(typingctx: Any, address: Any) -> Any:
+        return types.uint64(types.intp), _load(ir.IntType(64))
+
+    @intrinsic
+    def load_i64(typingctx: Any, address: Any) -> Any:
+        return types.int64(types.intp), _load(ir.IntType(64))
+
+    @intrinsic
+    def load_f64(typingctx: Any, address: Any) -> Any:
+        return types.float64(types.intp), _load(ir.DoubleType())
 
     @intrinsic
     def store1(typingctx: Any, address: Any, byte: Any) -> Any:
