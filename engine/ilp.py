@@ -4,17 +4,12 @@
 produces for the same rows: symbols first, then fields, each group in column order; floats
 as the shortest round-trip digits (see ``engine._ryu``); the client's escaping, name rules
 and null handling. The rows are encoded in parallel chunks by ``engine._ilp_nb``; this module
-validates, factorises strings once per distinct value, and joins the chunks.
+validates and assembles; ``engine._ilp_strings`` turns string columns into codes.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import math
-import sys
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 import numpy as np
 from numba import parallel_chunksize
@@ -22,7 +17,6 @@ from numpy.typing import ArrayLike
 
 from engine._ilp_nb import (
     BOOL_MAX_LEN,
-    COPY_WIDTH,
     FLOAT_MAX_LEN,
     INT64_MIN,
     INT_MAX_LEN,
@@ -30,11 +24,10 @@ from engine._ilp_nb import (
     ColumnKind,
     chunk_bounds_nb,
     encode_rows_nb,
-    escape_values_nb,
-    factorize_rows_nb,
     gather_chunks_nb,
-    utf8_offsets_nb,
 )
+from engine._ilp_strings import padded, string_table
+from engine._rawmem import new_bytes
 
 __all__ = ["MAX_NAME_LEN", "encode_ilp"]
 
@@ -116,7 +109,7 @@ def _encode(
     numeric = (ColumnKind.Float, ColumnKind.Int, ColumnKind.Bool)
     strings = (ColumnKind.String, ColumnKind.Symbol)
     string_names = [name for name, kind in zip(order, kinds) if kind in strings]
-    str_codes, str_bytes, str_offsets = _string_table(
+    str_codes, str_bytes, str_offsets = string_table(
         [
             (name, arrays[name], kind == ColumnKind.String)
             for name, kind in zip(order, kinds)
@@ -165,10 +158,10 @@ def _encode(
             out,
             starts,
             CHUNK_ROWS,
-            _padded(table),
+            padded(table),
             np.asarray(kinds, dtype=np.int64),
             slots,
-            _padded(b"".join(keys)),
+            padded(b"".join(keys)),
             key_offsets,
             column_at,
             str_codes,
@@ -179,63 +172,12 @@ def _encode(
     return _join_chunks(out, starts, lengths)
 
 
-# CPython's documented way to fill a bytes object in place: PyBytes_FromStringAndSize(NULL, n)
-# makes one with uninitialised contents, which may be written through PyBytes_AsString until
-# it is shared. Private prototypes, so ctypes.pythonapi's shared ones are left alone.
-_new_bytes = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(
-    ("PyBytes_FromStringAndSize", ctypes.pythonapi)
-)
-_bytes_data = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object)(
-    ("PyBytes_AsString", ctypes.pythonapi)
-)
-
-
-@functools.cache
-def _madvise() -> Any:
-    """libc's madvise where there is one (Linux), else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    function.restype = ctypes.c_int
-    return function
-
-
-_MADV_HUGEPAGE = 14
-_HUGE_PAGE = 2 << 20
-
-
-def _advise_huge_pages(address: int, length: int) -> None:
-    """Ask for 2 MiB pages under a fresh result (best effort, as numpy does for its own large
-    arrays): 100 MB of 4 KiB pages is 25,000 page faults, which cost more than the copy."""
-    madvise = _madvise()
-    start = -(-address // _HUGE_PAGE) * _HUGE_PAGE
-    end = (address + length) // _HUGE_PAGE * _HUGE_PAGE
-    if madvise is not None and end > start:
-        madvise(start, end - start, _MADV_HUGEPAGE)
-
-
 def _join_chunks(scratch: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bytes:
     """The chunks' bytes back to back, copied once, in parallel, into the result itself
     (``b"".join`` would copy on one core)."""
-    total = int(lengths.sum())
-    result: bytes = _new_bytes(None, total)
-    if total:
-        address = _bytes_data(result)
-        _advise_huge_pages(address, total)
-        target = np.ctypeslib.as_array((ctypes.c_uint8 * total).from_address(address))
-        gather_chunks_nb(target, scratch, starts, lengths)
+    result, target = new_bytes(int(lengths.sum()))
+    gather_chunks_nb(target, scratch, starts, lengths)
     return result
-
-
-def _padded(data: bytes | np.ndarray) -> np.ndarray:
-    """``data`` as uint8 followed by the COPY_WIDTH bytes that _copy_nb may read past it."""
-    padded = np.zeros(len(data) + COPY_WIDTH, dtype=np.uint8)
-    padded[: len(data)] = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
-    return padded
 
 
 def _native(array: np.ndarray, kind: int) -> np.ndarray:
@@ -248,27 +190,6 @@ def _native(array: np.ndarray, kind: int) -> np.ndarray:
     if array.dtype == np.uint64:
         return np.ascontiguousarray(array).view(np.int64)
     return np.ascontiguousarray(array, dtype=np.int64)
-
-
-def _string_table(
-    columns: list[tuple[str, np.ndarray, bool]], n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row codes (-1 for null) of every string column into one table of escaped values
-    shared by all of them: ``(codes[column, row], padded bytes, offsets)``."""
-    codes = np.empty((len(columns), n), dtype=np.int32)
-    parts: list[np.ndarray] = []
-    offsets = [np.zeros(1, dtype=np.int64)]
-    base = 0  # values so far
-    size = 0  # their bytes
-    for slot, (name, array, quoted) in enumerate(columns):
-        column_codes, escaped, value_offsets = _factorize_strings(name, array, quoted)
-        codes[slot] = np.where(column_codes >= 0, column_codes + base, -1)
-        parts.append(escaped)
-        offsets.append(value_offsets[1:] + size)
-        base += value_offsets.size - 1
-        size += int(value_offsets[-1])
-    table = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint8)
-    return codes, _padded(table), np.concatenate(offsets)
 
 
 def _name_bytes(name: object, arg: str, *, is_table: bool) -> bytes:
@@ -364,80 +285,3 @@ def _column_kind(name: str, array: np.ndarray, is_symbol: bool) -> int:
         f"columns: column {name!r} has unsupported dtype {dtype}; expected float32/float64, "
         "integers, bool, or strings"
     )
-
-
-def _pandas_nulls() -> tuple[Any, ...]:
-    """``pd.NA`` and ``pd.NaT`` if pandas is loaded (if it is not, no value can be one)."""
-    pandas = sys.modules.get("pandas")
-    return (pandas.NA, pandas.NaT) if pandas is not None else ()
-
-
-def _factorize_strings(
-    name: str, array: np.ndarray, quoted: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-row codes (-1 for null) into this column's distinct values, and those values
-    UTF-8 encoded and escaped (``quoted`` for string fields, bare for symbols)."""
-    n = array.size
-    array = np.ascontiguousarray(array)
-    if array.dtype.kind == "U":
-        width = array.dtype.itemsize // 4
-        if width == 0:
-            return np.zeros(n, dtype=np.int32), *_encode_values(name, [""], quoted, None)
-        codes, first = factorize_rows_nb(array.view(np.uint32).reshape(n, width))
-        values = array[first].tolist()
-        return codes, *_encode_values(name, values, quoted, lambda v: int(first[v]))
-
-    # Object arrays hold PyObject pointers; factorising those words groups identical objects
-    # at C speed, leaving Python only the distinct objects (usually a handful) to look at.
-    words = array.dtype.itemsize // 4
-    pointers = (ctypes.c_uint32 * (n * words)).from_address(array.ctypes.data)
-    identity_codes, first = factorize_rows_nb(np.ctypeslib.as_array(pointers).reshape(n, words))
-    objects = array[first].tolist()
-    if set(map(type, objects)) <= {str}:
-        index = dict.fromkeys(objects)
-        values = list(index)
-        for code, value in enumerate(values):
-            index[value] = code
-        remap = np.fromiter(map(index.__getitem__, objects), dtype=np.int32, count=len(objects))
-    else:
-        nulls = _pandas_nulls()
-        lookup: dict[str, int] = {}
-        remap = np.empty(len(objects), dtype=np.int32)
-        for u, obj in enumerate(objects):
-            if isinstance(obj, str):
-                remap[u] = lookup.setdefault(obj, len(lookup))
-            elif (
-                obj is None
-                or (isinstance(obj, float) and math.isnan(obj))
-                or any(obj is x for x in nulls)
-            ):
-                remap[u] = -1
-            else:
-                raise ValueError(
-                    f"columns: column {name!r} row {int(first[u])}: expected str or None, got "
-                    f"{type(obj).__name__} {obj!r}"
-                )
-        values = list(lookup)
-    codes = remap[identity_codes]
-    return codes, *_encode_values(name, values, quoted, lambda v: int(np.argmax(codes == v)))
-
-
-def _encode_values(
-    name: str, values: list[str], quoted: bool, row_of: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    joined = "".join(values)
-    char_lens = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-    try:
-        raw = joined.encode("utf-8")
-    except UnicodeEncodeError as error:
-        v = int(np.searchsorted(np.cumsum(char_lens), error.start, side="right"))
-        raise ValueError(
-            f"columns: column {name!r} row {row_of(v)}: {values[v]!r} cannot be encoded as UTF-8"
-        ) from None
-    raw_array = np.frombuffer(raw, dtype=np.uint8)
-    if len(raw) == len(joined):
-        offsets = np.zeros(len(values) + 1, dtype=np.int64)
-        np.cumsum(char_lens, out=offsets[1:])
-    else:
-        offsets = utf8_offsets_nb(raw_array, char_lens)
-    return escape_values_nb(raw_array, offsets, quoted)
