@@ -103,10 +103,10 @@ def _descendants(pid: int) -> list[psutil.Process]:
 class Up:
     """``tradehub up`` in a subprocess, with its banner parsed."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, port: int, *extra: str) -> None:
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "--data-dir", str(data_dir), "up", "--port", str(port)],
+            [sys.executable, "-m", "hub", "--data-dir", str(data_dir), "up", "--port", str(port), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -181,8 +181,9 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
     assert up.token not in err and dora not in err
     assert not (data_dir / "services.json").exists()
 
-    # A second start on the same folder finds every user and token of the first.
-    again = Up(data_dir, free_port())
+    # A second start on the same folder finds every user and token of the first; --demo seeds
+    # a BTC/USD 1h dataset through a job.
+    again = Up(data_dir, free_port(), "--demo")
     try:
         again.wait_banner()
         me = httpx.get(
@@ -197,6 +198,24 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
             timeout=10,
         )
         assert old_admin.status_code == 200
+        demo_job = next(line.split("(job ")[1].rstrip(")\n") for line in again.banner if "demo" in line)
+        deadline = time.monotonic() + 120
+        status = ""
+        while time.monotonic() < deadline and status not in ("COMPLETED", "FAILED"):
+            status = httpx.get(
+                f"http://127.0.0.1:{again.port}/api/jobs/{demo_job}",
+                headers={"X-Stage1-Token": again.token},
+                timeout=10,
+            ).json()["status"]
+            time.sleep(0.2)
+        assert status == "COMPLETED"
+        candles = httpx.post(
+            f"http://127.0.0.1:{again.port}/graphql",
+            json={"query": '{ candles(symbol: "BTC/USD", timeframe: "1h", limit: 2) { ts close } }'},
+            headers={"Authorization": f"Bearer {again.token}"},
+            timeout=10,
+        ).json()["data"]["candles"]
+        assert [c["ts"] for c in candles] == ["2020-01-01T00:00:00+00:00", "2020-01-01T01:00:00+00:00"]
     finally:
         again.stop()
 
