@@ -10,10 +10,15 @@ and with ``bytes(buffer)``, since ``encode_ilp`` returns ``bytes``. Our first ca
 compiles the kernels or loads them from numba's cache, is timed apart.
 
 Run: ``.venv/bin/python bench/engine_ilp.py [n_rows]``
+
+``--floats N`` instead checks the float formatter on N doubles of every kind (random bit
+patterns, every exponent, subnormals, short decimals, integers): our bytes against the
+client's, and the digits of every value against ``repr(float)``.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import time
@@ -114,5 +119,57 @@ def main(n_rows: int = N_ROWS) -> None:
         print(line)
 
 
+def decimal_parts(text: str) -> tuple[str, str, int] | str:
+    """``(sign, digits, exponent)`` with ``digits * 10**exponent`` the value a float text
+    spells, trailing zeros folded into the exponent; non-finite spellings as they are."""
+    match = re.fullmatch(r"(-?)(\d+)(?:\.(\d+))?(?:e([+-]?\d+))?", text)
+    if match is None:
+        return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}.get(text, text)
+    sign, whole, fraction, exp = (
+        match.group(1),
+        match.group(2),
+        match.group(3) or "",
+        match.group(4),
+    )
+    digits = (whole + fraction).lstrip("0") or "0"
+    stripped = digits.rstrip("0") or "0"
+    exponent = int(exp or 0) - len(fraction) + len(digits) - len(stripped)
+    return sign, stripped, exponent if stripped != "0" else 0
+
+
+def verify_floats(n: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    quarter = n // 4
+    exponents = rng.integers(0, 2047, quarter).astype(np.uint64) << np.uint64(52)
+    scale = 10.0 ** rng.integers(0, 12, quarter)
+    values = np.concatenate(
+        [
+            rng.integers(0, 2**64, quarter, dtype=np.uint64).view(np.float64),
+            (exponents | rng.integers(0, 2**52, quarter, dtype=np.uint64)).view(np.float64),
+            rng.integers(0, 2**52, quarter // 4, dtype=np.uint64).view(np.float64),
+            np.round(rng.uniform(-1e6, 1e6, quarter) * scale) / scale,
+            rng.integers(-(2**60), 2**60, quarter - quarter // 4).astype(np.float64),
+        ]
+    )
+    at = np.arange(values.size, dtype=np.int64)
+    t0 = time.perf_counter()
+    ours = encode_ilp("t", {"x": values}, at=at)
+    print(f"{values.size:,} doubles encoded in {time.perf_counter() - t0:.2f} s")
+    buffer = Buffer(protocol_version=1)
+    frame = pd.DataFrame({"x": values, "ts": pd.Series(at.view("datetime64[ns]"))})
+    buffer.dataframe(frame, table_name="t", symbols=[], at="ts")
+    assert ours == bytes(buffer), "encode_ilp differs from the QuestDB client"
+    print("bytes identical to the client")
+    texts = [line[4 : line.rindex(" ")] for line in ours.decode().split("\n")[:-1]]
+    wrong = [
+        (v, t) for v, t in zip(values.tolist(), texts) if decimal_parts(t) != decimal_parts(repr(v))
+    ]
+    assert not wrong, f"{len(wrong)} values differ from repr, first: {wrong[:5]}"
+    print("digits identical to repr(float) for every value")
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else N_ROWS)
+    if len(sys.argv) > 2 and sys.argv[1] == "--floats":
+        verify_floats(int(sys.argv[2]))
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else N_ROWS)

@@ -222,15 +222,17 @@ def encode_rows_nb(
     """Encode every row as the client's ILP text line, chunk ``c`` of ``chunk_rows`` rows at
     ``out[starts[c]:]``, chunks in parallel; return each chunk's byte length.
 
-    Columns come in output order (symbols, then fields) as ``kinds``; a numeric column is
-    read in place from the address ``column_at[k]`` (float64, int64 or 1-byte bool values,
-    C-contiguous, kept alive by the caller), a string column through its row codes in
-    ``str_codes[slots[k]]``. ``keys`` hold
-    each column's ``,name=`` with the name escaped. A string code of -1 is a null: the column
-    is left out of that row, as the client does. ``table``, ``keys`` and ``str_bytes`` end
-    with COPY_WIDTH bytes of padding, and each chunk's bound in ``starts`` leaves
-    COPY_WIDTH bytes of slack: writes go through raw addresses, unchecked (``_rawmem``).
-    Call it under ``numba.parallel_chunksize(1)`` so that chunks are handed out one at a time.
+    Columns come in output order (symbols, then fields) as ``kinds``. A numeric column is read
+    in place at address ``column_at[k]`` (C-contiguous float64, int64 or bool, kept alive by
+    the caller); a string column through its row codes ``str_codes[slots[k]]`` into the
+    escaped values ``str_bytes[str_offsets[code]:str_offsets[code + 1]]``, -1 being a null
+    that leaves the column out of the row, as the client does. ``keys`` hold each column's
+    ``,name=`` with the name escaped.
+
+    Writes go through raw addresses, unchecked (``engine._rawmem``): ``table``, ``keys`` and
+    ``str_bytes`` end with COPY_WIDTH bytes of padding, and each chunk's bound in ``starts``
+    leaves COPY_WIDTH bytes of slack. Call it under ``numba.parallel_chunksize(1)`` so that
+    chunks are handed out one at a time.
     """
     n = at.size
     n_chunks = starts.size - 1

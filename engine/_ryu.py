@@ -7,11 +7,13 @@ Adams' Ryu (PLDI 2018) over the same 125-bit power-of-five tables, which are com
 exactly from Python integers rather than pasted in. Its correctness argument carries over
 because the constants and the algorithm are the same; the tests and ``bench/engine_ilp.py``
 compare it with ``repr(float)`` and the client's bytes on millions of random bit patterns.
+Prices and sizes take a cheaper path first, ``_short_decimal_nb``, proven to give the same
+digits whenever it answers.
 
 ``write_f64_nb`` then lays the digits out exactly as ``ryu::Buffer::format_finite`` does, with
 the client's non-finite spellings (``NaN``, ``Infinity``, ``-Infinity``). It takes the float
-with its IEEE-754 bit pattern (from a zero-copy ``view(np.uint64)`` of the column), so nothing
-needs a bit cast inside numba. The writers take and return raw addresses (see
+with its IEEE-754 bit pattern (two loads of the same 8 bytes), so nothing needs a bit cast
+inside numba. The writers take and return raw addresses (see
 ``engine._rawmem`` for why) and write with 8-byte stores, so up to 7 bytes after the text they
 return may be clobbered: callers overwrite them or leave room.
 """
