@@ -13,7 +13,12 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 
-from engine.simulate import SimConfig, first_not_positive_nb, first_unsorted_nb
+from engine.simulate import (
+    SimConfig,
+    Sizing,
+    first_not_positive_nb,
+    first_unsorted_nb,
+)
 from engine.strategies import ParamSpec
 
 __all__ = ["BacktestOptions", "check_bars", "check_params", "sim_config"]
@@ -38,6 +43,7 @@ class BacktestOptions(TypedDict, total=False):
 
 
 OPTION_NAMES = frozenset(BacktestOptions.__annotations__)
+# Option values in the order of their kernel codes (Fill, DirectionMode, Sizing).
 _FILLS = ("close", "next_open")
 _DIRECTIONS = ("long", "short", "both")
 _SIZINGS = ("cash", "units", "notional")
@@ -91,7 +97,7 @@ def sim_config(options: Mapping[str, Any]) -> tuple[SimConfig, list[int] | None]
     capital = _number("initial_capital", get("initial_capital", 10_000.0), low=0.0, low_open=True)
     sizing = _choice("sizing", get("sizing", "cash"), _SIZINGS)
     size = _number("size", get("size", 1.0), low=0.0, low_open=True)
-    if sizing == 0 and size > 1.0:
+    if sizing == Sizing.Cash and size > 1.0:
         raise ValueError(
             f"size is a cash fraction for sizing='cash' and must be <= 1, got {size!r}"
         )

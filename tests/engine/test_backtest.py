@@ -26,7 +26,7 @@ from engine.backtest import (
 )
 from engine.records import Direction, ExitReason, TradeStatus, trade_dt
 from engine.sim_options import check_bars, sim_config
-from engine.simulate import state_from_dict, state_to_dict
+from engine.simulate import DirectionMode, Fill, Sizing, state_from_dict, state_to_dict
 from engine.strategies import hours_mask
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -689,6 +689,19 @@ def test_bad_input_names_the_argument_and_the_value() -> None:
     bad(r"stop_loss must be finite, > 0.0, got -0.01", stop_loss=-0.01)
     bad(r"max_bars must be a positive integer or None, got 0", max_bars=0)
     bad(r"allowed_hours must hold hours 0-23, got 24", allowed_hours=[9, 24])
+
+
+def test_option_names_map_to_the_kernel_codes() -> None:
+    cfg, _ = sim_config(
+        {"fill": "next_open", "direction": "both", "sizing": "notional", "size": 5.0}
+    )
+    assert (cfg.fill, cfg.direction, cfg.sizing) == (
+        Fill.NextOpen,
+        DirectionMode.Both,
+        Sizing.Notional,
+    )
+    cfg, _ = sim_config({"direction": "short", "sizing": "units", "size": 5.0})
+    assert (cfg.fill, cfg.direction, cfg.sizing) == (Fill.Close, DirectionMode.Short, Sizing.Units)
 
 
 def test_bad_input_is_refused_before_any_work() -> None:
