@@ -10,14 +10,14 @@ intrinsics; the caller owns the array, keeps it alive, and sizes it so every wri
 Addresses are ``int64`` (user-space addresses are below 2**47) so that arithmetic with
 positions stays in signed integers; numba turns int64/uint64 mixes into floats. With
 ``NUMBA_DISABLE_JIT=1`` the same calls go through ``ctypes``. ``new_bytes`` hands out the
-memory of a fresh ``bytes`` object, so that a result is written once, in place.
+memory of a fresh ``bytes`` object, so that a result is written once, in place, and
+``scratch`` plain anonymous memory.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import sys
+import mmap
 from typing import Any
 
 import numpy as np
@@ -146,38 +146,26 @@ _bytes_from_size = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c
 _bytes_address = ctypes.PYFUNCTYPE(ctypes.c_void_p, ctypes.py_object)(
     ("PyBytes_AsString", ctypes.pythonapi)
 )
-_MADV_HUGEPAGE = 14
-_HUGE_PAGE = 2 << 20
 
 
 def new_bytes(size: int) -> tuple[bytes, np.ndarray]:
     """A new ``bytes`` of ``size`` uninitialised bytes and a writable uint8 view of them.
 
-    Fill the view completely before the bytes object is shared, and drop the view after. The
-    memory is advised to use 2 MiB pages (best effort, as numpy does for its own large
-    arrays): 100 MB of 4 KiB pages is 25,000 page faults, which cost more than filling it.
+    Fill the view completely before the bytes object is shared, and drop the view after.
     """
     result: bytes = _bytes_from_size(None, size)
     if size == 0:
         return result, np.zeros(0, dtype=np.uint8)
     address = _bytes_address(result)
-    madvise = _madvise()
-    start = -(-address // _HUGE_PAGE) * _HUGE_PAGE
-    end = (address + size) // _HUGE_PAGE * _HUGE_PAGE
-    if madvise is not None and end > start:
-        madvise(start, end - start, _MADV_HUGEPAGE)
     return result, np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(address))
 
 
-@functools.cache
-def _madvise() -> Any:
-    """libc's madvise where there is one (Linux), else None."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    function.restype = ctypes.c_int
-    return function
+def scratch(size: int) -> np.ndarray:
+    """``size`` bytes of anonymous memory as a uint8 array, committed page by page as they
+    are first written, and unmapped with the array.
+
+    Not ``np.empty``: numpy asks Linux for transparent huge pages on large arrays, and where
+    memory is fragmented (another process churning buffers) each 2 MiB fault then compacts
+    memory synchronously, which cost several times the encoding itself in a mixed run.
+    """
+    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=np.uint8)[:size]

@@ -27,7 +27,7 @@ from engine._ilp_nb import (
     gather_chunks_nb,
 )
 from engine._ilp_strings import padded, string_table
-from engine._rawmem import new_bytes
+from engine._rawmem import new_bytes, scratch
 
 __all__ = ["MAX_NAME_LEN", "encode_ilp"]
 
@@ -150,7 +150,7 @@ def _encode(
     row_fixed += sum(value_max.get(kind, 0) for kind in kinds)
 
     starts = chunk_bounds_nb(n, CHUNK_ROWS, row_fixed, str_codes, str_offsets)
-    out = np.empty(int(starts[-1]), dtype=np.uint8)
+    out = scratch(int(starts[-1]))
     # Chunks handed out one at a time: uneven chunk costs (long strings, a noisy neighbour on
     # one core) then balance across threads.
     with parallel_chunksize(1):
