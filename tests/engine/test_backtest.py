@@ -32,9 +32,9 @@ from engine.strategies import hours_mask
 ROOT = Path(__file__).resolve().parents[2]
 MINUTE = 60_000_000_000
 T0 = 1_700_000_000_000_000_000
-Fill = Literal["close", "next_open"]
+FillName = Literal["close", "next_open"]
 Side = Literal["long", "short", "both"]
-Sizing = Literal["cash", "units", "notional"]
+SizingName = Literal["cash", "units", "notional"]
 FAST = settings(derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -117,7 +117,9 @@ def assert_same_as_vbt(result: Any, pf: Any) -> None:
 @pytest.mark.parametrize("fees", [0.0, 0.001, 0.01])
 @pytest.mark.parametrize("fill", ["close", "next_open"])
 @pytest.mark.parametrize("direction", ["long", "short", "both"])
-def test_sma_crossover_equals_vectorbt(seed: int, fees: float, fill: Fill, direction: Side) -> None:
+def test_sma_crossover_equals_vectorbt(
+    seed: int, fees: float, fill: FillName, direction: Side
+) -> None:
     bars = make_bars(1500, seed)
     result = run_backtest(
         bars, "sma_crossover", {"fast": 10, "slow": 40}, fees=fees, fill=fill, direction=direction
@@ -180,7 +182,7 @@ def test_stops_in_points_equal_vectorbt_fraction_of_the_entry_close() -> None:
     ],
 )
 def test_sizing_equals_vectorbt(
-    direction: Side, sizing: Sizing, size: float, vbt_size_type: str
+    direction: Side, sizing: SizingName, size: float, vbt_size_type: str
 ) -> None:
     bars = make_bars(1500, 5)
     result = run_backtest(
@@ -506,7 +508,7 @@ def test_empty_input(opts: dict[str, Any]) -> None:
 
 @FAST
 @given(seed=st.integers(0, 1000), fill=st.sampled_from(["close", "next_open"]))
-def test_a_single_bar(seed: int, fill: Fill) -> None:
+def test_a_single_bar(seed: int, fill: FillName) -> None:
     bars = make_bars(1, seed)
     result = run_backtest(bars, "sma_crossover", {"fast": 1, "slow": 2}, fill=fill)
     assert len(result.trades) == 0
