@@ -440,6 +440,7 @@ class ClientProcess:
         return {
             "warm": sum(1 for s in self.subs if s.warm and not s.closed),
             "closed": sum(1 for s in self.subs if s.closed),
+            "errors": [s.errors[-1] for s in self.subs if s.errors][:3],
         }
 
     def start(self, spec: dict[str, Any]) -> dict[str, Any]:

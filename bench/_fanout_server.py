@@ -18,12 +18,64 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
         sys.path.insert(0, path)
+
+
+def trace_collections() -> None:
+    """Time every collection; one summary line per generation goes to the log at exit."""
+    import atexit
+    import gc
+    import time
+
+    started: list[float] = [0.0]
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses[info["generation"]].append(time.perf_counter() - started[0])
+
+    def report() -> None:
+        for generation, times in pauses.items():
+            if times:
+                print(
+                    f"gc: generation {generation}: {len(times)} collections, "
+                    f"{sum(times) * 1e3:.0f} ms in all, longest {max(times) * 1e3:.1f} ms, "
+                    f"tracked objects now {len(gc.get_objects(generation))}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    gc.callbacks.append(callback)
+    atexit.register(report)
+
+
+def with_heap_report(app: Any) -> Any:
+    """``GET /_fanout/heap``: a full collection, then the count of tracked objects by type."""
+    import gc
+    import json
+    from collections import Counter
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/_fanout/heap":
+            await app(scope, receive, send)
+            return
+        gc.collect()
+        objects = gc.get_objects()
+        top = Counter(type(o).__qualname__ for o in objects).most_common(15)
+        body = json.dumps({"objects": len(objects), "top": top}).encode()
+        del objects
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return wrapped
 
 
 def main() -> None:
@@ -39,7 +91,9 @@ def main() -> None:
         from hub.settings import Settings
 
         settings = Settings()
-        configure_logging(json_lines=False, level="warning")
+        configure_logging(
+            json_lines=False, level=os.environ.get("FANOUT_SERVER_LOG_LEVEL", "warning")
+        )
         app = create_app(settings)
     elif mode == "anchor":
         from _fanout_anchor import create_anchor_app
@@ -61,6 +115,12 @@ def main() -> None:
             gc.set_threshold(50_000, 50, 100)
         if "off" in experiment:
             gc.disable()
+        if "trace" in experiment:
+            trace_collections()
+            app = with_heap_report(app)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit normally then, so
+    # that atexit hooks (the gc trace) run.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     uvicorn.run(
         app,
         host="127.0.0.1",

@@ -1,33 +1,43 @@
 """WebSocket fan-out: the hub's /ws feed and GraphQL subscriptions beside stock strawberry.
 
-One hub process (``create_app`` under uvicorn, a subprocess) and, in the same run, the anchor: a
-plain Starlette + stock ``strawberry.asgi.GraphQL`` app whose ``ticks`` resolver is one async
-generator per subscriber fed by one Redis reader (``bench/_fanout_anchor.py``), also a uvicorn
-subprocess with the same options. Per-message deflate is off on both servers
-(``ws_per_message_deflate=False``) and never offered by the clients.
+One hub process (``create_app`` under uvicorn, a subprocess) and, in the same run, the anchor
+process (``bench/_fanout_anchor.py``, a uvicorn subprocess with the same options) serving two
+references: at ``/graphql`` a plain Starlette + stock ``strawberry.asgi.GraphQL`` app whose
+``ticks`` resolver is one async generator per subscriber fed by one Redis reader (strawberry
+executes and serialises the operation per subscriber per event), and at ``/raw`` a raw
+serialize-once WebSocket fan-out with /ws's frame shape (the floor PERF_NOTES.md calls "raw,
+serialize once"). Per-message deflate is off on both servers (``ws_per_message_deflate=False``)
+and never offered by the clients.
 
 Subscribers are WebSocket connections held by ``--clients`` load-generator processes
 (``bench/_fanout_clients.py``; a minimal RFC 6455 client by default, ``--client websockets`` for
 the library's). The publisher (this process) calls ``hub.marketdata.publish_tick`` (the hub's
 ``Bus.publish_recent``: sequence, epoch, bounded history, PUBLISH) at a set rate with
 ``time.time_ns()`` in the tick, so every frame carries its publish time; both servers read the
-same Redis channel.
+same Redis channels.
 
 Scenarios: 1 topic x 100 subscribers, 1 topic x 1,000 subscribers, 100 topics x 10 subscribers.
-For each, each transport (hub /ws, hub GraphQL, anchor GraphQL) climbs a ladder of offered
-rates (events/s per topic x subscribers = frames/s) on one set of connections and stops at the
-first step that is not sustained. A step is sustained when every subscriber got every event
-(no loss, no duplicate, no connection closed), p99 publish-to-receive latency is under 100 ms
-and the delivered rate (frames / time from first publish to last receive) is at least 90% of the
-offered one. Each step reports delivered frames/s, latency p50/p99/max, loss, the server's CPU
-(psutil on its pid) per delivered frame and as a share of a core, and the load generator's and
-publisher's CPU shares, against the whole machine's.
+For each, each transport (hub /ws, raw, hub GraphQL, anchor GraphQL) opens its subscribers once,
+warms them up (GraphQL has no subscribe ack: events are published until every subscriber has
+one), then climbs a ladder of offered rates (events/s per topic x subscribers = frames/s). A step
+is sustained when every subscriber got every event after the step's start sequence (no loss, no
+duplicate, no connection closed), p99 publish-to-receive latency is under 100 ms and the delivered
+rate (frames / time from first publish to last receive) is at least 90% of the offered one. The
+climb stops once the server falls behind, loses or closes, or after two failed steps in a row.
+Each step reports delivered frames/s, latency p50/p99/max, loss, the server's CPU (psutil on
+its pid) per delivered frame and as a share of a core, the load generator's and publisher's CPU
+shares, and what else the machine spent (Redis, the kernel, other processes: on a shared 2-core
+machine, noisy neighbours move the tail latencies a lot; the header prints the load before the
+run, and CPU per frame is the steadier number).
 
-Run:  .venv/bin/python bench/fanout.py            # the full ladder, about 5 minutes
+Run:  .venv/bin/python bench/fanout.py            # the full ladders, 3-5 minutes
       .venv/bin/python bench/fanout.py --quick    # about a minute
 Options: --database-url (an admin URL: the run creates and drops its own database),
 --redis-url, --clients N, --client raw|websockets, --duration S, --scenarios 100,1000,100x10,
---profile DIR (py-spy the servers during each step, print the hottest functions).
+--transports hub-ws,raw,hub-gql,anchor, --ladder 2000,10000 (frames/s), --nice -10 (both
+servers, clients and publisher, on a busy machine), --profile DIR (py-spy the servers during
+each step and print their hottest functions), --server-gc freeze|threshold|off|trace (an
+experiment on both servers' collector; trace prints every generation's pauses at the end).
 Environment defaults: TRADEHUB_BENCH_DATABASE_URL, TRADEHUB_BENCH_REDIS_URL.
 """
 
@@ -119,8 +129,8 @@ LADDERS = {
         "slow": [500, 1_000, 2_000, 5_000, 10_000],
     },
     "quick": {
-        "fast": [5_000, 10_000, 20_000, 30_000],
-        "slow": [500, 1_000, 2_000, 5_000],
+        "fast": [5_000, 10_000, 20_000],
+        "slow": [500, 1_000, 2_000],
     },
 }
 
@@ -452,6 +462,7 @@ class Bench:
         self.redis: Any = None
         self.torn_down = False
         self.background = ""
+        self.heap: dict[str, int] = {}
 
     # -- set-up and tear-down -------------------------------------------------------
     async def setup(self) -> None:
@@ -495,6 +506,10 @@ class Bench:
         for server in self.servers.values():
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(server.stop)
+            if "trace" in self.args.server_gc:
+                for line in server.log_tail(200).splitlines():
+                    if line.startswith("gc: "):
+                        print(f"  {server.mode} {line}")
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}*", count=1000)]
@@ -594,10 +609,9 @@ class Bench:
                     f"  {transport.title}: {failed} of {scenario.subscribers} connections failed: {errors}"
                 )
                 return
-            if not await self.warm_up(symbols, scenario.subscribers):
-                print(
-                    f"  {transport.title}: subscribers not all live after {WARM_TIMEOUT:.0f}s; skipped"
-                )
+            warm = await self.warm_up(symbols, scenario.subscribers)
+            if warm is not None:
+                print(f"  {transport.title}: skipped, {warm}")
                 return
             failures = 0
             for offered in self.args.ladder or LADDERS[self.mode][transport.ladder]:
@@ -612,20 +626,51 @@ class Bench:
                 await asyncio.sleep(0.3)
         finally:
             await self.clients.call("close", None, timeout=60)
+            if "trace" in self.args.server_gc:
+                await self.heap_report(server)
 
-    async def warm_up(self, symbols: list[str], subscribers: int) -> bool:
-        """Publish until every subscriber has received an event (GraphQL has no subscribe ack)."""
+    async def heap_report(self, server: Server) -> None:
+        """With --server-gc trace: the server's tracked objects once the ladder's clients left."""
+        import httpx
+
+        await asyncio.sleep(1.0)  # let the server finish tearing the connections down
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                got = (await client.get(f"http://127.0.0.1:{server.port}/_fanout/heap")).json()
+        except (httpx.HTTPError, ValueError) as exc:
+            print(f"      heap of {server.mode}: unavailable ({exc})")
+            return
+        before = self.heap.get(server.mode)
+        self.heap[server.mode] = got["objects"]
+        delta = f" ({got['objects'] - before:+,} since the last ladder)" if before else ""
+        top = ", ".join(f"{name} {count:,}" for name, count in got["top"][:8])
+        print(
+            f"      heap of {server.mode} after the clients left: {got['objects']:,} objects{delta}"
+        )
+        print(f"        most common: {top}")
+
+    async def warm_up(self, symbols: list[str], subscribers: int) -> str | None:
+        """Publish until every subscriber has received an event (GraphQL has no subscribe ack);
+        None when they all have, else what went wrong."""
         deadline = time.monotonic() + WARM_TIMEOUT
+        ready = closed = 0
+        errors: list[Any] = []
         while time.monotonic() < deadline:
             await self.publish(symbols)
             await asyncio.sleep(0.1)
             warm = await self.clients.call("warm", None)
-            if sum(w["warm"] for w in warm) >= subscribers:
+            ready = sum(w["warm"] for w in warm)
+            closed = sum(w["closed"] for w in warm)
+            errors = [e for w in warm for e in w["errors"]]
+            if ready >= subscribers:
                 await asyncio.sleep(0.2)
-                return True
-            if sum(w["closed"] for w in warm):
-                return False
-        return False
+                return None
+            if closed:
+                break
+        return (
+            f"{ready} of {subscribers} subscribers received events within {WARM_TIMEOUT:.0f} s, "
+            f"{closed} closed; first errors: {errors[:3]}"
+        )
 
     async def run_step(
         self,
@@ -759,7 +804,7 @@ def print_header(bench: Bench) -> None:
     import uvicorn
 
     cores = psutil.cpu_count()
-    print("WebSocket fan-out: hub (/ws, GraphQL) vs stock strawberry, same run")
+    print("WebSocket fan-out: hub (/ws, GraphQL) vs stock strawberry and raw serialize-once")
     print(
         f"  machine: {cores} cores; python {sys.version.split()[0]}; uvicorn {uvicorn.__version__}; "
         f"strawberry {version('strawberry-graphql')}; graphql-core {version('graphql-core')}; "
@@ -782,7 +827,10 @@ def print_header(bench: Bench) -> None:
     )
     print(f"  machine load before the run (1 s): {bench.background}")
     if bench.args.server_gc:
-        print(f"  EXPERIMENT: both servers' garbage collector set to {bench.args.server_gc!r}")
+        print(
+            f"  garbage collector of both servers: {bench.args.server_gc!r} (trace only measures; "
+            "freeze/threshold/off change it: an experiment, not the deployed default)"
+        )
     if bench.args.nice:
         print(f"  niceness {bench.args.nice} for both servers, the clients and the publisher")
     print(
@@ -836,11 +884,11 @@ def ratio_line(bench: Bench, scenario: str, ours_key: str, ref_key: str) -> str:
         (True, True): " (both topped their ladders: undetermined)",
     }.get((ours_topped, ref_topped), "")
     cpu = ref.us_per_frame / ours.us_per_frame if ours.us_per_frame else float("nan")
+    cpu_words = f"{cpu:.1f}x less" if cpu >= 1 else f"{1 / cpu:.1f}x more"
     return (
         f"{head:<48} {ours.delivered_per_s:>7,.0f} vs {ref.delivered_per_s:>7,.0f} frames/s = "
         f"{ours.delivered_per_s / ref.delivered_per_s:5.1f}x{bound}; "
-        f"server CPU/frame {ours.us_per_frame:.1f} vs {ref.us_per_frame:.1f} µs "
-        f"({cpu:.1f}x less)"
+        f"server CPU/frame {ours.us_per_frame:.1f} vs {ref.us_per_frame:.1f} µs ({cpu_words})"
     )
 
 
@@ -961,8 +1009,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--server-gc",
         default="",
-        help="an experiment on both servers' garbage collector: freeze, threshold, "
-        "freeze+threshold or off (default: Python's defaults, as deployed)",
+        help="an experiment on both servers' garbage collector: freeze, threshold, off, and/or "
+        "trace (time every collection, printed at the end), e.g. freeze+threshold+trace "
+        "(default: Python's defaults, as deployed)",
     )
     parser.add_argument(
         "--nice",
