@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine._rawmem import address_of, load1, load_f64, load_i64, load_u64, move16, store1
-from engine._ryu import write_f64_nb, write_i64_nb, write_u64_nb
+from engine._ryu import NO_HINT, write_f64_nb, write_i64_nb, write_u64_nb
 
 
 class ColumnKindT(NamedTuple):
@@ -245,6 +245,7 @@ def encode_rows_nb(
     strings_at = address_of(str_bytes)
     for c in prange(n_chunks):
         p = base + starts[c]
+        hints = np.full(n_cols, NO_HINT, dtype=np.int64)  # decimals to try, per float column
         for i in range(c * chunk_rows, min(n, (c + 1) * chunk_rows)):
             p = _copy_nb(p, table_at, table_len)
             has_field = False
@@ -263,7 +264,7 @@ def encode_rows_nb(
                     has_field = True
                 if kind == ColumnKind.Float:
                     value_at = column_at[k] + 8 * i
-                    p = write_f64_nb(p, load_f64(value_at), load_u64(value_at))
+                    p, hints[k] = write_f64_nb(p, load_f64(value_at), load_u64(value_at), hints[k])
                 elif kind == ColumnKind.Int:
                     p = write_i64_nb(p, load_i64(column_at[k] + 8 * i))
                     store1(p, 105)  # 'i'

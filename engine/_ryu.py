@@ -7,8 +7,9 @@ Adams' Ryu (PLDI 2018) over the same 125-bit power-of-five tables, which are com
 exactly from Python integers rather than pasted in. Its correctness argument carries over
 because the constants and the algorithm are the same; the tests and ``bench/engine_ilp.py``
 compare it with ``repr(float)`` and the client's bytes on millions of random bit patterns.
-Prices and sizes take a cheaper path first, ``_short_decimal_nb``, proven to give the same
-digits whenever it answers.
+Prices and sizes take cheaper paths first, proven to give the same digits whenever they
+answer: ``_short_decimal_nb``, and before it ``_hinted_decimal_nb``, which tries the number of
+decimals of the column's previous value.
 
 ``write_f64_nb`` then lays the digits out exactly as ``ryu::Buffer::format_finite`` does, with
 the client's non-finite spellings (``NaN``, ``Infinity``, ``-Infinity``). It takes the float
@@ -81,6 +82,8 @@ _DOT = np.uint64(46)
 _LANES_7F = np.uint64(0x0000007F0000007F)
 _LANES_0F = np.uint64(0x000F000F000F000F)
 _ASCII_ZEROS = np.uint64(0x3030303030303030)
+# write_f64_nb's hint when a column has no guess of its number of decimals.
+NO_HINT = 99
 # Biased exponents of [2**-23, 2**53), where _short_decimal_nb applies.
 _SHORT_MIN_EXPONENT = 1023 - 23
 _SHORT_END_EXPONENT = 1023 + 53
@@ -209,6 +212,28 @@ def _short_decimal_nb(value: float, ieee_exponent: int) -> tuple[bool, np.uint64
         digits //= _U100
         exponent += 2
     if digits % _U10 == _U0:
+        digits //= _U10
+        exponent += 1
+    return True, digits, exponent
+
+
+@njit(cache=True, nogil=True)
+def _hinted_decimal_nb(value: float, p: int) -> tuple[bool, np.uint64, int]:
+    """``_short_decimal_nb`` with the number of decimals ``p`` (|p| <= 22) guessed from the
+    previous value of the column: one scaling, one check and usually no trailing zero to
+    strip, where the general fast path strips up to 14. The same proof holds: a passing check
+    means ``digits * 10**-p`` is a decimal of at most 15 digits rounding to ``value``, so its
+    digits without trailing zeros are Ryu's."""
+    scaled = value * POW10[p] if p >= 0 else value / POW10[-p]
+    if not scaled < 1e15:
+        return False, _U0, 0
+    digits = np.uint64(scaled + 0.5)
+    whole = np.float64(digits)
+    back = whole / POW10[p] if p >= 0 else whole * POW10[-p]
+    if back != value:  # value > 0, so this also rules out digits == 0
+        return False, _U0, 0
+    exponent = -p
+    while digits % _U10 == _U0:
         digits //= _U10
         exponent += 1
     return True, digits, exponent
@@ -415,30 +440,36 @@ def write_i64_nb(at: int, v: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def write_f64_nb(at: int, value: float, bits: np.uint64) -> int:
+def write_f64_nb(at: int, value: float, bits: np.uint64, hint: int) -> tuple[int, int]:
     """Write ``value`` (whose IEEE bits are ``bits``) at address ``at`` as the QuestDB client
     does (``ryu::Buffer::format_finite`` rules, ``NaN`` / ``Infinity`` / ``-Infinity``
-    otherwise); return the address after it. The text is at most 24 bytes."""
+    otherwise); return the address after it and the hint for the column's next value. The
+    text is at most 24 bytes. ``hint`` is the number of decimals to try first (NO_HINT for
+    none): pass each column's returned hint back in with its next value."""
     ieee_mantissa = bits & _MANTISSA_MASK
     ieee_exponent = int((bits >> _U52) & _EXPONENT_MASK)
     if ieee_exponent == 0x7FF and ieee_mantissa != _U0:
         store8(at, _NAN)
-        return at + 3
+        return at + 3, hint
     if (bits >> _U63) != _U0:
         store1(at, 45)  # '-'
         at += 1
     if ieee_exponent == 0x7FF:
         store8(at, _INFINITY)
-        return at + 8
+        return at + 8, hint
     if ieee_exponent == 0 and ieee_mantissa == _U0:
         store8(at, _ZERO)
-        return at + 3
+        return at + 3, hint
 
     short = False
     digits = _U0
     exponent = 0
     if _SHORT_MIN_EXPONENT <= ieee_exponent < _SHORT_END_EXPONENT:
-        short, digits, exponent = _short_decimal_nb(abs(value), ieee_exponent)
+        if hint != NO_HINT:
+            short, digits, exponent = _hinted_decimal_nb(abs(value), hint)
+        if not short:
+            short, digits, exponent = _short_decimal_nb(abs(value), ieee_exponent)
+            hint = -exponent if short and -22 <= exponent <= 22 else NO_HINT
     if not short:
         digits, exponent = f64_to_decimal_nb(ieee_mantissa, ieee_exponent)
     length = decimal_length_nb(digits)
@@ -450,7 +481,7 @@ def write_f64_nb(at: int, value: float, bits: np.uint64) -> int:
             store8(zeros, _ZEROS)
         store1(at + point, 46)  # '.'
         store1(at + point + 1, 48)
-        return at + point + 2
+        return at + point + 2, hint
     if 0 < point <= 16:
         # 1234e-2 -> 12.34
         if length <= 7:
@@ -459,18 +490,18 @@ def write_f64_nb(at: int, value: float, bits: np.uint64) -> int:
             cut = np.uint64(8 * point)
             integer = word & ((_U1 << cut) - _U1)
             store8(at, integer | (_DOT << cut) | ((word >> cut) << (cut + _U8)))
-            return at + length + 1
+            return at + length + 1, hint
         write_digits_nb(at + length + 1, digits)
         for i in range(at, at + point):
             store1(i, load1(i + 1))
         store1(at + point, 46)
-        return at + length + 1
+        return at + length + 1, hint
     if -5 < point <= 0:
         # 1234e-6 -> 0.001234: "0." and up to four zeros in one word, then the digits.
         store8(at, _ZERO_POINT_ZEROS)
         end = at + 2 - point + length
         write_digits_nb(end, digits)
-        return end
+        return end, hint
     if length == 1:
         # 1e30
         store1(at, 48 + np.intp(digits))
@@ -483,4 +514,4 @@ def write_f64_nb(at: int, value: float, bits: np.uint64) -> int:
         store1(at + 1, 46)
         store1(at + length + 1, 101)
         at += length + 2
-    return write_i64_nb(at, point - 1)
+    return write_i64_nb(at, point - 1), hint

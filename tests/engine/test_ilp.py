@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from questdb import QuestDBError
 
 import engine
-from engine._ryu import _short_decimal_nb, f64_to_decimal_nb
+from engine._ryu import _hinted_decimal_nb, _short_decimal_nb, f64_to_decimal_nb
 from engine.ilp import CHUNK_ROWS, MAX_NAME_LEN, encode_ilp
 
 with warnings.catch_warnings():
@@ -235,6 +235,44 @@ def test_short_decimal_fast_path_equals_ryu() -> None:
             claimed += i < n
             assert (digits, exp10) == f64_to_decimal_nb(np.uint64(bits & (2**52 - 1)), exponent)
     assert in_range > n // 2 and claimed == in_range
+
+
+def test_hinted_decimal_path_equals_ryu() -> None:
+    """The per-column guess of the number of decimals must give Ryu's digits whenever its
+    check passes, whatever the guess."""
+    rng = np.random.default_rng(7)
+    n = 4_000
+    mantissas = rng.integers(1, 10 ** rng.integers(1, 16, n), dtype=np.int64).astype(np.float64)
+    values = np.concatenate([mantissas / 10.0 ** rng.integers(0, 23, n), rng.uniform(0, 1e9, n)])
+    passed = 0
+    for v, bits in zip(values.tolist(), values.view(np.uint64).tolist()):
+        exponent = (bits >> 52) & 0x7FF
+        if not 1000 <= exponent < 1076:
+            continue
+        expected = f64_to_decimal_nb(np.uint64(bits & (2**52 - 1)), exponent)
+        for p in range(-22, 23, 3):
+            ok, digits, exp10 = _hinted_decimal_nb(v, p)
+            if ok:
+                passed += 1
+                assert (digits, exp10) == expected
+    assert passed > n
+
+
+def test_columns_of_mixed_precision_match_client_and_repr() -> None:
+    """Each float column carries its guess of decimals from row to row: shuffle precisions,
+    magnitudes and specials so the guess is wrong, stale and right in every order."""
+    rng = np.random.default_rng(8)
+    n = 30_000
+    decimals = rng.integers(-3, 12, n)
+    values = np.round(rng.uniform(-1e6, 1e6, n) * 10.0**decimals) / 10.0**decimals
+    specials = special_floats(seed=9, n_random=200)
+    values[rng.integers(0, n, n // 10)] = rng.choice(specials, n // 10)
+    columns = {"a": values, "b": np.roll(values, 7), "c": rng.permutation(values)}
+    at = np.arange(n, dtype=np.int64)
+    ours = encode_ilp("t", columns, at=at)
+    assert ours == client_dataframe("t", columns, at)
+    first = [line.split(b",")[0][4:].decode() for line in ours.split(b"\n")[:-1]]
+    assert first == [repr_text(v) for v in values.tolist()]
 
 
 def test_integers_and_bools_match_client() -> None:
