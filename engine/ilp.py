@@ -187,8 +187,8 @@ def _native(array: np.ndarray, kind: int) -> np.ndarray:
         return np.ascontiguousarray(array, dtype=np.float64)
     if kind == ColumnKind.Bool:
         return np.ascontiguousarray(array, dtype=np.bool_)
-    if array.dtype == np.uint64:
-        return np.ascontiguousarray(array).view(np.int64)
+    if array.dtype.kind == "u" and array.dtype.itemsize == 8:  # values checked to fit
+        return np.ascontiguousarray(array, dtype=np.uint64).view(np.int64)
     return np.ascontiguousarray(array, dtype=np.int64)
 
 
@@ -237,19 +237,18 @@ def _timestamps(at: ArrayLike) -> np.ndarray:
     array = np.asarray(at)
     if array.ndim != 1:
         raise ValueError(f"at: expected a 1-D array of int64 nanoseconds, got shape {array.shape}")
-    if array.dtype == np.dtype("datetime64[ns]"):
-        array = array.view(np.int64)
-    elif array.dtype.kind in "iu" and np.can_cast(array.dtype, np.int64):
+    dtype = array.dtype
+    if dtype.kind == "M" and np.datetime_data(dtype)[0] == "ns":
+        array = array.astype("datetime64[ns]", copy=False).view(np.int64)
+    elif dtype.kind in "iu" and np.can_cast(dtype, np.int64):
         array = array.astype(np.int64, copy=False)
-    elif array.dtype == np.uint64:
+    elif dtype.kind == "u" and dtype.itemsize == 8:
         if array.size and int(array.max()) > _INT64_MAX:
             row = int(np.argmax(array > _INT64_MAX))
             raise ValueError(f"at: row {row}: timestamp {int(array[row])} exceeds int64")
         array = array.astype(np.int64)
     else:
-        raise ValueError(
-            f"at: expected int64 nanoseconds or datetime64[ns], got dtype {array.dtype}"
-        )
+        raise ValueError(f"at: expected int64 nanoseconds or datetime64[ns], got dtype {dtype}")
     array = np.ascontiguousarray(array)
     if array.size and int(array.min()) < 0:
         negative = (array < 0) & (array != INT64_MIN)
@@ -268,13 +267,13 @@ def _column_kind(name: str, array: np.ndarray, is_symbol: bool) -> int:
         return ColumnKind.Symbol if is_symbol else ColumnKind.String
     if is_symbol:
         raise ValueError(f"symbols: column {name!r} has dtype {dtype}; symbols must be strings")
-    if dtype in (np.float64, np.float32):
+    if dtype.kind == "f" and dtype.itemsize in (4, 8):
         return ColumnKind.Float
-    if dtype == np.bool_:
+    if dtype.kind == "b":
         return ColumnKind.Bool
     if dtype.kind in "iu" and np.can_cast(dtype, np.int64):
         return ColumnKind.Int
-    if dtype == np.uint64:
+    if dtype.kind == "u" and dtype.itemsize == 8:
         if array.size and int(array.max()) > _INT64_MAX:
             row = int(np.argmax(array > _INT64_MAX))
             raise ValueError(

@@ -389,6 +389,27 @@ def test_unsorted_timestamps_are_accepted() -> None:
     assert ours == client_dataframe("t", columns, shuffled, ("symbol",))
 
 
+def test_strided_readonly_foreign_and_pandas_inputs() -> None:
+    columns, at = ohlcv(400, seed=10)
+    expected = encode_ilp(
+        "t", {k: v[::2] for k, v in columns.items()}, symbols=["symbol"], at=at[::2]
+    )
+    frozen = {k: v[::2].copy() for k, v in columns.items()}
+    for array in frozen.values():
+        array.flags.writeable = False
+    assert encode_ilp("t", frozen, symbols=["symbol"], at=at[::2]) == expected
+    foreign = {
+        k: (v[::2].astype(">f8") if v.dtype.kind == "f" else v[::2]) for k, v in columns.items()
+    }
+    assert encode_ilp("t", foreign, symbols=["symbol"], at=at[::2].astype(">i8")) == expected
+    series = {k: pd.Series(v[::2]) for k, v in columns.items()}
+    series["symbol"] = series["symbol"].astype("string")  # pandas' own strings, pd.NA nulls
+    assert encode_ilp("t", series, symbols=["symbol"], at=pd.Series(at[::2])) == expected
+    assert expected == client_dataframe(
+        "t", {k: v[::2] for k, v in columns.items()}, at[::2], ("symbol",)
+    )
+
+
 def test_empty_input() -> None:
     empty = {"x": np.zeros(0), "s": np.zeros(0, dtype=object)}
     assert encode_ilp("t", empty, symbols=["s"], at=np.zeros(0, dtype=np.int64)) == b""
