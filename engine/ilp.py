@@ -172,11 +172,11 @@ def _encode(
     return _join_chunks(out, starts, lengths)
 
 
-def _join_chunks(scratch: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bytes:
+def _join_chunks(chunks: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bytes:
     """The chunks' bytes back to back, copied once, in parallel, into the result itself
     (``b"".join`` would copy on one core)."""
     result, target = new_bytes(int(lengths.sum()))
-    gather_chunks_nb(target, scratch, starts, lengths)
+    gather_chunks_nb(target, chunks, starts, lengths)
     return result
 
 
