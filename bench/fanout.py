@@ -486,6 +486,7 @@ class Bench:
             "TRADEHUB_LOG_LEVEL": "warning",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)]),
             "FANOUT_SERVER_GC": self.args.server_gc,
+            "FANOUT_SERVER_PATCH": self.args.server_patch,
         }
         for mode in ("hub", "anchor"):
             self.servers[mode] = Server(mode, env, self.workdir)
@@ -831,6 +832,8 @@ def print_header(bench: Bench) -> None:
             f"  garbage collector of both servers: {bench.args.server_gc!r} (trace only measures; "
             "freeze/threshold/off change it: an experiment, not the deployed default)"
         )
+    if bench.args.server_patch:
+        print(f"  EXPERIMENT: hub patched in memory: {bench.args.server_patch!r}")
     if bench.args.nice:
         print(f"  niceness {bench.args.nice} for both servers, the clients and the publisher")
     print(
@@ -1012,6 +1015,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an experiment on both servers' garbage collector: freeze, threshold, off, and/or "
         "trace (time every collection, printed at the end), e.g. freeze+threshold+trace "
         "(default: Python's defaults, as deployed)",
+    )
+    parser.add_argument(
+        "--server-patch",
+        default="",
+        help="an experiment on the hub: 'send' replaces its per-frame send_text by one without "
+        "the asyncio.timeout (what the timer costs; see bench/_fanout_server.py)",
     )
     parser.add_argument(
         "--nice",
