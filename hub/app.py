@@ -23,6 +23,8 @@ import rest
 from hub import db, marketdata, routes
 from hub.bus import Bus
 from hub.errors import HubError
+from hub.executions import topics as execution_topics
+from hub.executions.service import ExecutionService
 from hub.feeds import BotFeed
 from hub.gql.app import HubGraphQL
 from hub.gql.schema import build_schema
@@ -53,12 +55,14 @@ class State(TypedDict):
     topics: TopicRegistry
     bus: Bus
     jobs: JobService
+    executions: ExecutionService
     started_at: float
 
 
 def build_topics(pool: asyncpg.Pool) -> TopicRegistry:
     registry = TopicRegistry()
     job_topics.register(registry, pool)
+    execution_topics.register(registry, pool)
     marketdata.register(registry)
     return registry
 
@@ -114,6 +118,7 @@ def create_app(settings: Settings) -> Starlette:
             on_slow_consumer=lambda sub: metrics.slow_consumers.inc(),
         )
         await bus.start(wait=2.0)
+        jobs = JobService(pool, bus, arq, keys)
         try:
             yield State(
                 settings=settings,
@@ -125,7 +130,8 @@ def create_app(settings: Settings) -> Starlette:
                 metrics=metrics,
                 topics=topics,
                 bus=bus,
-                jobs=JobService(pool, bus, arq, keys),
+                jobs=jobs,
+                executions=ExecutionService(pool, bus, jobs),
                 started_at=time.monotonic(),
             )
         finally:

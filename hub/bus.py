@@ -34,6 +34,7 @@ PING_INTERVAL = 10.0
 READ_TIMEOUT = 25.0
 ACTIVE_TIMEOUT = 5.0
 RECENT_TTL_SECONDS = 7 * 24 * 3600
+BATCH_LIMIT = 20_000  # events per batch message (keeps each Redis message to a few MB)
 
 _PUBLISH_RECENT = """
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
@@ -152,6 +153,48 @@ class Bus:
             log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
         except Exception as exc:  # redis-py raises its own ConnectionError subclasses
             if "Connection" in type(exc).__name__ or "Timeout" in type(exc).__name__:
+                log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
+            else:
+                raise
+
+    async def listened(self, topics: list[str]) -> set[str]:
+        """Which of ``topics`` some process listens to now (Redis PUBSUB NUMSUB).
+
+        A writer may skip encoding and publishing events nobody listens to: anyone who
+        subscribes after this answer reads them from history, since they are already committed.
+        When Redis cannot say, every topic counts as listened to.
+        """
+        try:
+            counts = await self.redis.pubsub_numsub(*[self.keys.topic_channel(t) for t in topics])
+        except Exception:  # noqa: BLE001 - unknown means "publish"
+            return set(topics)
+        heard = {
+            name.decode() if isinstance(name, bytes) else name for name, n in counts if int(n) > 0
+        }
+        return {t for t in topics if self.keys.topic_channel(t) in heard}
+
+    async def publish_batches(self, batches: list[tuple[str, int, list[bytes]]]) -> None:
+        """Announce runs of consecutive events, one Redis message per run: ``(topic,
+        first_seq, [json, ...])``. Receivers split them back into single events, so a chunk of
+        100,000 equity points costs one PUBLISH instead of 100,000."""
+        items = [(t, first, payloads) for t, first, payloads in batches if payloads]
+        if not items:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for topic, first, payloads in items:
+                    for start in range(0, len(payloads), BATCH_LIMIT):
+                        part = payloads[start : start + BATCH_LIMIT]
+                        pipe.publish(
+                            self.keys.topic_channel(topic),
+                            b"*%d\n\n" % (first + start) + b"\n".join(part),
+                        )
+                await pipe.execute()
+        except Exception as exc:
+            if (
+                isinstance(exc, (OSError, ConnectionError, TimeoutError))
+                or "Connection" in type(exc).__name__
+            ):
                 log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
             else:
                 raise
@@ -315,7 +358,13 @@ class Bus:
             channel = self._channels.get(reply[1])
             if channel is None or not channel.subs:
                 return
-            event = self._decode(channel.topic, reply[2])
+            payload = reply[2]
+            if payload[:1] == b"*":
+                events = self._decode_batch(channel.topic, payload)
+                for sub in tuple(channel.subs):
+                    sub.push_many(events)
+                return
+            event = self._decode(channel.topic, payload)
             if event is None:
                 return
             for sub in tuple(channel.subs):
@@ -340,6 +389,17 @@ class Bus:
                 and channel.confirmed >= channel.sent
             ):
                 del self._channels[reply[1]]
+
+    @staticmethod
+    def _decode_batch(topic: str, payload: bytes) -> list[Event]:
+        try:
+            first_raw, epoch_raw, body = payload[1:].split(b"\n", 2)
+            first = int(first_raw)
+        except ValueError:
+            log.warning("dropping malformed bus batch", extra={"topic": topic})
+            return []
+        epoch = epoch_raw.decode()
+        return [Event(topic, first + i, data, epoch) for i, data in enumerate(body.split(b"\n"))]
 
     @staticmethod
     def _decode(topic: str, payload: bytes) -> Event | None:

@@ -195,6 +195,21 @@ class Subscription:
         self._buffer.append(event)
         self._wakeup.set()
 
+    def push_many(self, events: list[Event]) -> None:
+        if self._closed is not None or not self._live or not events:
+            return
+        if len(self._buffer) + len(events) > self.maxsize and self._buffer:
+            self.close(
+                f"slow consumer: more than {self.maxsize} events behind on {self.topic.name}",
+                code="slow_consumer",
+            )
+            self.bus.slow_consumer(self)
+            return
+        # A batch larger than the whole queue is accepted when the queue is empty: the
+        # subscriber is not behind, the publisher was just fast.
+        self._buffer.extend(events)
+        self._wakeup.set()
+
     def resync(self) -> None:
         self._resync = True
         self._wakeup.set()

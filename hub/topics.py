@@ -34,16 +34,22 @@ class TopicSpec:
 
 SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(
-        "execution_events", TopicKind.DURABLE, re.compile(rf"execution:(?P<key>{UUID}):events")
+        "execution_events",
+        TopicKind.DURABLE,
+        re.compile(rf"execution:(?P<key>[0-9]{1, 18}):events"),
     ),
     TopicSpec(
-        "execution_trades", TopicKind.DURABLE, re.compile(rf"execution:(?P<key>{UUID}):trades")
+        "execution_trades",
+        TopicKind.DURABLE,
+        re.compile(rf"execution:(?P<key>[0-9]{1, 18}):trades"),
     ),
     TopicSpec(
-        "execution_equity", TopicKind.DURABLE, re.compile(rf"execution:(?P<key>{UUID}):equity")
+        "execution_equity",
+        TopicKind.DURABLE,
+        re.compile(rf"execution:(?P<key>[0-9]{1, 18}):equity"),
     ),
     TopicSpec(
-        "execution_status", TopicKind.STATE, re.compile(rf"execution:(?P<key>{UUID}):status")
+        "execution_status", TopicKind.STATE, re.compile(rf"execution:(?P<key>[0-9]{1, 18}):status")
     ),
     TopicSpec("job", TopicKind.STATE, re.compile(rf"job:(?P<key>{UUID})")),
     TopicSpec("job_log", TopicKind.DURABLE, re.compile(rf"job:(?P<key>{UUID}):log")),

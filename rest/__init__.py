@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from rest import sigmalab, stage1
+from rest import cracktrader, executions, sigmalab, stage1
 
 
 def routes() -> list[BaseRoute]:
-    return [*stage1.routes(), *sigmalab.routes()]
+    return [*stage1.routes(), *executions.routes(), *cracktrader.routes(), *sigmalab.routes()]

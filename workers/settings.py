@@ -49,6 +49,16 @@ async def startup(ctx: dict[str, Any]) -> None:
     log.info("worker ready", extra={"queue": keys.queue})
 
 
+async def warm_engine(ctx: dict[str, Any]) -> None:
+    """Load (or compile, on a fresh machine) every backtest kernel now, not on the first job."""
+    import asyncio
+
+    from engine.backtest import warm_up
+
+    seconds = await asyncio.to_thread(warm_up)
+    log.info("engine kernels ready", extra={"seconds": round(seconds, 2)})
+
+
 async def shutdown(ctx: dict[str, Any]) -> None:
     if "app_redis" in ctx:
         await ctx["app_redis"].aclose()
@@ -94,7 +104,7 @@ def build_worker(
         health_check_key=keys.worker_health,
         on_startup=startup,
         on_shutdown=shutdown,
-        ctx={"settings": settings, **overrides.pop("ctx", {})},
+        ctx={"settings": settings, "warm_up": warm_engine, **overrides.pop("ctx", {})},
         burst=burst,
         poll_delay=poll_delay,
         handle_signals=handle_signals,

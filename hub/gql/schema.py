@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from hub import health
+from hub.gql import executions as ex
 from hub.gql import jobs as job_api
 from hub.gql import limits, market
 from hub.gql.context import Context
@@ -44,6 +45,17 @@ class Query:
         resolver=job_api.resolve_jobs,
         description="Your jobs (every job, for an admin), newest first.",
     )
+    execution: ex.Execution = strawberry.field(
+        resolver=ex.resolve_execution, description="One of your executions."
+    )
+    executions: list[ex.Execution] = strawberry.field(
+        resolver=ex.resolve_executions,
+        description="Your executions (every one, for an admin), newest first.",
+    )
+    strategies: list[ex.Strategy] = strawberry.field(
+        resolver=ex.resolve_strategies,
+        description="Every strategy with its parameter schema and defaults.",
+    )
     candles: list[job_api.Candle] = strawberry.field(
         resolver=job_api.resolve_candles, description="Bars of a dataset, oldest first."
     )
@@ -60,12 +72,23 @@ class Mutation:
         description="Cancel a job: a pending one at once, a running one at its next progress point.",
     )
 
+    start_backtest: ex.Execution = strawberry.mutation(
+        resolver=ex.start_backtest, description="Start a backtest execution (a job runs it)."
+    )
+    stop_execution: ex.Execution = strawberry.mutation(
+        resolver=ex.stop_execution, description="Stop an execution at its next chunk."
+    )
+
 
 @strawberry.type
 class Subscription:
     job_progress: job_api.JobUpdate = strawberry.subscription(resolver=job_api.job_progress)
     job_log: job_api.JobLogEntry = strawberry.subscription(resolver=job_api.job_log)
     ticks: market.Tick = strawberry.subscription(resolver=market.ticks)
+    execution_events: ex.ExecutionEvent = strawberry.subscription(resolver=ex.execution_events)
+    execution_trades: ex.Trade = strawberry.subscription(resolver=ex.execution_trades)
+    equity: ex.EquityPoint = strawberry.subscription(resolver=ex.equity)
+    execution_status: ex.StatusUpdate = strawberry.subscription(resolver=ex.execution_status)
 
 
 def build_schema() -> strawberry.Schema:

@@ -58,4 +58,5 @@ def load_modules(names: list[str]) -> None:
 
 def _load_builtin() -> None:
     # Each domain registers its job types when imported.
-    import hub.datasets.jobs  # noqa: F401
+    import hub.datasets.jobs
+    import hub.executions.jobs  # noqa: F401

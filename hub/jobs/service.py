@@ -98,6 +98,27 @@ class JobService:
         await self._announce(row)
         return row
 
+    async def insert(
+        self,
+        conn: asyncpg.Connection,
+        identity: Identity,
+        job_type: str,
+        payload: dict[str, Any],
+        *,
+        total: int,
+    ) -> asyncpg.Record:
+        """A job row written in the caller's transaction (a domain row that owns the job is
+        written beside it); call :meth:`after_insert` once that transaction commits."""
+        if get_job_type(job_type) is None:
+            raise BadRequest(f"unknown job type {job_type!r}", field="job_type")
+        return await repo.insert(conn, identity.user_id, job_type, payload, total)
+
+    async def after_insert(self, job_id: str) -> None:
+        await self.enqueue(job_id, attempt=1)
+        row = await repo.get(self.pool, job_id)
+        if row is not None:
+            await self._announce(row)
+
     async def enqueue(self, job_id: str, *, attempt: int) -> None:
         await self.arq.enqueue_job(
             RUN_FUNCTION, job_id, _job_id=f"{job_id}:{attempt}", _queue_name=self.keys.queue

@@ -1,0 +1,217 @@
+"""What an execution's streams look like on the wire: one function per document.
+
+The bus, REST and GraphQL all serve these documents, built by the same functions from the same
+values, so an event replayed from Postgres is byte-for-byte the event published live.
+Prices and money are strings (seed 003) holding the shortest decimal that round-trips the
+float exactly, so nothing a client reads differs from what the engine computed.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from engine.records import Direction, ExitReason, TradeStatus
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+EXIT_REASONS = {
+    ExitReason.NoExit: "open",
+    ExitReason.Signal: "signal",
+    ExitReason.StopLoss: "stop_loss",
+    ExitReason.TakeProfit: "take_profit",
+    ExitReason.MaxBars: "max_bars",
+    ExitReason.Hours: "hours",
+}
+
+
+def iso_ns(ns: int) -> str:
+    """Nanoseconds since the epoch as ISO 8601 UTC with a ``Z`` (microsecond precision)."""
+    seconds, rest = divmod(int(ns), 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def num(value: float | None) -> str | None:
+    """A float as seed 003 shows money and prices: a string, exact (shortest round-trip)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))
+
+
+def fixed2(value: float | None) -> str | None:
+    """A metric as seed 003's checkpoint shows it: two decimals ("12.50")."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return f"{value:.2f}"
+
+
+def event_json(event_type: str, strategy_type: str, ts_ns: int, event: bytes) -> bytes:
+    """An execution event (``event`` is already-encoded JSON)."""
+    head = orjson.dumps(
+        {"event_type": event_type, "strategy_type": strategy_type, "timestamp": iso_ns(ts_ns)}
+    )
+    return head[:-1] + b',"event":' + event + b"}"
+
+
+def trade_document(
+    record: np.void, instrument: str, *, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A closed (or still open) engine trade as seed 003's trade object."""
+    return trade_doc(
+        instrument=instrument,
+        direction="long" if int(record["direction"]) == Direction.Long else "short",
+        status="open" if int(record["status"]) == TradeStatus.Open else "closed",
+        entry_ts=int(record["entry_ts"]),
+        entry_price=float(record["entry_price"]),
+        units=float(record["units"]),
+        exit_ts=int(record["exit_ts"]),
+        exit_price=float(record["exit_price"]),
+        pnl=float(record["pnl"]),
+        fees=float(record["fees"]),
+        ret=float(record["return"]),
+        exit_reason=EXIT_REASONS.get(int(record["exit_reason"]), "signal"),
+        entry_index=int(record["entry_index"]),
+        exit_index=int(record["exit_index"]),
+        details=details or {"layer_number": int(record["layer"])},
+    )
+
+
+def trade_doc(
+    *,
+    instrument: str,
+    direction: str,
+    status: str,
+    entry_ts: int,
+    entry_price: float,
+    units: float,
+    exit_ts: int,
+    exit_price: float,
+    pnl: float,
+    fees: float,
+    ret: float,
+    exit_reason: str,
+    entry_index: int,
+    exit_index: int,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    move = (exit_price - entry_price) if direction == "long" else (entry_price - exit_price)
+    return {
+        "instrument": instrument,
+        "direction": direction,
+        "status": status,
+        "entry_time": iso_ns(entry_ts),
+        "entry_price": num(entry_price),
+        "units": units,
+        "exit_time": iso_ns(exit_ts),
+        "exit_price": num(exit_price),
+        "pnl": num(pnl),
+        "pips": num(move),
+        "fees": num(fees),
+        "return": num(ret),
+        "exit_reason": exit_reason,
+        "entry_index": entry_index,
+        "exit_index": exit_index,
+        "details": details,
+    }
+
+
+def ns_of(value: datetime) -> int:
+    """A timestamptz back to nanoseconds (exact to the microsecond Postgres keeps)."""
+    delta = value - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def trade_doc_from_row(row: Any) -> dict[str, Any]:
+    return trade_doc(
+        instrument=row["instrument"],
+        direction=row["direction"],
+        status=row["status"],
+        entry_ts=ns_of(row["entry_time"]),
+        entry_price=row["entry_price"],
+        units=row["units"],
+        exit_ts=ns_of(row["exit_time"]),
+        exit_price=row["exit_price"],
+        pnl=row["pnl"],
+        fees=row["fees"],
+        ret=row["return_pct"],
+        exit_reason=row["exit_reason"],
+        entry_index=row["entry_index"],
+        exit_index=row["exit_index"],
+        details=row["details"],
+    )
+
+
+def trade_json(doc: dict[str, Any]) -> bytes:
+    return orjson.dumps(doc)
+
+
+def equity_json(ts_ns: int, balance: float) -> bytes:
+    return b'{"timestamp":"%s","balance":%s}' % (
+        iso_ns(ts_ns).encode(),
+        orjson.dumps(float(balance)),
+    )
+
+
+def equity_jsons(ts: np.ndarray, balance: np.ndarray) -> list[bytes]:
+    """``equity_json`` for whole arrays, formatted by numpy and orjson rather than per point."""
+    if not len(ts):
+        return []
+    if not np.all(ts % 1_000_000_000 == 0):
+        return [equity_json(t, b) for t, b in zip(ts.tolist(), balance.tolist(), strict=True)]
+    stamps = np.datetime_as_string(
+        (ts // 1_000_000_000).astype("datetime64[s]"), unit="s", timezone="UTC"
+    ).astype("S")
+    values = orjson.dumps(balance.tolist())[1:-1].split(b",")
+    return [
+        b'{"timestamp":"%s","balance":%s}' % pair
+        for pair in zip(stamps.tolist(), values, strict=True)
+    ]
+
+
+def checkpoint_document(row: Any) -> dict[str, Any]:
+    """Seed 003's checkpoint object from a checkpoint row."""
+    metrics = row["metrics"]
+    doc: dict[str, Any] = {"id": row["id"], "processed": int(row["processed"])}
+    for key in ("total_return", "total_pnl", "realized_pnl", "unrealized_pnl"):
+        doc[key] = fixed2(metrics.get(key))
+    for key in ("total_trades", "winning_trades", "losing_trades"):
+        doc[key] = int(metrics.get(key) or 0)
+    for key in (
+        "win_rate",
+        "max_drawdown",
+        "max_drawdown_pct",
+        "sharpe_ratio",
+        "sortino_ratio",
+        "calmar_ratio",
+        "profit_factor",
+        "average_win",
+        "average_loss",
+        "exposure",
+    ):
+        doc[key] = fixed2(metrics.get(key))
+    doc["created_at"] = iso(row["created_at"])
+    return doc
+
+
+def clean_metrics(metrics: dict[str, float]) -> dict[str, Any]:
+    """Metrics for a jsonb column: NaN (undefined) becomes null."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        number = float(value)
+        out[key] = None if math.isnan(number) else (None if math.isinf(number) else number)
+    return out

@@ -1,0 +1,468 @@
+"""The ``execution.backtest`` job: run the engine in chunks from a thread, persist and publish.
+
+After every chunk one transaction writes the chunk's equity, the trades it closed, their events,
+a metrics checkpoint with the engine's resumable state, and the execution's progress; the
+events are published once it commits. A stop request is honoured at the next chunk. A run that
+lost its worker resumes from its last checkpoint: what was written after it is removed and
+written again, identically (the engine is deterministic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+import orjson
+from pydantic import BaseModel
+
+from hub.datasets import repository as datasets_repo
+from hub.executions import repository as repo
+from hub.executions.documents import (
+    clean_metrics,
+    equity_jsons,
+    event_json,
+    iso_ns,
+    num,
+    trade_document,
+    trade_json,
+)
+from hub.executions.service import ExecutionService, status_topic, stream_topic
+from hub.jobs.registry import JobType, register
+from hub.jobs.runner import TRANSIENT, JobCancelled, JobContext
+
+log = logging.getLogger("tradehub.executions")
+
+MIN_CHUNK = 20_000
+MAX_CHUNK = 250_000
+CHUNKS = 10
+
+
+class BacktestPayload(BaseModel):
+    task_id: int
+    execution_id: int | None = None
+
+
+def jsonable_state(state: dict[str, Any]) -> dict[str, Any]:
+    """The engine's state for a jsonb column: NaN and infinities as strings (``float()`` reads
+    them back), since JSON has no such numbers."""
+    out: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            out[key] = jsonable_state(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            out[key] = repr(value)
+        else:
+            out[key] = value
+    return out
+
+
+def chunk_size(total: int) -> int:
+    return int(min(MAX_CHUNK, max(MIN_CHUNK, -(-total // CHUNKS))))
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).replace(
+        microsecond=(ns % 1_000_000_000) // 1000
+    )
+
+
+class Streams:
+    """One execution's sequences and what a chunk adds to each stream."""
+
+    def __init__(
+        self, execution_id: int, instrument: str, strategy: str, event_seq: int, trade_seq: int
+    ) -> None:
+        self.execution_id = execution_id
+        self.instrument = instrument
+        self.strategy = strategy
+        self.event_seq = event_seq
+        self.trade_seq = trade_seq
+        self.event_rows: list[tuple[Any, ...]] = []
+        self.event_payloads: list[bytes] = []
+        self.trade_rows: list[tuple[Any, ...]] = []
+        self.trade_payloads: list[bytes] = []
+        self.first_event = event_seq + 1
+        self.first_trade = trade_seq + 1
+
+    def event(self, event_type: str, ts_ns: int, body: dict[str, Any]) -> None:
+        self.event_seq += 1
+        encoded = orjson.dumps(body)
+        self.event_rows.append(
+            (self.event_seq, event_type, self.strategy, _dt(ts_ns), encoded.decode())
+        )
+        self.event_payloads.append(event_json(event_type, self.strategy, ts_ns, encoded))
+
+    def trade(self, record: np.void, details: dict[str, Any] | None = None) -> None:
+        doc = trade_document(record, self.instrument, details=details)
+        self.trade_seq += 1
+        self.trade_rows.append(
+            (
+                self.trade_seq,
+                self.instrument,
+                doc["direction"],
+                doc["status"],
+                doc["entry_index"],
+                doc["exit_index"],
+                _dt(int(record["entry_ts"])),
+                _dt(int(record["exit_ts"])),
+                float(record["entry_price"]),
+                float(record["exit_price"]),
+                float(record["units"]),
+                float(record["pnl"]),
+                float(record["return"]),
+                float(record["fees"]),
+                doc["exit_reason"],
+                doc["details"],
+            )
+        )
+        self.trade_payloads.append(trade_json(doc))
+        side = doc["direction"]
+        entry_side, exit_side = ("buy", "sell") if side == "long" else ("sell", "buy")
+        layer = doc["details"].get("layer_number", 0)
+        self.event(
+            "strategy_signal",
+            int(record["entry_ts"]),
+            {"signal": entry_side, "layer_number": layer, "price": doc["entry_price"]},
+        )
+        self.event(
+            "trade_executed",
+            int(record["entry_ts"]),
+            {
+                "direction": side,
+                "units": doc["units"],
+                "price": doc["entry_price"],
+                "action": "open",
+            },
+        )
+        if doc["status"] == "closed":
+            self.event(
+                "strategy_signal",
+                int(record["exit_ts"]),
+                {"signal": exit_side, "reason": doc["exit_reason"], "price": doc["exit_price"]},
+            )
+            self.event(
+                "trade_executed",
+                int(record["exit_ts"]),
+                {
+                    "direction": side,
+                    "units": doc["units"],
+                    "price": doc["exit_price"],
+                    "action": "close",
+                    "pnl": doc["pnl"],
+                },
+            )
+
+    def rewind(self) -> None:
+        """Forget what was added since the last drain whose transaction failed: sequences
+        are only taken by what is written."""
+        self.event_seq, self.trade_seq = self.first_event - 1, self.first_trade - 1
+
+    def mark(self) -> tuple[int, int]:
+        return self.first_event, self.first_trade
+
+    def restore(self, mark: tuple[int, int]) -> None:
+        self.first_event, self.first_trade = mark
+        self.rewind()
+        self.event_rows, self.event_payloads, self.trade_rows, self.trade_payloads = [], [], [], []
+
+    def drain(
+        self,
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, int, list[bytes]]]]:
+        batches = [
+            (stream_topic(self.execution_id, "events"), self.first_event, self.event_payloads),
+            (stream_topic(self.execution_id, "trades"), self.first_trade, self.trade_payloads),
+        ]
+        events, trades = self.event_rows, self.trade_rows
+        self.event_rows, self.event_payloads, self.trade_rows, self.trade_payloads = [], [], [], []
+        self.first_event, self.first_trade = self.event_seq + 1, self.trade_seq + 1
+        return events, trades, batches
+
+
+class BacktestJob:
+    def __init__(self, ctx: JobContext, execution_id: int) -> None:
+        self.ctx = ctx
+        self.pool: asyncpg.Pool = ctx.pool
+        self.bus = ctx.extras["bus"]
+        self.executions = ExecutionService(self.pool, self.bus, ctx.service)
+        self.execution_id = execution_id
+        self.last_ts = 0  # the market time reached, for status events
+
+    async def status(
+        self,
+        status: str,
+        streams: Streams,
+        ts_ns: int,
+        *,
+        error: str | None = None,
+        final_value: float | None = None,
+        when_in: tuple[str, ...] = ("created", "running", "paused"),
+    ) -> None:
+        mark = streams.mark()
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await repo.set_status(
+                    conn,
+                    self.execution_id,
+                    status,
+                    error=error,
+                    final_value=final_value,
+                    when_in=when_in,
+                )
+                if row is None:
+                    streams.restore(mark)
+                    return
+                streams.event(
+                    "status_changed",
+                    ts_ns,
+                    {"status": status, **({"error": error} if error else {})},
+                )
+                if error is not None:
+                    streams.event("error_occurred", ts_ns, {"message": error})
+                events, trades, batches = streams.drain()
+                await repo.write_trades(conn, self.execution_id, trades)
+                await repo.write_events(conn, self.execution_id, events)
+        except BaseException:
+            streams.restore(mark)
+            raise
+        await self.bus.publish_batches(batches)
+        await self.executions.announce(row)
+
+    async def persist(
+        self,
+        streams: Streams,
+        start: int,
+        ts: np.ndarray,
+        equity: np.ndarray,
+        processed: int,
+        total: int,
+        metrics: dict[str, float],
+        state: dict[str, Any] | None,
+    ) -> bool:
+        """Write one chunk in one transaction, then publish it; True when a stop was requested."""
+        mark = streams.mark()
+        events, trades, batches = streams.drain()
+        if len(ts):
+            self.last_ts = int(ts[-1])
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await repo.write_equity(conn, self.execution_id, start + 1, ts, equity)
+                await repo.write_trades(conn, self.execution_id, trades)
+                await repo.write_events(conn, self.execution_id, events)
+                await repo.write_checkpoint(
+                    conn,
+                    self.execution_id,
+                    processed,
+                    clean_metrics(metrics),
+                    state,
+                    streams.event_seq,
+                    streams.trade_seq,
+                )
+                row = await repo.set_progress(conn, self.execution_id, processed, total)
+        except BaseException:
+            streams.restore(mark)
+            raise
+        assert row is not None
+        equity_topic = stream_topic(self.execution_id, "equity")
+        heard = await self.bus.listened([equity_topic, *(topic for topic, _, _ in batches)])
+        if equity_topic in heard:
+            batches.append((equity_topic, start + 1, equity_jsons(ts, equity)))
+        await self.bus.publish_batches([b for b in batches if b[0] in heard])
+        await self.executions.announce(row)
+        await self.ctx.progress(processed, total)
+        return bool(row["stop_requested"])
+
+
+async def load_bars(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, np.ndarray]:
+    dataset = await datasets_repo.get_by_symbol(pool, row["symbols"][0], row["timeframe"])
+    if dataset is None or not dataset["ohlcv_measurement"]:
+        raise ValueError(f"no {row['timeframe']} data for symbol {row['symbols'][0]!r}")
+
+    def ns(value: datetime | None) -> int | None:
+        return None if value is None else int(value.timestamp() * 1_000_000) * 1000
+
+    async with pool.acquire() as conn:
+        return await datasets_repo.read_bars(
+            conn, dataset["ohlcv_measurement"], ns(row["start_at"]), ns(row["end_at"]), None
+        )
+
+
+async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[str, Any]:
+    from engine.backtest import BarStrategy, get_strategy, start_backtest
+    from engine.simulate import state_from_dict, state_to_dict
+
+    execution_id = payload.execution_id
+    if execution_id is None:
+        raise ValueError("the job's payload names no execution")
+    job = BacktestJob(ctx, execution_id)
+    row = await repo.get(job.pool, execution_id)
+    if row is None:
+        raise ValueError(f"execution {execution_id} does not exist")
+    if row["status"] in ("stopped", "completed", "failed"):
+        return {"execution_id": execution_id, "status": row["status"]}
+    instrument = row["symbols"][0]
+    checkpoint = await repo.latest_checkpoint(job.pool, execution_id)
+    entry = get_strategy(row["strategy"])
+    resumable = (
+        checkpoint is not None
+        and checkpoint["state"] is not None
+        and isinstance(entry, BarStrategy)
+    )
+    async with job.pool.acquire() as conn, conn.transaction():
+        if resumable:
+            assert checkpoint is not None
+            await repo.truncate_after(
+                conn,
+                execution_id,
+                checkpoint["last_event_seq"],
+                checkpoint["last_trade_seq"],
+                checkpoint["processed"],
+            )
+        else:
+            await repo.truncate_after(conn, execution_id, 0, 0, 0)
+            await conn.execute(
+                "delete from execution_checkpoints where execution_id = $1", execution_id
+            )
+    streams = Streams(
+        execution_id,
+        instrument,
+        row["strategy"],
+        checkpoint["last_event_seq"] if resumable and checkpoint else 0,
+        checkpoint["last_trade_seq"] if resumable and checkpoint else 0,
+    )
+    options = {**row["options"], "initial_capital": float(row["initial_capital"])}
+    try:
+        bars = await load_bars(job.pool, row)
+        total = len(bars["ts"])
+        first_ts = int(bars["ts"][0]) if total else 0
+        job.last_ts = first_ts
+        if row["status"] == "created":
+            await job.status("running", streams, first_ts, when_in=("created",))
+        if await repo.stop_requested(job.pool, execution_id):
+            await job.status("stopped", streams, first_ts)
+            return {"execution_id": execution_id, "status": "stopped"}
+        size = chunk_size(total)
+        if isinstance(entry, BarStrategy):
+            state = state_from_dict(checkpoint["state"]) if resumable and checkpoint else None
+            run = await asyncio.to_thread(
+                start_backtest, bars, row["strategy"], row["params"], state=state, **options
+            )
+            while not run.done:
+                chunk = await asyncio.to_thread(run.step, size)
+                for record in chunk.trades:
+                    streams.trade(record)
+                if run.done:
+                    for record in run.open_trade():
+                        streams.trade(record)
+                stop = await job.persist(
+                    streams,
+                    chunk.start,
+                    chunk.ts,
+                    chunk.equity,
+                    chunk.stop,
+                    total,
+                    chunk.metrics,
+                    jsonable_state(state_to_dict(run.state)),
+                )
+                if stop and not run.done:
+                    await job.status("stopped", streams, int(chunk.ts[-1]))
+                    return {
+                        "execution_id": execution_id,
+                        "status": "stopped",
+                        "processed": chunk.stop,
+                    }
+            final = float(run.metrics().get("total_pnl", 0.0)) + float(row["initial_capital"])
+        else:
+            final = await _run_whole(job, streams, entry.name, bars, row, options, size, total)
+            if final is None:
+                return {"execution_id": execution_id, "status": "stopped"}
+        await job.status(
+            "completed", streams, int(bars["ts"][-1]) if total else 0, final_value=final
+        )
+        return {
+            "execution_id": execution_id,
+            "status": "completed",
+            "bars": total,
+            "final_value": num(final),
+        }
+    except JobCancelled:
+        await asyncio.shield(job.status("stopped", streams, job.last_ts))
+        raise
+    except TRANSIENT:
+        if ctx.attempt >= 3:
+            await asyncio.shield(
+                job.status(
+                    "failed",
+                    streams,
+                    job.last_ts,
+                    error="gave up after repeated connection failures",
+                )
+            )
+        raise
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
+        await asyncio.shield(job.status("failed", streams, job.last_ts, error=message))
+        raise
+
+
+async def _run_whole(
+    job: BacktestJob,
+    streams: Streams,
+    strategy: str,
+    bars: dict[str, np.ndarray],
+    row: asyncpg.Record,
+    options: dict[str, Any],
+    size: int,
+    total: int,
+) -> float | None:
+    """Strategies with their own simulator run in one pass; the result is persisted in chunks."""
+    from engine.backtest import run_backtest
+
+    result = await asyncio.to_thread(run_backtest, bars, strategy, row["params"], **options)
+    retracements = result.extras.get("retracement_count")
+    order = np.argsort(
+        np.where(result.trades["exit_index"] < 0, total, result.trades["exit_index"]), kind="stable"
+    )
+    trades = result.trades[order]
+    exit_at = np.where(trades["exit_index"] < 0, total - 1, trades["exit_index"])
+    for start in range(0, total, size):
+        stop = min(total, start + size)
+        for k in np.nonzero((exit_at >= start) & (exit_at < stop))[0]:
+            details = {"layer_number": int(trades[k]["layer"])}
+            if retracements is not None:
+                details["retracement_count"] = int(np.asarray(retracements)[order[k]])
+            streams.trade(trades[k], details)
+        metrics = result.metrics if stop == total else {"processed": float(stop)}
+        if (
+            await job.persist(
+                streams,
+                start,
+                bars["ts"][start:stop],
+                result.equity[start:stop],
+                stop,
+                total,
+                metrics,
+                None,
+            )
+            and stop < total
+        ):
+            await job.status("stopped", streams, int(bars["ts"][stop - 1]))
+            return None
+    return float(result.equity[-1]) if total else float(row["initial_capital"])
+
+
+register(
+    JobType(
+        name="execution.backtest",
+        payload=BacktestPayload,
+        handler="hub.executions.jobs:run_backtest_job",
+        description="Run a backtest execution: the engine in chunks, persisted and streamed",
+        max_tries=3,
+    )
+)
+
+__all__ = ["BacktestPayload", "chunk_size", "iso_ns", "run_backtest_job", "status_topic"]

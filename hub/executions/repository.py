@@ -1,0 +1,345 @@
+"""SQL for execution tasks, executions, and their events, trades, equity and checkpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+Conn = asyncpg.Connection | asyncpg.Pool
+
+EXECUTION_COLUMNS = """e.execution_id, e.task_id, e.owner_id, e.execution_number, e.status, e.progress,
+    e.processed, e.total, e.job_id, e.stop_requested, e.error_message, e.final_value, e.version,
+    e.started_at, e.completed_at, e.created_at, e.updated_at,
+    t.task_type, t.strategy, t.params, t.symbols, t.timeframe, t.start_at, t.end_at,
+    t.initial_capital, t.options, t.exchange"""
+FROM = "executions e join execution_tasks t using (task_id)"
+
+
+async def insert_task(conn: Conn, owner_id: str, values: dict[str, Any]) -> int:
+    task_id = await conn.fetchval(
+        """
+        insert into execution_tasks (owner_id, task_type, strategy, params, symbols, timeframe,
+                                     start_at, end_at, initial_capital, options, exchange)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        returning task_id
+        """,
+        owner_id,
+        values["task_type"],
+        values["strategy"],
+        values["params"],
+        values["symbols"],
+        values["timeframe"],
+        values["start_at"],
+        values["end_at"],
+        values["initial_capital"],
+        values["options"],
+        values.get("exchange", ""),
+    )
+    return int(task_id)
+
+
+async def insert_execution(conn: Conn, task_id: int, owner_id: str, job_id: str | None) -> int:
+    execution_id = await conn.fetchval(
+        """
+        insert into executions (task_id, owner_id, execution_number, job_id)
+        values ($1, $2, coalesce((select max(execution_number) from executions where task_id = $1), 0) + 1, $3)
+        returning execution_id
+        """,
+        task_id,
+        owner_id,
+        job_id,
+    )
+    return int(execution_id)
+
+
+async def get(conn: Conn, execution_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"select {EXECUTION_COLUMNS} from {FROM} where e.execution_id = $1", execution_id
+    )
+
+
+async def owner(conn: Conn, execution_id: int) -> str | None:
+    value = await conn.fetchval(
+        "select owner_id from executions where execution_id = $1", execution_id
+    )
+    return None if value is None else str(value)
+
+
+async def list_executions(
+    conn: Conn, *, owner_id: str | None, status: str | None, limit: int, offset: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""
+        select {EXECUTION_COLUMNS} from {FROM}
+        where ($1::uuid is null or e.owner_id = $1) and ($2::text is null or e.status = $2)
+        order by e.execution_id desc limit $3 offset $4
+        """,
+        owner_id,
+        status,
+        limit,
+        offset,
+    )
+
+
+async def set_status(
+    conn: Conn,
+    execution_id: int,
+    status: str,
+    *,
+    error: str | None = None,
+    final_value: float | None = None,
+    when_in: tuple[str, ...] = ("created", "running", "paused"),
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        with u as (
+            update executions set status = $2, error_message = coalesce($3, error_message),
+                final_value = coalesce($4, final_value), version = version + 1, updated_at = now(),
+                started_at = case when $2 = 'running' then coalesce(started_at, now()) else started_at end,
+                completed_at = case when $2 in ('stopped', 'completed', 'failed') then now() else completed_at end
+            where execution_id = $1 and status = any($5::text[])
+            returning *
+        )
+        select {EXECUTION_COLUMNS.replace("e.", "u.")} from u join execution_tasks t using (task_id)
+        """,
+        execution_id,
+        status,
+        error,
+        final_value,
+        list(when_in),
+    )
+
+
+async def set_progress(
+    conn: Conn, execution_id: int, processed: int, total: int
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""
+        with u as (
+            update executions set processed = $2::bigint, total = $3::bigint,
+                progress = case when $3::bigint > 0 then round(($2::bigint * 100.0 / $3::bigint)::numeric, 2) else 0 end,
+                version = version + 1, updated_at = now()
+            where execution_id = $1
+            returning *
+        )
+        select {EXECUTION_COLUMNS.replace("e.", "u.")} from u join execution_tasks t using (task_id)
+        """,
+        execution_id,
+        processed,
+        total,
+    )
+
+
+async def request_stop(conn: Conn, execution_id: int) -> bool:
+    status = await conn.execute(
+        "update executions set stop_requested = true, updated_at = now() "
+        "where execution_id = $1 and status in ('created', 'running', 'paused')",
+        execution_id,
+    )
+    return str(status).endswith(" 1")
+
+
+async def stop_requested(conn: Conn, execution_id: int) -> bool:
+    return bool(
+        await conn.fetchval(
+            "select stop_requested from executions where execution_id = $1", execution_id
+        )
+    )
+
+
+# -- streams ----------------------------------------------------------------------------
+
+
+async def write_events(
+    conn: asyncpg.Connection, execution_id: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """``rows``: (sequence, event_type, strategy_type, ts datetime, event json text)."""
+    if rows:
+        await conn.copy_records_to_table(
+            "execution_events",
+            records=[(execution_id, *row) for row in rows],
+            columns=["execution_id", "sequence", "event_type", "strategy_type", "ts", "event"],
+        )
+
+
+TRADE_COLUMNS = [
+    "sequence",
+    "instrument",
+    "direction",
+    "status",
+    "entry_index",
+    "exit_index",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "units",
+    "pnl",
+    "return_pct",
+    "fees",
+    "exit_reason",
+    "details",
+]
+
+
+async def write_trades(
+    conn: asyncpg.Connection, execution_id: int, rows: list[tuple[Any, ...]]
+) -> None:
+    if rows:
+        await conn.copy_records_to_table(
+            "execution_trades",
+            records=[(execution_id, *row) for row in rows],
+            columns=["execution_id", *TRADE_COLUMNS],
+        )
+
+
+async def write_equity(
+    conn: asyncpg.Connection, execution_id: int, first_seq: int, ts: np.ndarray, balance: np.ndarray
+) -> None:
+    if len(ts):
+        await conn.execute(
+            "insert into execution_equity (execution_id, first_seq, count, ts, balance) values ($1, $2, $3, $4, $5)",
+            execution_id,
+            first_seq,
+            len(ts),
+            np.ascontiguousarray(ts, dtype="<i8").tobytes(),
+            np.ascontiguousarray(balance, dtype="<f8").tobytes(),
+        )
+
+
+async def write_checkpoint(
+    conn: asyncpg.Connection,
+    execution_id: int,
+    processed: int,
+    metrics: dict[str, Any],
+    state: dict[str, Any] | None,
+    last_event_seq: int,
+    last_trade_seq: int,
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        """
+        insert into execution_checkpoints (execution_id, processed, metrics, state, last_event_seq, last_trade_seq)
+        values ($1, $2, $3, $4, $5, $6)
+        returning id, execution_id, processed, metrics, state, last_event_seq, last_trade_seq, created_at
+        """,
+        execution_id,
+        processed,
+        metrics,
+        state,
+        last_event_seq,
+        last_trade_seq,
+    )
+    assert row is not None
+    return row
+
+
+async def latest_checkpoint(conn: Conn, execution_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        select id, execution_id, processed, metrics, state, last_event_seq, last_trade_seq, created_at
+        from execution_checkpoints where execution_id = $1 order by id desc limit 1
+        """,
+        execution_id,
+    )
+
+
+async def truncate_after(
+    conn: asyncpg.Connection, execution_id: int, event_seq: int, trade_seq: int, processed: int
+) -> None:
+    """Forget what a lost run wrote after its last checkpoint (it will be written again)."""
+    await conn.execute(
+        "delete from execution_events where execution_id = $1 and sequence > $2",
+        execution_id,
+        event_seq,
+    )
+    await conn.execute(
+        "delete from execution_trades where execution_id = $1 and sequence > $2",
+        execution_id,
+        trade_seq,
+    )
+    await conn.execute(
+        "delete from execution_equity where execution_id = $1 and first_seq > $2",
+        execution_id,
+        processed,
+    )
+
+
+async def events_page(
+    conn: Conn, execution_id: int, *, since: int, event_type: str | None, limit: int, offset: int
+) -> tuple[list[asyncpg.Record], int]:
+    where = "execution_id = $1 and sequence > $2 and ($3::text is null or event_type = $3)"
+    rows = await conn.fetch(
+        f"""select sequence, event_type, strategy_type, ts, event::text as event, created_at
+            from execution_events where {where} order by sequence limit $4 offset $5""",
+        execution_id,
+        since,
+        event_type,
+        limit,
+        offset,
+    )
+    count = await conn.fetchval(
+        f"select count(*) from execution_events where {where}", execution_id, since, event_type
+    )
+    return rows, int(count)
+
+
+async def trades_page(
+    conn: Conn,
+    execution_id: int,
+    *,
+    since: int,
+    instrument: str | None,
+    direction: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    where = (
+        "execution_id = $1 and sequence > $2 and ($3::text is null or instrument = $3) "
+        "and ($4::text is null or direction = $4)"
+    )
+    rows = await conn.fetch(
+        f"select * from execution_trades where {where} order by sequence limit $5 offset $6",
+        execution_id,
+        since,
+        instrument,
+        direction,
+        limit,
+        offset,
+    )
+    count = await conn.fetchval(
+        f"select count(*) from execution_trades where {where}",
+        execution_id,
+        since,
+        instrument,
+        direction,
+    )
+    return rows, int(count)
+
+
+async def last_sequence(conn: Conn, table: str, execution_id: int) -> int:
+    if table == "execution_equity":
+        value = await conn.fetchval(
+            "select max(first_seq + count - 1) from execution_equity where execution_id = $1",
+            execution_id,
+        )
+    else:
+        value = await conn.fetchval(
+            f"select max(sequence) from {table} where execution_id = $1", execution_id
+        )
+    return int(value or 0)
+
+
+async def equity_chunks(conn: Conn, execution_id: int, after: int = 0) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """select first_seq, count, ts, balance from execution_equity
+           where execution_id = $1 and first_seq + count - 1 > $2 order by first_seq""",
+        execution_id,
+        after,
+    )
+
+
+def task_window(record: asyncpg.Record) -> tuple[datetime | None, datetime | None]:
+    return record["start_at"], record["end_at"]

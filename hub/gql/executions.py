@@ -1,0 +1,426 @@
+"""GraphQL for executions: queries with nested streams, start/stop, and the live subscriptions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from hub.errors import BadRequest
+from hub.executions.documents import checkpoint_document, ns_of, trade_doc_from_row
+from hub.executions.service import BacktestRequest, parse_execution_id, status_topic, stream_topic
+from hub.gql.context import Context
+from hub.gql.streams import stream_topic as follow
+
+
+@strawberry.enum
+class ExecutionStatus(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@strawberry.enum
+class EventType(enum.Enum):
+    TICK_RECEIVED = "tick_received"
+    STRATEGY_SIGNAL = "strategy_signal"
+    TRADE_EXECUTED = "trade_executed"
+    STATUS_CHANGED = "status_changed"
+    ERROR_OCCURRED = "error_occurred"
+
+
+def _time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+@strawberry.type
+class Checkpoint:
+    id: strawberry.ID
+    processed: float
+    metrics: JSON = strawberry.field(
+        description="seed 003's checkpoint fields (numbers as strings)"
+    )
+    created_at: datetime | None
+
+
+@strawberry.type
+class ExecutionEvent:
+    sequence: int
+    event_type: EventType
+    strategy_type: str
+    timestamp: datetime
+    event: JSON
+
+
+@strawberry.type
+class Trade:
+    sequence: int
+    instrument: str
+    direction: str
+    status: str
+    entry_time: datetime
+    entry_price: float
+    exit_time: datetime
+    exit_price: float
+    units: float
+    pnl: float
+    fees: float
+    exit_reason: str
+    entry_index: float
+    exit_index: float
+    details: JSON
+
+    @classmethod
+    def from_document(cls, sequence: int, doc: dict[str, Any]) -> Trade:
+        return cls(
+            sequence=sequence,
+            instrument=doc["instrument"],
+            direction=doc["direction"],
+            status=doc["status"],
+            entry_time=_time(doc["entry_time"]),  # type: ignore[arg-type]
+            entry_price=float(doc["entry_price"]),
+            exit_time=_time(doc["exit_time"]),  # type: ignore[arg-type]
+            exit_price=float(doc["exit_price"]),
+            units=float(doc["units"]),
+            pnl=float(doc["pnl"]),
+            fees=float(doc["fees"]),
+            exit_reason=doc["exit_reason"],
+            entry_index=doc["entry_index"],
+            exit_index=doc["exit_index"],
+            details=doc["details"],
+        )
+
+
+@strawberry.type
+class EquityPoint:
+    sequence: int
+    timestamp: datetime
+    balance: float
+
+
+@strawberry.type
+class StatusUpdate:
+    sequence: int
+    status: ExecutionStatus
+    progress: float
+    error_message: str | None
+    checkpoint: Checkpoint | None
+
+
+def _checkpoint(doc: dict[str, Any] | None) -> Checkpoint | None:
+    if doc is None:
+        return None
+    return Checkpoint(
+        id=strawberry.ID(str(doc["id"])),
+        processed=doc["processed"],
+        metrics=doc,
+        created_at=_time(doc.get("created_at")),
+    )
+
+
+@strawberry.type
+class Execution:
+    execution_id: strawberry.ID
+    task_id: strawberry.ID
+    execution_number: int
+    task_type: str
+    strategy: str
+    params: JSON
+    symbols: list[str]
+    timeframe: str
+    initial_capital: float
+    status: ExecutionStatus
+    progress: float
+    processed: float
+    total: float
+    error_message: str | None
+    final_value: float | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Execution:
+        return cls(
+            execution_id=strawberry.ID(str(row["execution_id"])),
+            task_id=strawberry.ID(str(row["task_id"])),
+            execution_number=row["execution_number"],
+            task_type=row["task_type"],
+            strategy=row["strategy"],
+            params=row["params"],
+            symbols=list(row["symbols"]),
+            timeframe=row["timeframe"],
+            initial_capital=float(row["initial_capital"]),
+            status=ExecutionStatus(row["status"]),
+            progress=float(row["progress"]),
+            processed=row["processed"],
+            total=row["total"],
+            error_message=row["error_message"],
+            final_value=row["final_value"],
+            started_at=row["started_at"],
+            completed_at=row["completed_at"],
+            created_at=row["created_at"],
+        )
+
+    @strawberry.field
+    async def latest_checkpoint(self, info: Info[Context, None]) -> Checkpoint | None:
+        row = await info.context.state.executions.latest_checkpoint(int(self.execution_id))
+        return None if row is None else _checkpoint(checkpoint_document(row))
+
+    @strawberry.field
+    async def events(
+        self,
+        info: Info[Context, None],
+        since_sequence: int = 0,
+        event_type: EventType | None = None,
+        limit: int = 1000,
+    ) -> list[ExecutionEvent]:
+        _limit(limit)
+        rows, _ = await info.context.state.executions.events_page(
+            int(self.execution_id),
+            since=since_sequence,
+            event_type=event_type.value if event_type else None,
+            limit=limit,
+            offset=0,
+        )
+        return [
+            ExecutionEvent(
+                sequence=r["sequence"],
+                event_type=EventType(r["event_type"]),
+                strategy_type=r["strategy_type"],
+                timestamp=r["ts"],
+                event=orjson.loads(r["event"]),
+            )
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def trades(
+        self, info: Info[Context, None], since_sequence: int = 0, limit: int = 1000
+    ) -> list[Trade]:
+        _limit(limit)
+        rows, _ = await info.context.state.executions.trades_page(
+            int(self.execution_id),
+            since=since_sequence,
+            instrument=None,
+            direction=None,
+            limit=limit,
+            offset=0,
+        )
+        return [Trade.from_document(r["sequence"], trade_doc_from_row(r)) for r in rows]
+
+    @strawberry.field(
+        description="The equity curve, downsampled (LTTB) to at most maxPoints points."
+    )
+    async def equity(
+        self,
+        info: Info[Context, None],
+        max_points: int = 1000,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> list[EquityPoint]:
+        if not 2 <= max_points <= 100_000:
+            raise BadRequest(
+                f"maxPoints must be between 2 and 100000, got {max_points}", field="maxPoints"
+            )
+        seq, ts, balance = await info.context.state.executions.equity(
+            int(self.execution_id),
+            start_ns=None if start is None else ns_of(_aware(start)),
+            end_ns=None if end is None else ns_of(_aware(end)),
+        )
+        if len(ts) > max_points:
+            from engine import lttb
+
+            keep = lttb(ts.astype(np.float64), balance, max_points)
+            seq, ts, balance = seq[keep], ts[keep], balance[keep]
+        return [
+            EquityPoint(
+                sequence=s, timestamp=datetime.fromtimestamp(t // 1_000_000_000, tz=UTC), balance=b
+            )
+            for s, t, b in zip(seq.tolist(), ts.tolist(), balance.tolist(), strict=True)
+        ]
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _limit(limit: int) -> None:
+    if not 1 <= limit <= 1000:
+        raise BadRequest(f"limit must be between 1 and 1000, got {limit}", field="limit")
+
+
+@strawberry.type
+class StrategyParam:
+    name: str
+    type: str
+    default: JSON
+    bounds: JSON
+    description: str
+
+
+@strawberry.type
+class Strategy:
+    name: str
+    description: str
+    params: list[StrategyParam]
+
+
+@strawberry.input
+class StartBacktestInput:
+    strategy: str
+    params: JSON = strawberry.field(default_factory=dict)
+    symbol: str
+    timeframe: str = "1h"
+    start: datetime | None = None
+    end: datetime | None = None
+    initial_capital: float = 10_000.0
+    options: JSON = strawberry.field(
+        default_factory=dict, description="fill, fees, slippage, direction, sizing..."
+    )
+
+
+async def resolve_execution(info: Info[Context, None], id: strawberry.ID) -> Execution:
+    ctx = info.context
+    return Execution.from_row(await ctx.state.executions.get(ctx.require_identity(), str(id)))
+
+
+async def resolve_executions(
+    info: Info[Context, None],
+    status: ExecutionStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Execution]:
+    ctx = info.context
+    if not 1 <= limit <= 500 or offset < 0:
+        raise BadRequest(
+            f"limit must be 1-500 and offset not negative, got {limit}, {offset}", field="limit"
+        )
+    rows = await ctx.state.executions.list(
+        ctx.require_identity(), status=status.value if status else None, limit=limit, offset=offset
+    )
+    return [Execution.from_row(r) for r in rows]
+
+
+def resolve_strategies(info: Info[Context, None]) -> list[Strategy]:
+    from engine.backtest import describe_strategies
+
+    info.context.require_identity()
+    return [
+        Strategy(
+            name=s["name"],
+            description=s["description"],
+            params=[
+                StrategyParam(
+                    name=p["name"],
+                    type=p["type"],
+                    default=p["default"],
+                    bounds=list(p["bounds"]) if p["bounds"] is not None else None,
+                    description=p["description"],
+                )
+                for p in s["params"]
+            ],
+        )
+        for s in describe_strategies()
+    ]
+
+
+async def start_backtest(info: Info[Context, None], input: StartBacktestInput) -> Execution:
+    ctx = info.context
+    if not isinstance(input.params, dict) or not isinstance(input.options, dict):
+        raise BadRequest("params and options must be JSON objects", field="params")
+    row = await ctx.state.executions.start_backtest(
+        ctx.require_identity(),
+        BacktestRequest(
+            strategy=input.strategy,
+            params=input.params,
+            symbols=[input.symbol],
+            timeframe=input.timeframe,
+            start=input.start,
+            end=input.end,
+            initial_capital=input.initial_capital,
+            options=input.options,
+        ),
+    )
+    return Execution.from_row(row)
+
+
+async def stop_execution(info: Info[Context, None], id: strawberry.ID) -> Execution:
+    ctx = info.context
+    return Execution.from_row(await ctx.state.executions.stop(ctx.require_identity(), str(id)))
+
+
+async def execution_events(
+    info: Info[Context, None],
+    execution_id: strawberry.ID,
+    since_sequence: int | None = None,
+    event_type: EventType | None = None,
+) -> AsyncGenerator[ExecutionEvent, None]:
+    """The execution's events after ``sinceSequence`` (from now when omitted), then live."""
+    topic = stream_topic(parse_execution_id(str(execution_id)), "events")
+    async for event in follow(info, topic, since_sequence):
+        doc = event.data()
+        if event_type is not None and doc["event_type"] != event_type.value:
+            continue
+        yield event.keyed(
+            ExecutionEvent(
+                sequence=event.seq,
+                event_type=EventType(doc["event_type"]),
+                strategy_type=doc["strategy_type"],
+                timestamp=_time(doc["timestamp"]),
+                event=doc["event"],  # type: ignore[arg-type]
+            )
+        )
+
+
+async def execution_trades(
+    info: Info[Context, None], execution_id: strawberry.ID, since_sequence: int | None = None
+) -> AsyncGenerator[Trade, None]:
+    topic = stream_topic(parse_execution_id(str(execution_id)), "trades")
+    async for event in follow(info, topic, since_sequence):
+        yield event.keyed(Trade.from_document(event.seq, event.data()))
+
+
+async def equity(
+    info: Info[Context, None], execution_id: strawberry.ID, since_sequence: int | None = None
+) -> AsyncGenerator[EquityPoint, None]:
+    topic = stream_topic(parse_execution_id(str(execution_id)), "equity")
+    async for event in follow(info, topic, since_sequence):
+        doc = event.data()
+        yield event.keyed(
+            EquityPoint(
+                sequence=event.seq,
+                timestamp=_time(doc["timestamp"]),  # type: ignore[arg-type]
+                balance=doc["balance"],
+            )
+        )
+
+
+async def execution_status(
+    info: Info[Context, None], execution_id: strawberry.ID
+) -> AsyncGenerator[StatusUpdate, None]:
+    """The current status first, then each change, until the execution ends."""
+    topic = status_topic(parse_execution_id(str(execution_id)))
+    async for event in follow(info, topic, None):
+        doc = event.data()
+        yield event.keyed(
+            StatusUpdate(
+                sequence=event.seq,
+                status=ExecutionStatus(doc["status"]),
+                progress=doc["progress"],
+                error_message=doc["error_message"],
+                checkpoint=_checkpoint(doc["checkpoint"]),
+            )
+        )
+        if doc["status"] in ("stopped", "completed", "failed"):
+            return

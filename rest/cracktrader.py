@@ -1,0 +1,409 @@
+"""Cracktrader (seed 004) under ``/api/v1``: errors as ``{"error": {code, message, details}}``.
+
+Cracktrader is a single runner: ``/status``, ``/run/stop``, ``/results`` and ``/run/reset`` act
+on the caller's current run. Its ``run_id`` is the execution id, so the same run is readable
+through the Executions family and GraphQL.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hub import health
+from hub.errors import BadRequest, Conflict, HubError, NotFound, NotImplementedYet
+from hub.executions.documents import checkpoint_document, iso, iso_ns, trade_doc_from_row
+from hub.executions.service import ACTIVE, BacktestRequest
+from hub.http import JSONResponse, read_json_object, require_identity
+from hub.openapi import describe
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def error_response(exc: HubError) -> Response:
+    code = exc.code
+    if exc.status_code == 400 and exc.field in ("symbols",):
+        code = "INVALID_SYMBOL"
+    body = {"error": {"code": code, "message": exc.message, "details": exc.details}}
+    return JSONResponse(body, status_code=exc.status_code)
+
+
+def endpoint(fn: Endpoint) -> Endpoint:
+    @functools.wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except HubError as exc:
+            return error_response(exc)
+
+    return wrapper
+
+
+class BacktestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy_name: str
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    symbols: list[str]
+    timeframe: str
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+    initial_cash: float = 10_000.0
+    exchange: str = ""
+    # Not in seed 004: simulation options (fees, slippage, fill, direction, sizing, stops...).
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LiveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy_name: str
+    strategy_params: dict[str, Any] = Field(default_factory=dict)
+    symbols: list[str]
+    timeframe: str
+    exchange: str
+    exchange_config: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["paper", "live"]
+
+
+def parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise BadRequest(f"{field}: {first['msg']}", field=field) from None
+
+
+async def _current(request: Request) -> Any:
+    identity = require_identity(request)
+    execution_id = await request.state.pool.fetchval(
+        "select execution_id from cracktrader_runners where owner_id = $1", identity.user_id
+    )
+    if execution_id is None:
+        return None
+    return await request.state.executions.get(identity, execution_id)
+
+
+def _status_body(row: Any, checkpoint: Any) -> dict[str, Any]:
+    if row is None:
+        return {
+            "run_id": None,
+            "status": "idle",
+            "mode": None,
+            "start_time": None,
+            "end_time": None,
+            "runtime_seconds": None,
+            "cash": None,
+            "value": None,
+            "pnl": None,
+            "trade_count": 0,
+            "error": None,
+        }
+    metrics = checkpoint["metrics"] if checkpoint is not None else {}
+    capital = float(row["initial_capital"])
+    pnl = metrics.get("total_pnl") or 0.0
+    started, ended = row["started_at"], row["completed_at"]
+    runtime = None
+    if started is not None:
+        runtime = round(((ended or datetime.now(UTC)) - started).total_seconds(), 3)
+    return {
+        "run_id": row["execution_id"],
+        "status": row["status"],
+        "mode": "backtest",
+        "start_time": iso(started),
+        "end_time": iso(ended),
+        "runtime_seconds": runtime,
+        "cash": capital + float(metrics.get("realized_pnl") or 0.0),
+        "value": capital + float(pnl),
+        "pnl": float(pnl),
+        "trade_count": int(metrics.get("total_trades") or 0),
+        "error": row["error_message"],
+    }
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def cracktrader_health(request: Request) -> Response:
+    """Overall health with checks and metrics."""
+    report = await health.check(request.state.pool, request.state.redis)
+    metrics = {
+        "uptime_seconds": int(time.monotonic() - request.state.started_at),
+        "bus_connected": request.state.bus.connected,
+        "local_subscribers": request.state.bus.local_subscriber_count(),
+    }
+    return JSONResponse(
+        {
+            "status": report.status,
+            "checks": report.checks,
+            "metrics": metrics,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+    )
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def status(request: Request) -> Response:
+    """Current run status."""
+    row = await _current(request)
+    checkpoint = (
+        None
+        if row is None
+        else await request.state.executions.latest_checkpoint(row["execution_id"])
+    )
+    return JSONResponse(_status_body(row, checkpoint))
+
+
+async def _curve(request: Request, execution_id: int, points: int) -> list[dict[str, Any]]:
+    _seq, ts, balance = await request.state.executions.equity(execution_id)
+    if len(ts) > points:
+        from engine import lttb
+
+        keep = lttb(ts.astype(np.float64), balance, points)
+        ts, balance = ts[keep], balance[keep]
+    return [
+        {"timestamp": iso_ns(t), "value": b}
+        for t, b in zip(ts.tolist(), balance.tolist(), strict=True)
+    ]
+
+
+async def _trades(
+    request: Request, execution_id: int, limit: int, newest: bool
+) -> list[dict[str, Any]]:
+    service = request.state.executions
+    _, count = await service.trades_page(
+        execution_id, since=0, instrument=None, direction=None, limit=1, offset=0
+    )
+    offset = max(0, count - limit) if newest else 0
+    rows, _ = await service.trades_page(
+        execution_id, since=0, instrument=None, direction=None, limit=limit, offset=offset
+    )
+    return [{"sequence": r["sequence"], **trade_doc_from_row(r)} for r in rows]
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def status_detailed(request: Request) -> Response:
+    """Extended status: recent trades, equity curve, performance metrics, health."""
+    row = await _current(request)
+    checkpoint = (
+        None
+        if row is None
+        else await request.state.executions.latest_checkpoint(row["execution_id"])
+    )
+    body = _status_body(row, checkpoint)
+    report = await health.check(request.state.pool, request.state.redis)
+    body.update(
+        recent_trades=[]
+        if row is None
+        else await _trades(request, row["execution_id"], 10, newest=True),
+        equity_curve=[] if row is None else await _curve(request, row["execution_id"], 200),
+        performance_metrics=None if checkpoint is None else checkpoint_document(checkpoint),
+        health={"status": report.status, "checks": report.checks},
+    )
+    return JSONResponse(body)
+
+
+@endpoint
+@describe(
+    tags=["cracktrader"],
+    requestBody={"content": {"application/json": {"schema": BacktestBody.model_json_schema()}}},
+)
+async def run_backtest(request: Request) -> Response:
+    """Start a backtest; ``run_id`` is the execution id."""
+    identity = require_identity(request)
+    body: BacktestBody = parse(BacktestBody, await read_json_object(request))
+    current = await _current(request)
+    if current is not None and current["status"] in ACTIVE:
+        raise Conflict(
+            f"run {current['execution_id']} is still {current['status']}; stop it first",
+            details={"run_id": current["execution_id"]},
+        )
+    execution = await request.state.executions.start_backtest(
+        identity,
+        BacktestRequest(
+            strategy=body.strategy_name,
+            params=body.strategy_params,
+            symbols=body.symbols,
+            timeframe=body.timeframe,
+            start=body.start_date,
+            end=body.end_date,
+            initial_capital=body.initial_cash,
+            exchange=body.exchange,
+            options=body.options,
+        ),
+    )
+    await request.state.pool.execute(
+        """insert into cracktrader_runners (owner_id, execution_id) values ($1, $2)
+           on conflict (owner_id) do update set execution_id = excluded.execution_id, updated_at = now()""",
+        identity.user_id,
+        execution["execution_id"],
+    )
+    return JSONResponse(
+        {
+            "run_id": execution["execution_id"],
+            "status": execution["status"],
+            "message": f"backtest of {body.strategy_name} on {body.symbols[0]} {body.timeframe} started",
+        }
+    )
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def run_live(request: Request) -> Response:
+    """Start paper or live trading (not available yet)."""
+    require_identity(request)
+    body: LiveBody = parse(LiveBody, await read_json_object(request))
+    if body.mode == "paper":
+        raise NotImplementedYet(
+            "paper trading needs the paper broker, which this hub does not have yet; run a backtest instead",
+            details={"mode": "paper"},
+        )
+    raise NotImplementedYet("live trading is not available on this hub", details={"mode": "live"})
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def run_stop(request: Request) -> Response:
+    """Stop the current run (at its next chunk)."""
+    identity = require_identity(request)
+    current = await _current(request)
+    if current is None:
+        raise NotFound("there is no current run to stop")
+    row = await request.state.executions.stop(identity, current["execution_id"])
+    status_name = row["status"] if row["status"] not in ACTIVE else "stopping"
+    return JSONResponse(
+        {
+            "run_id": row["execution_id"],
+            "status": status_name,
+            "message": "stop requested" if status_name == "stopping" else f"run is {row['status']}",
+        }
+    )
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def run_reset(request: Request) -> Response:
+    """Reset the runner to idle (the run itself stays readable by its id)."""
+    identity = require_identity(request)
+    current = await _current(request)
+    if current is not None and current["status"] in ACTIVE:
+        raise Conflict(
+            f"run {current['execution_id']} is still {current['status']}; stop it first",
+            details={"run_id": current["execution_id"]},
+        )
+    await request.state.pool.execute(
+        "delete from cracktrader_runners where owner_id = $1", identity.user_id
+    )
+    return JSONResponse({"run_id": None, "status": "idle", "message": "runner reset"})
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def results(request: Request) -> Response:
+    """Full results of the last run."""
+    row = await _current(request)
+    if row is None:
+        raise NotFound("there is no run yet; start one with POST /api/v1/run/backtest")
+    checkpoint = await request.state.executions.latest_checkpoint(row["execution_id"])
+    metrics = checkpoint["metrics"] if checkpoint is not None else {}
+    config = {
+        "strategy_name": row["strategy"],
+        "strategy_params": row["params"],
+        "symbols": list(row["symbols"]),
+        "timeframe": row["timeframe"],
+        "start_date": iso(row["start_at"]),
+        "end_date": iso(row["end_at"]),
+        "initial_cash": float(row["initial_capital"]),
+        "exchange": row["exchange"],
+        "options": row["options"],
+    }
+    return JSONResponse(
+        {
+            "run_id": row["execution_id"],
+            "config": config,
+            "status": row["status"],
+            "start_time": iso(row["started_at"]),
+            "end_time": iso(row["completed_at"]),
+            "trades": await _trades(request, row["execution_id"], 100_000, newest=False),
+            "equity_curve": await _curve(request, row["execution_id"], 1000),
+            "performance_metrics": None if checkpoint is None else checkpoint_document(checkpoint),
+            "final_value": row["final_value"]
+            if row["final_value"] is not None
+            else float(row["initial_capital"]) + float(metrics.get("total_pnl") or 0.0),
+            "error": row["error_message"],
+        }
+    )
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def strategies(request: Request) -> Response:
+    """Available strategies with their parameter schema and defaults."""
+    from engine.backtest import describe_strategies
+
+    require_identity(request)
+    return JSONResponse({"strategies": describe_strategies()})
+
+
+EXCHANGES = [
+    {
+        "id": "binance",
+        "name": "Binance",
+        "sandbox": True,
+        "notes": "Spot testnet at testnet.binance.vision; symbols like BTC/USDT.",
+    },
+    {"id": "bybit", "name": "Bybit", "sandbox": True, "notes": "Testnet at testnet.bybit.com."},
+    {
+        "id": "coinbase",
+        "name": "Coinbase Advanced",
+        "sandbox": True,
+        "notes": "Sandbox with static test data.",
+    },
+    {
+        "id": "kraken",
+        "name": "Kraken",
+        "sandbox": False,
+        "notes": "No spot sandbox; futures demo only.",
+    },
+    {
+        "id": "okx",
+        "name": "OKX",
+        "sandbox": True,
+        "notes": "Demo trading with the x-simulated-trading header.",
+    },
+]
+
+
+@endpoint
+@describe(tags=["cracktrader"])
+async def exchanges(request: Request) -> Response:
+    """Common exchanges and their sandbox notes. Backtests run on the hub's datasets whatever the
+    exchange named; it is recorded with the run."""
+    require_identity(request)
+    return JSONResponse({"exchanges": EXCHANGES})
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/v1/health", cracktrader_health, methods=["GET"]),
+        Route("/api/v1/status", status, methods=["GET"]),
+        Route("/api/v1/status/detailed", status_detailed, methods=["GET"]),
+        Route("/api/v1/run/backtest", run_backtest, methods=["POST"]),
+        Route("/api/v1/run/live", run_live, methods=["POST"]),
+        Route("/api/v1/run/stop", run_stop, methods=["POST"]),
+        Route("/api/v1/run/reset", run_reset, methods=["DELETE"]),
+        Route("/api/v1/results", results, methods=["GET"]),
+        Route("/api/v1/strategies", strategies, methods=["GET"]),
+        Route("/api/v1/exchanges", exchanges, methods=["GET"]),
+    ]

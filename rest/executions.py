@@ -1,0 +1,207 @@
+"""The Executions family (seed 003) under ``/api/trading/executions/{id}/...``: ``{"error"}`` errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from hub.errors import BadRequest
+from hub.executions.documents import checkpoint_document, iso, iso_ns, ns_of
+from hub.http import JSONResponse, query_int, require_identity
+from hub.openapi import describe
+from rest.paging import page_of, query_datetime
+
+EVENT_TYPES = (
+    "tick_received",
+    "strategy_signal",
+    "trade_executed",
+    "status_changed",
+    "error_occurred",
+)
+BASE = "/api/trading/executions/{execution_id}"
+
+
+def _param(name: str, kind: str = "integer", description: str = "") -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": kind}, "description": description}
+
+
+_PAGING = [_param("page"), _param("page_size")]
+_SINCE = _param("since_sequence", description="only items with a larger sequence")
+
+
+async def _execution(request: Request) -> Any:
+    identity = require_identity(request)
+    return await request.state.executions.get(identity, request.path_params["execution_id"])
+
+
+def _header(row: Any) -> dict[str, Any]:
+    return {
+        "execution_id": row["execution_id"],
+        "task_type": row["task_type"],
+        "task_id": row["task_id"],
+    }
+
+
+@describe(tags=["executions"])
+async def execution_status(request: Request) -> Response:
+    """Get execution status: current status and the latest metrics checkpoint."""
+    row = await _execution(request)
+    return JSONResponse(await request.state.executions.status_document(row))
+
+
+@describe(tags=["executions"], parameters=[_SINCE, _param("event_type", "string"), *_PAGING])
+async def execution_events(request: Request) -> Response:
+    """Get execution events, incrementally by ``since_sequence`` and filtered by ``event_type``."""
+    row = await _execution(request)
+    since = query_int(request, "since_sequence", 0, minimum=0)
+    event_type = request.query_params.get("event_type") or None
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise BadRequest(
+            f"event_type must be one of {', '.join(EVENT_TYPES)}, got {event_type!r}",
+            field="event_type",
+        )
+    page = page_of(request, default_size=1000, max_size=1000)
+    rows, count = await request.state.executions.events_page(
+        row["execution_id"], since=since, event_type=event_type, limit=page.size, offset=page.offset
+    )
+    import orjson
+
+    events = [
+        {
+            "sequence": r["sequence"],
+            "event_type": r["event_type"],
+            "strategy_type": r["strategy_type"],
+            "timestamp": iso_ns(ns_of(r["ts"])),
+            "event": orjson.loads(r["event"]),
+            "created_at": iso(r["created_at"]),
+        }
+        for r in rows
+    ]
+    next_url, previous = page.links(request, count)
+    return JSONResponse(
+        {**_header(row), "events": events, "count": count, "next": next_url, "previous": previous}
+    )
+
+
+@describe(
+    tags=["executions"],
+    parameters=[_SINCE, _param("instrument", "string"), _param("direction", "string"), *_PAGING],
+)
+async def execution_trades(request: Request) -> Response:
+    """Get execution trades, incrementally by ``since_sequence``, by instrument and direction."""
+    from hub.executions.documents import trade_doc_from_row
+
+    row = await _execution(request)
+    since = query_int(request, "since_sequence", 0, minimum=0)
+    direction = request.query_params.get("direction") or None
+    if direction is not None and direction not in ("long", "short"):
+        raise BadRequest(
+            f"direction must be 'long' or 'short', got {direction!r}", field="direction"
+        )
+    instrument = request.query_params.get("instrument") or None
+    page = page_of(request, default_size=1000, max_size=1000)
+    rows, count = await request.state.executions.trades_page(
+        row["execution_id"],
+        since=since,
+        instrument=instrument,
+        direction=direction,
+        limit=page.size,
+        offset=page.offset,
+    )
+    trades = [
+        {
+            "sequence": r["sequence"],
+            "trade": trade_doc_from_row(r),
+            "created_at": iso(r["created_at"]),
+        }
+        for r in rows
+    ]
+    next_url, previous = page.links(request, count)
+    return JSONResponse(
+        {**_header(row), "trades": trades, "count": count, "next": next_url, "previous": previous}
+    )
+
+
+@describe(
+    tags=["executions"],
+    parameters=[
+        _SINCE,
+        _param("start_time", "string"),
+        _param("end_time", "string"),
+        _param("max_points", description="downsample (LTTB) to at most this many points"),
+        *_PAGING,
+    ],
+)
+async def execution_equity(request: Request) -> Response:
+    """Get the equity curve: incremental, by time range, downsampled to ``max_points``."""
+    row = await _execution(request)
+    since = query_int(request, "since_sequence", 0, minimum=0)
+    start, end = query_datetime(request, "start_time"), query_datetime(request, "end_time")
+    if start is not None and end is not None and end < start:
+        raise BadRequest("end_time must not be before start_time", field="end_time")
+    max_points = (
+        query_int(request, "max_points", 0, minimum=2, maximum=1_000_000)
+        if request.query_params.get("max_points")
+        else None
+    )
+    page = page_of(request, default_size=500, max_size=1000)
+    seq, ts, balance = await request.state.executions.equity(
+        row["execution_id"],
+        since=since,
+        start_ns=None if start is None else ns_of(start),
+        end_ns=None if end is None else ns_of(end),
+    )
+    granularity = None
+    if max_points is not None and len(ts) > max_points:
+        from engine import lttb
+
+        keep = lttb(ts.astype(np.float64), balance, max_points)
+        seq, ts, balance = seq[keep], ts[keep], balance[keep]
+        granularity = round(float(ts[-1] - ts[0]) / 1e9 / (len(ts) - 1), 3) if len(ts) > 1 else None
+    count = len(seq)
+    window = slice(page.offset, page.offset + page.size)
+    points = [
+        {"sequence": s, "timestamp": iso_ns(t), "balance": b}
+        for s, t, b in zip(
+            seq[window].tolist(), ts[window].tolist(), balance[window].tolist(), strict=True
+        )
+    ]
+    next_url, previous = page.links(request, count)
+    return JSONResponse(
+        {
+            **_header(row),
+            "equity_curve": points,
+            "count": count,
+            "next": next_url,
+            "previous": previous,
+            "granularity_seconds": granularity,
+        }
+    )
+
+
+@describe(tags=["executions"])
+async def latest_metrics(request: Request) -> Response:
+    """Get the latest metrics checkpoint."""
+    row = await _execution(request)
+    checkpoint = await request.state.executions.latest_checkpoint(row["execution_id"])
+    return JSONResponse(
+        {
+            **_header(row),
+            "has_checkpoint": checkpoint is not None,
+            "checkpoint": checkpoint_document(checkpoint) if checkpoint is not None else None,
+        }
+    )
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route(f"{BASE}/status/", execution_status, methods=["GET"]),
+        Route(f"{BASE}/events/", execution_events, methods=["GET"]),
+        Route(f"{BASE}/trades/", execution_trades, methods=["GET"]),
+        Route(f"{BASE}/equity/", execution_equity, methods=["GET"]),
+        Route(f"{BASE}/metrics/latest/", latest_metrics, methods=["GET"]),
+    ]
