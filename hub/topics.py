@@ -16,6 +16,7 @@ from hub.auth import Identity
 
 UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 ACCOUNT = r"[A-Za-z0-9_.-]{1,64}"
+EXECUTION = r"[0-9]{1,18}"
 SYMBOL = r"[A-Za-z0-9/_.:-]{1,32}"
 
 
@@ -36,20 +37,20 @@ SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "execution_events",
         TopicKind.DURABLE,
-        re.compile(rf"execution:(?P<key>[0-9]{1, 18}):events"),
+        re.compile(rf"execution:(?P<key>{EXECUTION}):events"),
     ),
     TopicSpec(
         "execution_trades",
         TopicKind.DURABLE,
-        re.compile(rf"execution:(?P<key>[0-9]{1, 18}):trades"),
+        re.compile(rf"execution:(?P<key>{EXECUTION}):trades"),
     ),
     TopicSpec(
         "execution_equity",
         TopicKind.DURABLE,
-        re.compile(rf"execution:(?P<key>[0-9]{1, 18}):equity"),
+        re.compile(rf"execution:(?P<key>{EXECUTION}):equity"),
     ),
     TopicSpec(
-        "execution_status", TopicKind.STATE, re.compile(rf"execution:(?P<key>[0-9]{1, 18}):status")
+        "execution_status", TopicKind.STATE, re.compile(rf"execution:(?P<key>{EXECUTION}):status")
     ),
     TopicSpec("job", TopicKind.STATE, re.compile(rf"job:(?P<key>{UUID})")),
     TopicSpec("job_log", TopicKind.DURABLE, re.compile(rf"job:(?P<key>{UUID}):log")),

@@ -345,7 +345,8 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
         if await repo.stop_requested(job.pool, execution_id):
             await job.status("stopped", streams, first_ts)
             return {"execution_id": execution_id, "status": "stopped"}
-        size = chunk_size(total)
+        configured = getattr(ctx.extras.get("settings"), "backtest_chunk_bars", None)
+        size = int(configured) if configured else chunk_size(total)
         if isinstance(entry, BarStrategy):
             state = state_from_dict(checkpoint["state"]) if resumable and checkpoint else None
             run = await asyncio.to_thread(
