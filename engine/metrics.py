@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from engine import sim_cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.records import TradeStatus
 
 __all__ = [
@@ -89,9 +90,8 @@ class MetricsAcc(NamedTuple):
     bars: int
     prev_equity: float  # equity after the last bar (the initial capital before the first)
     peak: float  # running peak of equity
-    trough: float  # lowest equity since that peak
-    max_dd: float  # largest (peak - trough) of the finished peak segments, in money
-    dd_num: float  # largest (peak - trough) / peak of those segments, as a fraction num / den
+    max_dd: float  # largest peak - equity so far, in money
+    dd_num: float  # largest (peak - equity) / peak so far, kept as the fraction num / den
     dd_den: float
     ret_sum: float
     ret_sumsq: float
@@ -106,10 +106,8 @@ class MetricsAcc(NamedTuple):
 
 @njit(cache=True, nogil=True)
 def initial_acc_nb(capital: float) -> MetricsAcc:
-    """Nothing folded yet: the capital is the previous equity, the peak and the trough."""
-    return MetricsAcc(
-        0, capital, capital, capital, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0
-    )
+    """Nothing folded yet: the capital is the previous equity and the peak."""
+    return MetricsAcc(0, capital, capital, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0, 0, 0, 0, 0.0, 0.0)
 
 
 def initial_acc(initial_capital: float) -> MetricsAcc:
@@ -118,43 +116,26 @@ def initial_acc(initial_capital: float) -> MetricsAcc:
 
 
 @njit(cache=True, nogil=True)
-def _close_segment_nb(acc: MetricsAcc) -> tuple[float, float, float]:
-    """Fold the drawdown of the segment since the last peak: (max_dd, dd_num, dd_den)."""
-    dd = acc.peak - acc.trough
-    max_dd = max(acc.max_dd, dd)
-    if dd * acc.dd_den > acc.dd_num * acc.peak and acc.peak > 0.0:
-        return max_dd, dd, acc.peak
-    return max_dd, acc.dd_num, acc.dd_den
-
-
-@njit(cache=True, nogil=True)
 def acc_bar_nb(acc: MetricsAcc, equity: float, in_position: bool) -> MetricsAcc:
     """Fold one bar's closing equity; equals the pandas formulas in the module docstring.
 
-    No division but the return's, and no branch on the sign of a return: both cost several
-    nanoseconds a bar. The drawdown of a peak segment is its peak minus its lowest equity, so
-    only the trough moves on an ordinary bar; a new peak closes the segment.
+    No division but the return's and no branch on the data: the sign of a return or a new peak
+    would mispredict on every other bar of a live position. The deepest relative drawdown is
+    kept as a fraction and compared by cross-multiplying.
     """
     prev = acc.prev_equity
     r = equity / prev - 1.0 if prev > 0.0 else 0.0
     down = min(r, 0.0)
-    peak = acc.peak
-    trough = min(acc.trough, equity)
-    max_dd = acc.max_dd
-    dd_num = acc.dd_num
-    dd_den = acc.dd_den
-    if equity > peak:
-        max_dd, dd_num, dd_den = _close_segment_nb(acc)
-        peak = equity
-        trough = equity
+    peak = max(acc.peak, equity)
+    dd = peak - equity
+    deeper = dd * acc.dd_den > acc.dd_num * peak and peak > 0.0
     return MetricsAcc(
         acc.bars + 1,
         equity,
         peak,
-        trough,
-        max_dd,
-        dd_num,
-        dd_den,
+        max(acc.max_dd, dd),
+        dd if deeper else acc.dd_num,
+        peak if deeper else acc.dd_den,
         acc.ret_sum + r,
         acc.ret_sumsq + r * r,
         acc.neg_sumsq + down * down,
@@ -170,12 +151,11 @@ def acc_bar_nb(acc: MetricsAcc, equity: float, in_position: bool) -> MetricsAcc:
 @njit(cache=True, nogil=True)
 def acc_count_bar_nb(acc: MetricsAcc) -> MetricsAcc:
     """``acc_bar_nb`` for a flat bar whose equity equals the previous one: its return is
-    exactly zero and the extremes cannot move, so folding it changes only the bar count."""
+    exactly zero and its drawdown the previous bar's, so folding it changes only the bar count."""
     return MetricsAcc(
         acc.bars + 1,
         acc.prev_equity,
         acc.peak,
-        acc.trough,
         acc.max_dd,
         acc.dd_num,
         acc.dd_den,
@@ -208,7 +188,6 @@ def acc_trade_nb(acc: MetricsAcc, pnl: float) -> MetricsAcc:
         acc.bars,
         acc.prev_equity,
         acc.peak,
-        acc.trough,
         acc.max_dd,
         acc.dd_num,
         acc.dd_den,
@@ -248,9 +227,8 @@ def metrics_vector_nb(
     out[7] = acc.losses
     if acc.closed > 0:
         out[8] = acc.wins / acc.closed * 100.0
-    max_dd, dd_num, dd_den = _close_segment_nb(acc)
-    out[9] = max_dd
-    dd_frac = dd_num / dd_den
+    out[9] = acc.max_dd
+    dd_frac = acc.dd_num / acc.dd_den
     out[10] = dd_frac * 100.0
     span = ts_last - ts_first
     bars_per_year = (n - 1) * (YEAR_NS / span) if n >= 2 and span > 0 else np.nan

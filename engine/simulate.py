@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from engine import sim_cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.metrics import (
     N_METRICS,
     MetricsAcc,
@@ -591,7 +592,7 @@ def simulate_nb(
             cash_out[i] = cash
             position_out[i] = position
         if position == 0.0 and equity == acc.prev_equity:
-            # Flat and unchanged: a zero return, no new peak or trough; only the count moves.
+            # Flat and unchanged: a zero return and the same drawdown; only the count moves.
             acc = acc_count_bar_nb(acc)
         else:
             acc = acc_bar_nb(acc, equity, position != 0.0)
