@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -191,6 +192,7 @@ class BacktestJob:
         self.executions = ExecutionService(self.pool, self.bus, ctx.service)
         self.execution_id = execution_id
         self.last_ts = 0  # the market time reached, for status events
+        self.timings: dict[str, float] = {"load": 0.0, "engine": 0.0, "records": 0.0, "write": 0.0, "publish": 0.0}
 
     async def status(
         self,
@@ -244,6 +246,7 @@ class BacktestJob:
         state: dict[str, Any] | None,
     ) -> bool:
         """Write one chunk in one transaction, then publish it; True when a stop was requested."""
+        tick = time.perf_counter()
         mark = streams.mark()
         events, trades, batches = streams.drain()
         if len(ts):
@@ -267,6 +270,8 @@ class BacktestJob:
             streams.restore(mark)
             raise
         assert row is not None
+        written = time.perf_counter()
+        self.timings["write"] += written - tick
         equity_topic = stream_topic(self.execution_id, "equity")
         heard = await self.bus.listened([equity_topic, *(topic for topic, _, _ in batches)])
         if equity_topic in heard:
@@ -274,6 +279,7 @@ class BacktestJob:
         await self.bus.publish_batches([b for b in batches if b[0] in heard])
         await self.executions.announce(row)
         await self.ctx.progress(processed, total)
+        self.timings["publish"] += time.perf_counter() - written
         return bool(row["stop_requested"])
 
 
@@ -335,8 +341,10 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
         checkpoint["last_trade_seq"] if resumable and checkpoint else 0,
     )
     options = {**row["options"], "initial_capital": float(row["initial_capital"])}
+    clock = time.perf_counter()
     try:
         bars = await load_bars(job.pool, row)
+        job.timings["load"] = time.perf_counter() - clock
         total = len(bars["ts"])
         first_ts = int(bars["ts"][0]) if total else 0
         job.last_ts = first_ts
@@ -353,12 +361,16 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
                 start_backtest, bars, row["strategy"], row["params"], state=state, **options
             )
             while not run.done:
+                tick = time.perf_counter()
                 chunk = await asyncio.to_thread(run.step, size)
+                job.timings["engine"] += time.perf_counter() - tick
+                tick = time.perf_counter()
                 for record in chunk.trades:
                     streams.trade(record)
                 if run.done:
                     for record in run.open_trade():
                         streams.trade(record)
+                job.timings["records"] += time.perf_counter() - tick
                 stop = await job.persist(
                     streams,
                     chunk.start,
@@ -389,6 +401,7 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
             "status": "completed",
             "bars": total,
             "final_value": num(final),
+            "seconds": {**{k: round(v, 4) for k, v in job.timings.items()}, "total": round(time.perf_counter() - clock, 4)},
         }
     except JobCancelled:
         await asyncio.shield(job.status("stopped", streams, job.last_ts))

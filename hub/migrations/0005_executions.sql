@@ -89,6 +89,9 @@ create table execution_equity (
     balance      bytea not null,
     primary key (execution_id, first_seq)
 );
+-- Raw floats do not compress: storing them uncompressed makes writes and reads several times faster.
+alter table execution_equity alter column ts set storage external;
+alter table execution_equity alter column balance set storage external;
 
 create table execution_checkpoints (
     id             bigserial primary key,
