@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -118,6 +119,10 @@ def create_app(settings: Settings) -> Starlette:
             on_slow_consumer=lambda sub: metrics.slow_consumers.inc(),
         )
         await bus.start(wait=2.0)
+        if settings.gc_tuning:
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 100)
         jobs = JobService(pool, bus, arq, keys)
         try:
             yield State(

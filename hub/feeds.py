@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.auth import AuthError, Identity
+from hub.outbox import Outbox, closed_by_outbox
 from hub.subscription import Subscription, SubscriptionClosed, SubscriptionError
 from hub.topics import Access, UnknownTopic, parse_topic
 
@@ -60,24 +61,17 @@ class _FeedConnection:
         self.feed = feed
         self.websocket = websocket
         self.state = websocket.state
-        self._send = send
-        self._lock = asyncio.Lock()
+        self.outbox = Outbox(send, send_timeout=feed.send_timeout)
         self.identity: Identity | None = getattr(self.state, "identity", None)
         self.streams: dict[str, asyncio.Task[None]] = {}
-        self.closed = False
         self._expiry: asyncio.Task[None] | None = None
 
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed
+
     async def send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        try:
-            async with self._lock, asyncio.timeout(self.feed.send_timeout):
-                await self._send({"type": "websocket.send", "text": text})
-        except TimeoutError:
-            log.info("feed client stopped reading; closing")
-            await self.close(1008, "slow consumer: the client stopped reading")
-        except (OSError, RuntimeError, WebSocketDisconnect):
-            self.closed = True
+        await self.outbox.send_text(text)
 
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send_text(orjson.dumps(message).decode())
@@ -92,15 +86,10 @@ class _FeedConnection:
         await self.send_json(body)
 
     async def close(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        # A client that stopped reading may never let the close frame out: don't wait for it.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        await self.outbox.close(code, reason)
 
     async def run(self) -> None:
+        self.outbox.start()
         try:
             if self.identity is not None and self.identity.expired():
                 self.identity = None
@@ -114,8 +103,12 @@ class _FeedConnection:
                 await self._handle(message.get("text"), message.get("bytes"))
         except WebSocketDisconnect:
             pass
+        except asyncio.CancelledError:
+            if not closed_by_outbox(self.outbox):
+                raise
         finally:
-            self.closed = True
+            self.outbox.closed = True
+            await self.outbox.stop()
             tasks = [*self.streams.values(), *([self._expiry] if self._expiry else [])]
             for task in tasks:
                 task.cancel()

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     ws_send_timeout: float = Field(default=10.0, gt=0)
     # Events buffered per subscriber before it is cut off as a slow consumer.
     bus_queue_size: int = Field(default=2048, ge=8)
+    # Freeze start-up objects and collect young ones less often: full collections at fan-out
+    # rates otherwise pause every connection for hundreds of milliseconds.
+    gc_tuning: bool = True
     # Bars per backtest chunk (each chunk: one transaction, a checkpoint, progress); unset
     # means a tenth of the run, between 20,000 and 250,000 bars.
     backtest_chunk_bars: int | None = Field(default=None, ge=100)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -23,7 +24,7 @@ T = TypeVar("T")
 class Event:
     """One event as this process received it: encoded once, framed once, shared by all."""
 
-    __slots__ = ("_data", "_frame", "_text", "data_json", "epoch", "seq", "topic")
+    __slots__ = ("_data", "_frame", "_memo", "_text", "data_json", "epoch", "seq", "topic")
 
     def __init__(self, topic: str, seq: int, data_json: bytes, epoch: str = "") -> None:
         self.topic = topic
@@ -33,6 +34,7 @@ class Event:
         self._data: Any = _UNSET
         self._frame: bytes | None = None
         self._text: str | None = None
+        self._memo: dict[Any, Any] | None = None
 
     def data(self) -> Any:
         if self._data is _UNSET:
@@ -60,6 +62,16 @@ class Event:
     @property
     def key(self) -> tuple[str, int, str]:
         return (self.topic, self.seq, self.epoch)
+
+    def memo(self, key: Any, build: Callable[[], T]) -> T:
+        """One object per event and ``key`` for every local subscriber (a GraphQL payload built
+        once, not once per subscriber)."""
+        if self._memo is None:
+            self._memo = {}
+        found = self._memo.get(key, _UNSET)
+        if found is _UNSET:
+            found = self._memo[key] = build()
+        return found  # type: ignore[no-any-return]
 
     def keyed(self, obj: T) -> T:
         """Tag a GraphQL payload with this event's identity, so that its execution result can

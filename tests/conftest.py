@@ -119,6 +119,7 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
         secret="test-secret-" + secrets.token_hex(16),
         db_pool_max=20,
         job_modules=["tests.jobtypes"],
+        gc_tuning=False,
     )
 
 

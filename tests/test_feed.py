@@ -279,6 +279,10 @@ async def test_a_client_that_never_reads_does_not_delay_the_others(
         await eventually(
             lambda: asyncio.sleep(0, result=live.lifespan_state.bus.local_subscriber_count() == 1)
         )
+        # ...and its connection was released: the handler returned (the open-sockets gauge
+        # counts only the healthy one) although the client still has not read a byte.
+        gauge = live.lifespan_state.metrics.websockets.labels("/ws")
+        await eventually(lambda: asyncio.sleep(0, result=gauge._value.get() == 1), timeout=30)
         await healthy.close()
         stuck.transport.abort()
     finally:

@@ -192,7 +192,13 @@ class BacktestJob:
         self.executions = ExecutionService(self.pool, self.bus, ctx.service)
         self.execution_id = execution_id
         self.last_ts = 0  # the market time reached, for status events
-        self.timings: dict[str, float] = {"load": 0.0, "engine": 0.0, "records": 0.0, "write": 0.0, "publish": 0.0}
+        self.timings: dict[str, float] = {
+            "load": 0.0,
+            "engine": 0.0,
+            "records": 0.0,
+            "write": 0.0,
+            "publish": 0.0,
+        }
 
     async def status(
         self,
@@ -401,7 +407,10 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
             "status": "completed",
             "bars": total,
             "final_value": num(final),
-            "seconds": {**{k: round(v, 4) for k, v in job.timings.items()}, "total": round(time.perf_counter() - clock, 4)},
+            "seconds": {
+                **{k: round(v, 4) for k, v in job.timings.items()},
+                "total": round(time.perf_counter() - clock, 4),
+            },
         }
     except JobCancelled:
         await asyncio.shield(job.status("stopped", streams, job.last_ts))

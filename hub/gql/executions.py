@@ -388,7 +388,9 @@ async def execution_trades(
 ) -> AsyncGenerator[Trade, None]:
     topic = stream_topic(parse_execution_id(str(execution_id)), "trades")
     async for event in follow(info, topic, since_sequence):
-        yield event.keyed(Trade.from_document(event.seq, event.data()))
+        yield event.memo(
+            "trade", lambda event=event: event.keyed(Trade.from_document(event.seq, event.data()))
+        )
 
 
 async def equity(

@@ -212,7 +212,12 @@ async def job_progress(
     topic = job_topic(parse_job_id(str(job_id)))
     async for event in stream_topic(info, topic, None):
         doc = event.data()
-        yield event.keyed(JobUpdate(sequence=event.seq, job=Job.from_document(doc)))
+        yield event.memo(
+            "jobProgress",
+            lambda event=event, doc=doc: event.keyed(
+                JobUpdate(sequence=event.seq, job=Job.from_document(doc))
+            ),
+        )
         if doc["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             return
 

@@ -12,6 +12,7 @@ from strawberry.types import Info
 from hub.errors import BadRequest
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
+from hub.subscription import Event
 from hub.topics import UnknownTopic, parse_topic
 
 
@@ -35,18 +36,18 @@ async def ticks(
     except UnknownTopic:
         raise BadRequest(f"invalid symbol {symbol!r}", field="symbol") from None
     async for event in stream_topic(info, topic, since_sequence):
-        data = event.data()
-        ts = data.get("ts") if isinstance(data, dict) else None
-        yield event.keyed(
-            Tick(
-                sequence=event.seq,
-                epoch=event.epoch,
-                symbol=symbol,
-                ts=datetime.fromtimestamp(ts / 1e9, tz=UTC)
-                if isinstance(ts, int | float)
-                else None,
-                price=data.get("price") if isinstance(data, dict) else None,
-                size=data.get("size") if isinstance(data, dict) else None,
-                data=data,
-            )
-        )
+        yield event.memo(("ticks", symbol), lambda event=event: event.keyed(_tick(event, symbol)))
+
+
+def _tick(event: Event, symbol: str) -> Tick:
+    data = event.data()
+    ts = data.get("ts") if isinstance(data, dict) else None
+    return Tick(
+        sequence=event.seq,
+        epoch=event.epoch,
+        symbol=symbol,
+        ts=datetime.fromtimestamp(ts / 1e9, tz=UTC) if isinstance(ts, int | float) else None,
+        price=data.get("price") if isinstance(data, dict) else None,
+        size=data.get("size") if isinstance(data, dict) else None,
+        data=data,
+    )

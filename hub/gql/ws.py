@@ -38,6 +38,7 @@ from hub.gql import limits
 from hub.gql.context import Context
 from hub.gql.errors import format_error
 from hub.gql.shared import SharedResults, shaping_variables, variables_key
+from hub.outbox import Outbox, closed_by_outbox
 
 log = logging.getLogger("tradehub.graphql.ws")
 
@@ -152,42 +153,31 @@ class _Connection:
         self.endpoint = endpoint
         self.websocket = websocket
         self.legacy = protocol == LEGACY_WS
-        self._send = send
-        self._lock = asyncio.Lock()
+        self.outbox = Outbox(send, send_timeout=endpoint.send_timeout)
         self.state = websocket.state
         self.identity: Identity | None = None
         self.acknowledged = False
         self.operations: dict[str, asyncio.Task[None]] = {}
-        self.closed = False
 
     # -- sending ----------------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        return self.outbox.closed
+
     async def send_text(self, text: str) -> None:
-        if self.closed:
-            return
-        try:
-            async with self._lock, asyncio.timeout(self.endpoint.send_timeout):
-                await self._send({"type": "websocket.send", "text": text})
-        except TimeoutError:
-            await self.close(1008, "slow consumer: the client stopped reading")
-        except (OSError, RuntimeError, WebSocketDisconnect):
-            self.closed = True
+        await self.outbox.send_text(text)
 
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send_text(orjson.dumps(message).decode())
 
     async def close(self, code: int, reason: str) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        # A client that stopped reading may never let the close frame out: don't wait for it.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(1.0):
-                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        await self.outbox.close(code, reason)
 
     # -- the connection's life --------------------------------------------------------
 
     async def run(self) -> None:
+        self.outbox.start()
         watchdog: asyncio.Task[None] | None = None
         pinger: asyncio.Task[None] | None = None
         try:
@@ -204,8 +194,12 @@ class _Connection:
             await self.close(exc.code, exc.reason)
         except WebSocketDisconnect:
             pass
+        except asyncio.CancelledError:
+            if not closed_by_outbox(self.outbox):
+                raise
         finally:
-            self.closed = True
+            self.outbox.closed = True
+            await self.outbox.stop()
             for task in (watchdog, pinger, *self.operations.values()):
                 if task is not None:
                     task.cancel()
