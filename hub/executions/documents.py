@@ -60,12 +60,28 @@ def fixed2(value: float | None) -> str | None:
     return f"{value:.2f}"
 
 
-def event_json(event_type: str, strategy_type: str, ts_ns: int, event: bytes) -> bytes:
-    """An execution event (``event`` is already-encoded JSON)."""
-    head = orjson.dumps(
-        {"event_type": event_type, "strategy_type": strategy_type, "timestamp": iso_ns(ts_ns)}
+def event_json(event_type: str, strategy_type: str, ts: int | str, event: bytes) -> bytes:
+    """An execution event (``event`` is already-encoded JSON; ``ts`` ns or its ISO string)."""
+    stamp = ts if isinstance(ts, str) else iso_ns(ts)
+    return b'{"event_type":"%s","strategy_type":%s,"timestamp":"%s","event":%s}' % (
+        event_type.encode(),
+        orjson.dumps(strategy_type),
+        stamp.encode(),
+        event,
     )
-    return head[:-1] + b',"event":' + event + b"}"
+
+
+def iso_times(ns: np.ndarray) -> list[str]:
+    """``iso_ns`` for an array, by numpy when every time is a whole second."""
+    if len(ns) and np.all(ns % 1_000_000_000 == 0):
+        seconds = (ns // 1_000_000_000).astype("datetime64[s]")
+        return list(np.datetime_as_string(seconds, unit="s", timezone="UTC").tolist())
+    return [iso_ns(t) for t in ns.tolist()]
+
+
+def utc_datetimes(ns: np.ndarray) -> list[datetime]:
+    """Aware datetimes (microseconds) for an array of ns, for COPY into timestamptz."""
+    return [d.replace(tzinfo=UTC) for d in (ns // 1000).astype("datetime64[us]").tolist()]
 
 
 def trade_document(
@@ -114,10 +130,10 @@ def trade_doc(
         "instrument": instrument,
         "direction": direction,
         "status": status,
-        "entry_time": iso_ns(entry_ts),
+        "entry_time": entry_ts if isinstance(entry_ts, str) else iso_ns(entry_ts),
         "entry_price": num(entry_price),
         "units": units,
-        "exit_time": iso_ns(exit_ts),
+        "exit_time": exit_ts if isinstance(exit_ts, str) else iso_ns(exit_ts),
         "exit_price": num(exit_price),
         "pnl": num(pnl),
         "pips": num(move),

@@ -21,16 +21,20 @@ import numpy as np
 import orjson
 from pydantic import BaseModel
 
+from engine.records import Direction, TradeStatus
 from hub.datasets import repository as datasets_repo
 from hub.executions import repository as repo
 from hub.executions.documents import (
+    EXIT_REASONS,
     clean_metrics,
     equity_jsons,
     event_json,
     iso_ns,
+    iso_times,
     num,
-    trade_document,
+    trade_doc,
     trade_json,
+    utc_datetimes,
 )
 from hub.executions.service import ExecutionService, status_topic, stream_topic
 from hub.jobs.registry import JobType, register
@@ -90,73 +94,134 @@ class Streams:
         self.first_event = event_seq + 1
         self.first_trade = trade_seq + 1
 
-    def event(self, event_type: str, ts_ns: int, body: dict[str, Any]) -> None:
+    def event(
+        self,
+        event_type: str,
+        ts_ns: int,
+        body: dict[str, Any],
+        *,
+        stamp: tuple[str, datetime] | None = None,
+    ) -> None:
         self.event_seq += 1
         encoded = orjson.dumps(body)
-        self.event_rows.append(
-            (self.event_seq, event_type, self.strategy, _dt(ts_ns), encoded.decode())
-        )
-        self.event_payloads.append(event_json(event_type, self.strategy, ts_ns, encoded))
+        iso_text, when = stamp if stamp is not None else (iso_ns(ts_ns), _dt(ts_ns))
+        self.event_rows.append((self.event_seq, event_type, self.strategy, when, encoded.decode()))
+        self.event_payloads.append(event_json(event_type, self.strategy, iso_text, encoded))
 
     def trade(self, record: np.void, details: dict[str, Any] | None = None) -> None:
-        doc = trade_document(record, self.instrument, details=details)
-        self.trade_seq += 1
-        self.trade_rows.append(
-            (
-                self.trade_seq,
-                self.instrument,
-                doc["direction"],
-                doc["status"],
-                doc["entry_index"],
-                doc["exit_index"],
-                _dt(int(record["entry_ts"])),
-                _dt(int(record["exit_ts"])),
-                float(record["entry_price"]),
-                float(record["exit_price"]),
-                float(record["units"]),
-                float(record["pnl"]),
-                float(record["return"]),
-                float(record["fees"]),
-                doc["exit_reason"],
-                doc["details"],
+        self.add_trades(np.asarray([record]), None if details is None else [details])
+
+    def add_trades(self, records: np.ndarray, details: list[dict[str, Any]] | None = None) -> None:
+        """The trades a chunk closed (or the last, open one): rows, payloads, and four events each
+        (the entry's signal and fill, the exit's signal and fill; an open trade has no exit yet).
+        Times are formatted for the whole chunk at once."""
+        if not len(records):
+            return
+        entry_iso, exit_iso = iso_times(records["entry_ts"]), iso_times(records["exit_ts"])
+        entry_dt, exit_dt = utc_datetimes(records["entry_ts"]), utc_datetimes(records["exit_ts"])
+        columns = {
+            name: records[name].tolist()
+            for name in (
+                "direction",
+                "status",
+                "entry_price",
+                "exit_price",
+                "units",
+                "pnl",
+                "return",
+                "fees",
+                "exit_reason",
+                "entry_index",
+                "exit_index",
+                "layer",
+                "entry_ts",
+                "exit_ts",
             )
-        )
-        self.trade_payloads.append(trade_json(doc))
-        side = doc["direction"]
-        entry_side, exit_side = ("buy", "sell") if side == "long" else ("sell", "buy")
-        layer = doc["details"].get("layer_number", 0)
-        self.event(
-            "strategy_signal",
-            int(record["entry_ts"]),
-            {"signal": entry_side, "layer_number": layer, "price": doc["entry_price"]},
-        )
-        self.event(
-            "trade_executed",
-            int(record["entry_ts"]),
-            {
-                "direction": side,
-                "units": doc["units"],
-                "price": doc["entry_price"],
-                "action": "open",
-            },
-        )
-        if doc["status"] == "closed":
+        }
+        for i in range(len(records)):
+            direction = "long" if columns["direction"][i] == Direction.Long else "short"
+            status = "open" if columns["status"][i] == TradeStatus.Open else "closed"
+            exit_reason = EXIT_REASONS.get(columns["exit_reason"][i], "signal")
+            doc = trade_doc(
+                instrument=self.instrument,
+                direction=direction,
+                status=status,
+                entry_ts=entry_iso[i],
+                entry_price=columns["entry_price"][i],
+                units=columns["units"][i],
+                exit_ts=exit_iso[i],
+                exit_price=columns["exit_price"][i],
+                pnl=columns["pnl"][i],
+                fees=columns["fees"][i],
+                ret=columns["return"][i],
+                exit_reason=exit_reason,
+                entry_index=columns["entry_index"][i],
+                exit_index=columns["exit_index"][i],
+                details=details[i]
+                if details is not None
+                else {"layer_number": columns["layer"][i]},
+            )
+            self.trade_seq += 1
+            self.trade_rows.append(
+                (
+                    self.trade_seq,
+                    self.instrument,
+                    direction,
+                    status,
+                    doc["entry_index"],
+                    doc["exit_index"],
+                    entry_dt[i],
+                    exit_dt[i],
+                    columns["entry_price"][i],
+                    columns["exit_price"][i],
+                    columns["units"][i],
+                    columns["pnl"][i],
+                    columns["return"][i],
+                    columns["fees"][i],
+                    exit_reason,
+                    doc["details"],
+                )
+            )
+            self.trade_payloads.append(trade_json(doc))
+            entry_side, exit_side = ("buy", "sell") if direction == "long" else ("sell", "buy")
+            entry_stamp, exit_stamp = (entry_iso[i], entry_dt[i]), (exit_iso[i], exit_dt[i])
+            layer = doc["details"].get("layer_number", 0)
             self.event(
                 "strategy_signal",
-                int(record["exit_ts"]),
-                {"signal": exit_side, "reason": doc["exit_reason"], "price": doc["exit_price"]},
+                columns["entry_ts"][i],
+                {"signal": entry_side, "layer_number": layer, "price": doc["entry_price"]},
+                stamp=entry_stamp,
             )
             self.event(
                 "trade_executed",
-                int(record["exit_ts"]),
+                columns["entry_ts"][i],
                 {
-                    "direction": side,
+                    "direction": direction,
                     "units": doc["units"],
-                    "price": doc["exit_price"],
-                    "action": "close",
-                    "pnl": doc["pnl"],
+                    "price": doc["entry_price"],
+                    "action": "open",
                 },
+                stamp=entry_stamp,
             )
+            if status == "closed":
+                self.event(
+                    "strategy_signal",
+                    columns["exit_ts"][i],
+                    {"signal": exit_side, "reason": exit_reason, "price": doc["exit_price"]},
+                    stamp=exit_stamp,
+                )
+                self.event(
+                    "trade_executed",
+                    columns["exit_ts"][i],
+                    {
+                        "direction": direction,
+                        "units": doc["units"],
+                        "price": doc["exit_price"],
+                        "action": "close",
+                        "pnl": doc["pnl"],
+                    },
+                    stamp=exit_stamp,
+                )
 
     def rewind(self) -> None:
         """Forget what was added since the last drain whose transaction failed: sequences
@@ -371,11 +436,9 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
                 chunk = await asyncio.to_thread(run.step, size)
                 job.timings["engine"] += time.perf_counter() - tick
                 tick = time.perf_counter()
-                for record in chunk.trades:
-                    streams.trade(record)
+                streams.add_trades(chunk.trades)
                 if run.done:
-                    for record in run.open_trade():
-                        streams.trade(record)
+                    streams.add_trades(run.open_trade())
                 job.timings["records"] += time.perf_counter() - tick
                 stop = await job.persist(
                     streams,
