@@ -106,7 +106,17 @@ class Up:
     def __init__(self, data_dir: Path, port: int, *extra: str) -> None:
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hub", "--data-dir", str(data_dir), "up", "--port", str(port), *extra],
+            [
+                sys.executable,
+                "-m",
+                "hub",
+                "--data-dir",
+                str(data_dir),
+                "up",
+                "--port",
+                str(port),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -198,7 +208,9 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
             timeout=10,
         )
         assert old_admin.status_code == 200
-        demo_job = next(line.split("(job ")[1].rstrip(")\n") for line in again.banner if "demo" in line)
+        demo_job = next(
+            line.split("(job ")[1].rstrip(")\n") for line in again.banner if "demo" in line
+        )
         deadline = time.monotonic() + 120
         status = ""
         while time.monotonic() < deadline and status not in ("COMPLETED", "FAILED"):
@@ -211,11 +223,16 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
         assert status == "COMPLETED"
         candles = httpx.post(
             f"http://127.0.0.1:{again.port}/graphql",
-            json={"query": '{ candles(symbol: "BTC/USD", timeframe: "1h", limit: 2) { ts close } }'},
+            json={
+                "query": '{ candles(symbol: "BTC/USD", timeframe: "1h", limit: 2) { ts close } }'
+            },
             headers={"Authorization": f"Bearer {again.token}"},
             timeout=10,
         ).json()["data"]["candles"]
-        assert [c["ts"] for c in candles] == ["2020-01-01T00:00:00+00:00", "2020-01-01T01:00:00+00:00"]
+        assert [c["ts"] for c in candles] == [
+            "2020-01-01T00:00:00+00:00",
+            "2020-01-01T01:00:00+00:00",
+        ]
     finally:
         again.stop()
 
