@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import asyncpg
 import httpx
 import orjson
@@ -30,8 +29,8 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.db import connect, migrate  # noqa: E402
-from hub.users import service as users  # noqa: E402
+from hub.db import connect, migrate
+from hub.users import service as users
 
 
 def free_port() -> int:
@@ -42,12 +41,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_status(ws_url: str, token: str, run_id: int, timeout: float = 300) -> tuple[str, float]:
+async def wait_status(
+    ws_url: str, token: str, run_id: int, timeout: float = 300
+) -> tuple[str, float]:
     """Follow execution:{id}:status over /ws until it ends; returns (status, time it ended)."""
     async with websockets.connect(f"{ws_url}/ws", max_queue=None) as ws:
         await ws.send(orjson.dumps({"op": "auth", "token": token}).decode())
         await ws.recv()
-        await ws.send(orjson.dumps({"op": "subscribe", "channel": f"execution:{run_id}:status"}).decode())
+        await ws.send(
+            orjson.dumps({"op": "subscribe", "channel": f"execution:{run_id}:status"}).decode()
+        )
         async with asyncio.timeout(timeout):
             while True:
                 message = orjson.loads(await ws.recv())
@@ -57,7 +60,9 @@ async def wait_status(ws_url: str, token: str, run_id: int, timeout: float = 300
 
 
 async def main(bars: int, runs: int) -> None:
-    admin_url = os.environ.get("TRADEHUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    admin_url = os.environ.get(
+        "TRADEHUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
     redis_url = os.environ.get("TRADEHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
     name = f"tradehub_bench_{secrets.token_hex(4)}"
     conn = await asyncpg.connect(admin_url)
@@ -97,28 +102,48 @@ async def main(bars: int, runs: int) -> None:
                         pass
                     await asyncio.sleep(0.2)
             started = time.perf_counter()
-            job = (await http.post("/graphql", json={"query": "mutation ($b: Int!) { generateSyntheticDataset("
-                   "input: {symbol: \"BENCH/USD\", bars: $b, seed: 1}) { jobId } }", "variables": {"b": bars}})).json()
+            job = (
+                await http.post(
+                    "/graphql",
+                    json={
+                        "query": "mutation ($b: Int!) { generateSyntheticDataset("
+                        'input: {symbol: "BENCH/USD", bars: $b, seed: 1}) { jobId } }',
+                        "variables": {"b": bars},
+                    },
+                )
+            ).json()
             job_id = job["data"]["generateSyntheticDataset"]["jobId"]
             async with asyncio.timeout(600):
-                while (await http.get(f"/api/jobs/{job_id}")).json()["status"] not in ("COMPLETED", "FAILED"):
+                while (await http.get(f"/api/jobs/{job_id}")).json()["status"] not in (
+                    "COMPLETED",
+                    "FAILED",
+                ):
                     await asyncio.sleep(0.2)
-            print(f"dataset: {bars:,} bars generated in {time.perf_counter() - started:.1f} s (not part of the bench)")
+            print(
+                f"dataset: {bars:,} bars generated in {time.perf_counter() - started:.1f} s (not part of the bench)"
+            )
 
             from engine import run_backtest
             from hub.datasets import service as datasets
             from hub.db import create_pool
 
             pool = await create_pool(database_url, min_size=1, max_size=2)
-            ohlcv = await datasets.candles(pool, "BENCH/USD", "1h", start_ns=None, end_ns=None, limit=bars) \
-                if bars <= datasets.MAX_CANDLES else None
+            ohlcv = (
+                await datasets.candles(
+                    pool, "BENCH/USD", "1h", start_ns=None, end_ns=None, limit=bars
+                )
+                if bars <= datasets.MAX_CANDLES
+                else None
+            )
             if ohlcv is None:
                 from hub.datasets import repository as repo
 
                 async with pool.acquire() as c:
                     ohlcv = await repo.read_bars(c, "bench_usd_1h_ohlcv", None, None, None)
             await pool.close()
-            run_backtest(ohlcv, "sma_crossover", {"fast": 10, "slow": 50}, fees=0.001)  # load kernels
+            run_backtest(
+                ohlcv, "sma_crossover", {"fast": 10, "slow": 50}, fees=0.001
+            )  # load kernels
             kernel = []
             for _ in range(max(3, runs)):
                 t0 = time.perf_counter()
@@ -130,10 +155,18 @@ async def main(bars: int, runs: int) -> None:
             for _ in range(runs):
                 await http.delete("/api/v1/run/reset")
                 t0 = time.perf_counter()
-                response = await http.post("/api/v1/run/backtest", json={
-                    "strategy_name": "sma_crossover", "strategy_params": {"fast": 10, "slow": 50},
-                    "symbols": ["BENCH/USD"], "timeframe": "1h", "initial_cash": 10000.0, "exchange": "bench",
-                    "options": {"fees": 0.001}})
+                response = await http.post(
+                    "/api/v1/run/backtest",
+                    json={
+                        "strategy_name": "sma_crossover",
+                        "strategy_params": {"fast": 10, "slow": 50},
+                        "symbols": ["BENCH/USD"],
+                        "timeframe": "1h",
+                        "initial_cash": 10000.0,
+                        "exchange": "bench",
+                        "options": {"fees": 0.001},
+                    },
+                )
                 run_id = response.json()["run_id"]
                 status, ended = await wait_status(ws_url, token, run_id)
                 assert status == "completed", status
@@ -150,18 +183,29 @@ async def main(bars: int, runs: int) -> None:
                 await http.get(url)
                 warm.append(time.perf_counter() - t0)
             status_body = (await http.get(f"/api/trading/executions/{run_id}/status/")).json()
-            jobs = (await http.get("/api/jobs", params={"job_type": "execution.backtest", "limit": 3})).json()
+            jobs = (
+                await http.get("/api/jobs", params={"job_type": "execution.backtest", "limit": 3})
+            ).json()
             print("worker phases of the last run (s):", [j["result"] for j in jobs["jobs"]])
 
         k, e = min(kernel), min(e2e)
-        print(f"bars: {bars:,}; SMA 10/50, fill at close, 0.1% fee, all in; {status_body['checkpoint']['total_trades']} trades")
-        print(f"engine kernel alone (run_backtest, trades + equity + metrics): best {k * 1000:.1f} ms, "
-              f"median {statistics.median(kernel) * 1000:.1f} ms")
-        print(f"hub, request -> completed (job, chunks persisted, equity stored, status streamed): best {e:.3f} s, "
-              f"median {statistics.median(e2e):.3f} s  [target < 2 s]")
+        print(
+            f"bars: {bars:,}; SMA 10/50, fill at close, 0.1% fee, all in; {status_body['checkpoint']['total_trades']} trades"
+        )
+        print(
+            f"engine kernel alone (run_backtest, trades + equity + metrics): best {k * 1000:.1f} ms, "
+            f"median {statistics.median(kernel) * 1000:.1f} ms"
+        )
+        print(
+            f"hub, request -> completed (job, chunks persisted, equity stored, status streamed): best {e:.3f} s, "
+            f"median {statistics.median(e2e):.3f} s; each run: {', '.join(f'{x:.3f}' for x in e2e)} s "
+            "(the first reads the bars from Postgres, later ones find them in the worker's cache)  [target < 2 s]"
+        )
         print(f"hub overhead: {e / k:.1f}x the kernel alone")
-        print(f"equity max_points=1000 on the {bars:,}-point curve: first {cold * 1000:.1f} ms, "
-              f"then median {statistics.median(warm) * 1000:.1f} ms, best {min(warm) * 1000:.1f} ms  [target < 50 ms]")
+        print(
+            f"equity max_points=1000 on the {bars:,}-point curve: first {cold * 1000:.1f} ms, "
+            f"then median {statistics.median(warm) * 1000:.1f} ms, best {min(warm) * 1000:.1f} ms  [target < 50 ms]"
+        )
     finally:
         for proc in procs:
             proc.terminate()
@@ -181,5 +225,3 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     asyncio.run(main(args.bars, args.runs))
-
-

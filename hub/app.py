@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -92,6 +93,15 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal server error"}, status_code=500)
 
 
+def warm_request_kernels() -> None:
+    import numpy as np
+
+    from engine import lttb
+
+    x = np.arange(16, dtype=np.float64)
+    lttb(x, x, 4)
+
+
 def create_app(settings: Settings) -> Starlette:
     database_url, redis_url = _require_urls(settings)
     load_modules(settings.job_modules)
@@ -119,6 +129,8 @@ def create_app(settings: Settings) -> Starlette:
             on_slow_consumer=lambda sub: metrics.slow_consumers.inc(),
         )
         await bus.start(wait=2.0)
+        # The kernels requests use (downsampling) load now, not on the first request.
+        await asyncio.to_thread(warm_request_kernels)
         if settings.gc_tuning:
             gc.collect()
             gc.freeze()

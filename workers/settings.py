@@ -40,8 +40,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     arq_pool: ArqRedis = ctx["redis"]
     # Workers only publish: no reader, no subscribers.
     bus = Bus(redis, settings.redis_url, keys, TopicRegistry())
+    from hub.executions.jobs import BarsCache
+
     ctx.update(
-        pool=pool, app_redis=redis, bus=bus, jobs=JobService(pool, bus, arq_pool, keys), keys=keys
+        pool=pool,
+        app_redis=redis,
+        bus=bus,
+        jobs=JobService(pool, bus, arq_pool, keys),
+        keys=keys,
+        bars_cache=BarsCache(),
     )
     warm = ctx.get("warm_up")
     if warm is not None:
@@ -67,7 +74,12 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 async def run_job_task(ctx: dict[str, Any], job_id: str) -> str:
-    extras = {"settings": ctx["settings"], "bus": ctx["bus"], "redis": ctx["app_redis"]}
+    extras = {
+        "settings": ctx["settings"],
+        "bus": ctx["bus"],
+        "redis": ctx["app_redis"],
+        "bars_cache": ctx["bars_cache"],
+    }
     return await run_job(
         ctx["jobs"], job_id, attempt=ctx["job_try"], lease_seconds=LEASE_SECONDS, extras=extras
     )

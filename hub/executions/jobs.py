@@ -354,10 +354,57 @@ class BacktestJob:
         return bool(row["stop_requested"])
 
 
-async def load_bars(pool: asyncpg.Pool, row: asyncpg.Record) -> dict[str, np.ndarray]:
+class BarsCache:
+    """Bars a worker loaded recently, by dataset, window and the dataset's last change: sweeps
+    and repeated backtests on one dataset read it from Postgres once. Bounded by bytes."""
+
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._entries: dict[tuple[Any, ...], dict[str, np.ndarray]] = {}
+
+    def get(self, key: tuple[Any, ...]) -> dict[str, np.ndarray] | None:
+        found = self._entries.pop(key, None)
+        if found is not None:
+            self._entries[key] = found  # most recent last
+        return found
+
+    def put(self, key: tuple[Any, ...], bars: dict[str, np.ndarray]) -> None:
+        self._entries[key] = bars
+        while (
+            len(self._entries) > 1
+            and sum(a.nbytes for entry in self._entries.values() for a in entry.values())
+            > self.max_bytes
+        ):
+            self._entries.pop(next(iter(self._entries)))
+
+
+async def load_bars(
+    pool: asyncpg.Pool, row: asyncpg.Record, cache: BarsCache | None = None
+) -> dict[str, np.ndarray]:
     dataset = await datasets_repo.get_by_symbol(pool, row["symbols"][0], row["timeframe"])
     if dataset is None or not dataset["ohlcv_measurement"]:
         raise ValueError(f"no {row['timeframe']} data for symbol {row['symbols'][0]!r}")
+    key = (
+        dataset["dataset_id"],
+        dataset["updated_at"],
+        dataset["ohlcv_row_count"],
+        row["start_at"],
+        row["end_at"],
+    )
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        return cached
+    bars = await _read_bars(pool, dataset, row)
+    if cache is not None:
+        for array in bars.values():
+            array.flags.writeable = False  # shared by later runs: nobody may change it
+        cache.put(key, bars)
+    return bars
+
+
+async def _read_bars(
+    pool: asyncpg.Pool, dataset: asyncpg.Record, row: asyncpg.Record
+) -> dict[str, np.ndarray]:
 
     def ns(value: datetime | None) -> int | None:
         return None if value is None else int(value.timestamp() * 1_000_000) * 1000
@@ -414,7 +461,7 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
     options = {**row["options"], "initial_capital": float(row["initial_capital"])}
     clock = time.perf_counter()
     try:
-        bars = await load_bars(job.pool, row)
+        bars = await load_bars(job.pool, row, ctx.extras.get("bars_cache"))
         job.timings["load"] = time.perf_counter() - clock
         total = len(bars["ts"])
         first_ts = int(bars["ts"][0]) if total else 0
