@@ -64,17 +64,14 @@ class _FeedConnection:
         self.outbox = Outbox(send, send_timeout=feed.send_timeout)
         self.identity: Identity | None = getattr(self.state, "identity", None)
         self.streams: dict[str, asyncio.Task[None]] = {}
+        self.send_text = self.outbox.send_text
+        self.send_json = self.outbox.send_json
+        self.close = self.outbox.close
         self._expiry: asyncio.Task[None] | None = None
 
     @property
     def closed(self) -> bool:
         return self.outbox.closed
-
-    async def send_text(self, text: str) -> None:
-        await self.outbox.send_text(text)
-
-    async def send_json(self, message: dict[str, Any]) -> None:
-        await self.send_text(orjson.dumps(message).decode())
 
     async def error(
         self, code: str, message: str, channel: str | None = None, **extra: Any
@@ -84,9 +81,6 @@ class _FeedConnection:
             body["channel"] = channel
         body.update(extra)
         await self.send_json(body)
-
-    async def close(self, code: int, reason: str) -> None:
-        await self.outbox.close(code, reason)
 
     async def run(self) -> None:
         self.outbox.start()

@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
+import orjson
 from starlette.types import Send
 from starlette.websockets import WebSocketDisconnect
 
@@ -51,6 +53,9 @@ class Outbox:
                 self._send_started = None
         except (OSError, RuntimeError, WebSocketDisconnect):
             self.closed = True
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.send_text(orjson.dumps(message).decode())
 
     async def close(self, code: int, reason: str) -> None:
         if self.closed:

@@ -68,3 +68,20 @@ async def graphql(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a ``python -m hub`` subprocess on the test run's services."""
+    import os
+
+    assert settings.database_url and settings.redis_url
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEHUB_")},
+        "TRADEHUB_DATABASE_URL": settings.database_url,
+        "TRADEHUB_REDIS_URL": settings.redis_url,
+        "TRADEHUB_REDIS_PREFIX": settings.redis_prefix,
+        "TRADEHUB_DATA_DIR": str(settings.data_dir),
+        "TRADEHUB_SECRET": settings.jwt_secret,
+        "TRADEHUB_JOB_MODULES": "tests.jobtypes",
+        **extra,
+    }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from hypothesis import strategies as st
 from hub.auth import Identity, Role
 from hub.settings import Settings
 from tests.conftest import ROOT, Account, LiveServer, free_port, operation
-from tests.helpers import eventually
+from tests.helpers import eventually, hub_env
 from tests.test_bus import append as append_events
 
 
@@ -294,16 +293,7 @@ async def test_a_subscriber_on_another_hub_process_sees_a_worker_process_publish
 ) -> None:
     assert settings.database_url and settings.redis_url
     port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEHUB_")},
-        "TRADEHUB_DATABASE_URL": settings.database_url,
-        "TRADEHUB_REDIS_URL": settings.redis_url,
-        "TRADEHUB_REDIS_PREFIX": settings.redis_prefix,
-        "TRADEHUB_DATA_DIR": str(settings.data_dir),
-        "TRADEHUB_SECRET": settings.jwt_secret,
-        "TRADEHUB_JOB_MODULES": "tests.jobtypes",
-        "TRADEHUB_PORT": str(port),
-    }
+    env = hub_env(settings, TRADEHUB_PORT=str(port))
     hub = subprocess.Popen(
         [sys.executable, "-m", "hub", "serve"],
         env=env,

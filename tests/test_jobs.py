@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import tests.jobtypes  # noqa: F401 - registers the test job types in this proce
 from hub.jobs import repository as jobs_repo
 from hub.settings import Settings
 from tests.conftest import ROOT, Account, LiveServer, operation
-from tests.helpers import eventually, gql_session, graphql, running_worker
+from tests.helpers import eventually, gql_session, graphql, hub_env, running_worker
 
 
 async def create_job(http: httpx.AsyncClient, token: str, **input: Any) -> str:
@@ -301,14 +300,7 @@ async def test_a_killed_worker_leaves_the_job_rerun_never_running_forever(
     client: httpx.AsyncClient, settings: Settings, pool: asyncpg.Pool, alice: Account
 ) -> None:
     assert settings.database_url and settings.redis_url
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEHUB_")},
-        "TRADEHUB_DATABASE_URL": settings.database_url,
-        "TRADEHUB_REDIS_URL": settings.redis_url,
-        "TRADEHUB_REDIS_PREFIX": settings.redis_prefix,
-        "TRADEHUB_DATA_DIR": str(settings.data_dir),
-        "TRADEHUB_JOB_MODULES": "tests.jobtypes",
-    }
+    env = hub_env(settings)
     worker = subprocess.Popen(
         [sys.executable, "-m", "hub", "worker"],
         env=env,

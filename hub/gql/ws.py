@@ -158,21 +158,15 @@ class _Connection:
         self.identity: Identity | None = None
         self.acknowledged = False
         self.operations: dict[str, asyncio.Task[None]] = {}
+        self.send_text = self.outbox.send_text
+        self.send_json = self.outbox.send_json
+        self.close = self.outbox.close
 
     # -- sending ----------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
         return self.outbox.closed
-
-    async def send_text(self, text: str) -> None:
-        await self.outbox.send_text(text)
-
-    async def send_json(self, message: dict[str, Any]) -> None:
-        await self.send_text(orjson.dumps(message).decode())
-
-    async def close(self, code: int, reason: str) -> None:
-        await self.outbox.close(code, reason)
 
     # -- the connection's life --------------------------------------------------------
 
