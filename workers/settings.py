@@ -96,7 +96,7 @@ def build_worker(
     settings: Settings,
     *,
     burst: bool = False,
-    poll_delay: float = 0.2,
+    poll_delay: float = 0.05,
     handle_signals: bool = True,
     **overrides: Any,
 ) -> Worker:

@@ -10,11 +10,12 @@ written again, identically (the engine is deterministic).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import numpy as np
@@ -74,6 +75,15 @@ def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).replace(
         microsecond=(ns % 1_000_000_000) // 1000
     )
+
+
+class Drained(NamedTuple):
+    mark: tuple[int, int]
+    events: list[tuple[Any, ...]]
+    trades: list[tuple[Any, ...]]
+    batches: list[tuple[str, int, list[bytes]]]
+    last_event: int
+    last_trade: int
 
 
 class Streams:
@@ -236,6 +246,12 @@ class Streams:
         self.rewind()
         self.event_rows, self.event_payloads, self.trade_rows, self.trade_payloads = [], [], [], []
 
+    def take(self) -> Drained:
+        """Everything added since the last take, with the sequences it ends at."""
+        mark = self.mark()
+        events, trades, batches = self.drain()
+        return Drained(mark, events, trades, batches, self.event_seq, self.trade_seq)
+
     def drain(
         self,
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[str, int, list[bytes]]]]:
@@ -307,7 +323,7 @@ class BacktestJob:
 
     async def persist(
         self,
-        streams: Streams,
+        drained: Drained,
         start: int,
         ts: np.ndarray,
         equity: np.ndarray,
@@ -316,33 +332,29 @@ class BacktestJob:
         metrics: dict[str, float],
         state: dict[str, Any] | None,
     ) -> bool:
-        """Write one chunk in one transaction, then publish it; True when a stop was requested."""
+        """Write one drained chunk in one transaction, then publish it; True when a stop was
+        requested. On failure the caller rewinds the streams to ``drained.mark``."""
         tick = time.perf_counter()
-        mark = streams.mark()
-        events, trades, batches = streams.drain()
         if len(ts):
             self.last_ts = int(ts[-1])
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                await repo.write_equity(conn, self.execution_id, start + 1, ts, equity)
-                await repo.write_trades(conn, self.execution_id, trades)
-                await repo.write_events(conn, self.execution_id, events)
-                await repo.write_checkpoint(
-                    conn,
-                    self.execution_id,
-                    processed,
-                    clean_metrics(metrics),
-                    state,
-                    streams.event_seq,
-                    streams.trade_seq,
-                )
-                row = await repo.set_progress(conn, self.execution_id, processed, total)
-        except BaseException:
-            streams.restore(mark)
-            raise
+        async with self.pool.acquire() as conn, conn.transaction():
+            await repo.write_equity(conn, self.execution_id, start + 1, ts, equity)
+            await repo.write_trades(conn, self.execution_id, drained.trades)
+            await repo.write_events(conn, self.execution_id, drained.events)
+            await repo.write_checkpoint(
+                conn,
+                self.execution_id,
+                processed,
+                clean_metrics(metrics),
+                state,
+                drained.last_event,
+                drained.last_trade,
+            )
+            row = await repo.set_progress(conn, self.execution_id, processed, total)
         assert row is not None
         written = time.perf_counter()
         self.timings["write"] += written - tick
+        batches = list(drained.batches)
         equity_topic = stream_topic(self.execution_id, "equity")
         heard = await self.bus.listened([equity_topic, *(topic for topic, _, _ in batches)])
         if equity_topic in heard:
@@ -352,6 +364,15 @@ class BacktestJob:
         await self.ctx.progress(processed, total)
         self.timings["publish"] += time.perf_counter() - written
         return bool(row["stop_requested"])
+
+    async def persist_now(self, streams: Streams, *args: Any) -> bool:
+        """Drain and persist at once (no overlap with the next chunk)."""
+        drained = streams.take()
+        try:
+            return await self.persist(drained, *args)
+        except BaseException:
+            streams.restore(drained.mark)
+            raise
 
 
 class BarsCache:
@@ -417,7 +438,7 @@ async def _read_bars(
 
 async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[str, Any]:
     from engine.backtest import BarStrategy, get_strategy, start_backtest
-    from engine.simulate import state_from_dict, state_to_dict
+    from engine.simulate import state_from_dict
 
     execution_id = payload.execution_id
     if execution_id is None:
@@ -478,32 +499,9 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
             run = await asyncio.to_thread(
                 start_backtest, bars, row["strategy"], row["params"], state=state, **options
             )
-            while not run.done:
-                tick = time.perf_counter()
-                chunk = await asyncio.to_thread(run.step, size)
-                job.timings["engine"] += time.perf_counter() - tick
-                tick = time.perf_counter()
-                streams.add_trades(chunk.trades)
-                if run.done:
-                    streams.add_trades(run.open_trade())
-                job.timings["records"] += time.perf_counter() - tick
-                stop = await job.persist(
-                    streams,
-                    chunk.start,
-                    chunk.ts,
-                    chunk.equity,
-                    chunk.stop,
-                    total,
-                    chunk.metrics,
-                    jsonable_state(state_to_dict(run.state)),
-                )
-                if stop and not run.done:
-                    await job.status("stopped", streams, int(chunk.ts[-1]))
-                    return {
-                        "execution_id": execution_id,
-                        "status": "stopped",
-                        "processed": chunk.stop,
-                    }
+            stopped_at = await _run_chunks(job, streams, run, size, total)
+            if stopped_at is not None:
+                return {"execution_id": execution_id, "status": "stopped", "processed": stopped_at}
             final = float(run.metrics().get("total_pnl", 0.0)) + float(row["initial_capital"])
         else:
             final = await _run_whole(job, streams, entry.name, bars, row, options, size, total)
@@ -542,6 +540,77 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
         raise
 
 
+async def _run_chunks(
+    job: BacktestJob, streams: Streams, run: Any, size: int, total: int
+) -> int | None:
+    """Simulate, build records and persist chunk by chunk, overlapping the database write of
+    one chunk with building the next one's records (in a thread: the write waits on Postgres).
+    Returns the bars processed when a stop ended the run, else None."""
+    from engine.simulate import state_to_dict
+
+    pending: asyncio.Task[bool] | None = None
+    pending_mark: tuple[int, int] | None = None
+    processed = 0
+    try:
+        while not run.done:
+            tick = time.perf_counter()
+            chunk = await asyncio.to_thread(run.step, size)
+            job.timings["engine"] += time.perf_counter() - tick
+            mark = streams.mark()
+            tick = time.perf_counter()
+            await asyncio.to_thread(_records, streams, chunk.trades, run)
+            job.timings["records"] += time.perf_counter() - tick
+            state = jsonable_state(state_to_dict(run.state))
+            if pending is not None:
+                stop = await _settle(pending, streams, pending_mark)
+                pending = None
+                if stop:
+                    streams.restore(mark)  # simulated, but not kept: the run stops before it
+                    await job.status("stopped", streams, job.last_ts)
+                    return processed
+            drained = streams.take()
+            pending_mark = drained.mark
+            processed = chunk.stop
+            pending = asyncio.create_task(
+                job.persist(
+                    drained,
+                    chunk.start,
+                    chunk.ts,
+                    chunk.equity,
+                    chunk.stop,
+                    total,
+                    chunk.metrics,
+                    state,
+                )
+            )
+        if pending is not None:
+            await _settle(pending, streams, pending_mark)
+            pending = None
+        return None
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+def _records(streams: Streams, trades: np.ndarray, run: Any) -> None:
+    streams.add_trades(trades)
+    if run.done:
+        streams.add_trades(run.open_trade())
+
+
+async def _settle(
+    pending: asyncio.Task[bool], streams: Streams, mark: tuple[int, int] | None
+) -> bool:
+    try:
+        return await pending
+    except BaseException:
+        if mark is not None:
+            streams.restore(mark)
+        raise
+
+
 async def _run_whole(
     job: BacktestJob,
     streams: Streams,
@@ -571,7 +640,7 @@ async def _run_whole(
             streams.trade(trades[k], details)
         metrics = result.metrics if stop == total else {"processed": float(stop)}
         if (
-            await job.persist(
+            await job.persist_now(
                 streams,
                 start,
                 bars["ts"][start:stop],
