@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -217,7 +217,9 @@ class Bus:
     # -- recent topic history (used by Subscription) ----------------------------------
 
     async def recent_position(self, topic: str) -> tuple[int, str | None]:
-        seq, epoch = await self.redis.hmget(self.keys.topic_sequence(topic), ["seq", "epoch"])
+        # redis-py types the shared sync/async command as ``Awaitable[list] | list``.
+        reply = self.redis.hmget(self.keys.topic_sequence(topic), ["seq", "epoch"])
+        seq, epoch = await cast("Awaitable[list[bytes | None]]", reply)
         return (int(seq) if seq else 0), (epoch.decode() if epoch else None)
 
     async def recent_after(self, topic: str, after: int, limit: int) -> list[tuple[int, bytes]]:

@@ -6,7 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -14,6 +14,27 @@ import orjson
 # pg_advisory_lock key for migrations: any constant shared by every tradehub process.
 MIGRATION_LOCK_KEY = 0x7472616465687562  # "tradehub"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+class Conn(Protocol):
+    """What the repositories call on an ``asyncpg.Connection`` or ``asyncpg.Pool``.
+
+    asyncpg ships no type hints; this names the query methods both share.
+    """
+
+    async def execute(self, query: str, *args: Any, timeout: float | None = None) -> str: ...
+
+    async def fetch(
+        self, query: str, *args: Any, timeout: float | None = None
+    ) -> list[asyncpg.Record]: ...
+
+    async def fetchrow(
+        self, query: str, *args: Any, timeout: float | None = None
+    ) -> asyncpg.Record | None: ...
+
+    async def fetchval(
+        self, query: str, *args: Any, column: int = 0, timeout: float | None = None
+    ) -> Any: ...
 
 
 @dataclass(frozen=True)

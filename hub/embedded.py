@@ -19,10 +19,20 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypedDict
 
 PG_SYSTEM_USER = "tradehub-pg"
 DATABASE_NAME = "tradehub"
 SERVICES_FILE = "services.json"
+
+
+class _RunKwargs(TypedDict, total=False):
+    """The ``subprocess`` arguments that run a Postgres binary as the cluster's user."""
+
+    cwd: Path
+    user: int
+    group: int
+    extra_groups: list[int]
 
 
 class EmbeddedError(RuntimeError):
@@ -151,7 +161,7 @@ class EmbeddedPostgres:
             self.log_path.touch()
         os.chown(self.log_path, entry.pw_uid, entry.pw_gid)
 
-    def _run_kwargs(self) -> dict[str, object]:
+    def _run_kwargs(self) -> _RunKwargs:
         if self._run_as is None:
             return {"cwd": self.root}
         uid, gid = self._run_as
@@ -178,7 +188,7 @@ class EmbeddedPostgres:
             capture_output=True,
             text=True,
             timeout=120,
-            **self._run_kwargs(),  # type: ignore[arg-type]
+            **self._run_kwargs(),
         )
         if result.returncode != 0:
             raise EmbeddedError(f"initdb failed in {self.pgdata}: {result.stderr.strip()}")
@@ -208,7 +218,7 @@ class EmbeddedPostgres:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for prctl
-                **self._run_kwargs(),  # type: ignore[arg-type]
+                **self._run_kwargs(),
             )
         finally:
             log.close()

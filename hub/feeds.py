@@ -261,7 +261,7 @@ class _FeedConnection:
         await self.send_json(ack)
         task = asyncio.create_task(self._pump(channel, subscription), name=f"feed-{channel}")
         self.streams[channel] = task
-        task.add_done_callback(lambda t, channel=channel: self._done(channel, t))
+        task.add_done_callback(lambda t: self._done(channel, t))
 
     def _done(self, channel: str, task: asyncio.Task[None]) -> None:
         if self.streams.get(channel) is task:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import hiredis
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import ConnectKwargs, parse_url
 
 
 class PubSubClosed(ConnectionError):
@@ -32,7 +32,7 @@ class PubSubConnection:
     """One subscriber connection. ``read()`` returns raw replies as lists of bytes."""
 
     def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
-        self._options: dict[str, Any] = parse_url(url)
+        self._options: ConnectKwargs = parse_url(url)
         self._connect_timeout = connect_timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -104,7 +104,7 @@ class PubSubConnection:
 
     def read_ready(self) -> list[Any]:
         """Every complete reply already buffered, without waiting (for batch dispatch)."""
-        out = []
+        out: list[Any] = []
         while True:
             reply = self._parser.gets()
             if reply is False:

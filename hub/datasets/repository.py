@@ -10,8 +10,8 @@ import asyncpg
 import numpy as np
 
 from hub import pgcopy
+from hub.db import Conn
 
-Conn = asyncpg.Connection | asyncpg.Pool
 MEASUREMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 OHLCV_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 OHLCV_TYPES = ["timestamptz", "float8", "float8", "float8", "float8", "float8"]

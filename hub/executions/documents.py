@@ -112,10 +112,10 @@ def trade_doc(
     instrument: str,
     direction: str,
     status: str,
-    entry_ts: int,
+    entry_ts: int | str,  # ns, or already the ISO text
     entry_price: float,
     units: float,
-    exit_ts: int,
+    exit_ts: int | str,  # ns, or already the ISO text
     exit_price: float,
     pnl: float,
     fees: float,

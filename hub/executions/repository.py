@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from hub.db import Conn
 
 EXECUTION_COLUMNS = """e.execution_id, e.task_id, e.owner_id, e.execution_number, e.status, e.progress,
     e.processed, e.total, e.job_id, e.stop_requested, e.error_message, e.final_value, e.version,

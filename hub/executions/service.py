@@ -3,6 +3,7 @@ job in one transaction, read its streams back, stop it, and check who may see it
 
 from __future__ import annotations
 
+import builtins
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,7 +78,8 @@ def validate_strategy(strategy: str, params: dict[str, Any], options: dict[str, 
         raise BadRequest(
             f"unknown option {unknown[0]!r}; options are {', '.join(OPTION_KEYS)}", field=unknown[0]
         )
-    from engine.backtest import BarStrategy, check_params, sim_config
+    from engine.sim_options import check_params, sim_config
+    from engine.strategies import BarStrategy
 
     if isinstance(entry, BarStrategy):
         try:
@@ -226,7 +228,7 @@ class ExecutionService:
 
     async def events_page(
         self, execution_id: int, *, since: int, event_type: str | None, limit: int, offset: int
-    ) -> tuple[list[asyncpg.Record], int]:
+    ) -> tuple[builtins.list[asyncpg.Record], int]:
         return await repo.events_page(
             self.pool, execution_id, since=since, event_type=event_type, limit=limit, offset=offset
         )
@@ -240,7 +242,7 @@ class ExecutionService:
         direction: str | None,
         limit: int,
         offset: int,
-    ) -> tuple[list[asyncpg.Record], int]:
+    ) -> tuple[builtins.list[asyncpg.Record], int]:
         return await repo.trades_page(
             self.pool,
             execution_id,

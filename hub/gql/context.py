@@ -28,7 +28,7 @@ class Context:
 
     @property
     def pool(self) -> asyncpg.Pool:
-        return self.state.pool  # type: ignore[no-any-return]
+        return self.state.pool
 
     @property
     def redis(self) -> Redis:

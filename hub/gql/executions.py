@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from hub.executions.documents import checkpoint_document, ns_of, trade_doc_from_
 from hub.executions.service import BacktestRequest, parse_execution_id, status_topic, stream_topic
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic as follow
+from hub.subscription import Event
 
 
 @strawberry.enum
@@ -123,7 +125,7 @@ def _checkpoint(doc: dict[str, Any] | None) -> Checkpoint | None:
     return Checkpoint(
         id=strawberry.ID(str(doc["id"])),
         processed=doc["processed"],
-        metrics=doc,
+        metrics=JSON(doc),
         created_at=_time(doc.get("created_at")),
     )
 
@@ -219,7 +221,8 @@ class Execution:
         )
         return [Trade.from_document(r["sequence"], trade_doc_from_row(r)) for r in rows]
 
-    @strawberry.field(
+    # strawberry types the field(description=...) decorator form as returning Any.
+    @strawberry.field(  # type: ignore[untyped-decorator]
         description="The equity curve, downsampled (LTTB) to at most maxPoints points."
     )
     async def equity(
@@ -325,7 +328,7 @@ def resolve_strategies(info: Info[Context, None]) -> list[Strategy]:
                     name=p["name"],
                     type=p["type"],
                     default=p["default"],
-                    bounds=list(p["bounds"]) if p["bounds"] is not None else None,
+                    bounds=JSON(list(p["bounds"]) if p["bounds"] is not None else None),
                     description=p["description"],
                 )
                 for p in s["params"]
@@ -377,8 +380,8 @@ async def execution_events(
                 sequence=event.seq,
                 event_type=EventType(doc["event_type"]),
                 strategy_type=doc["strategy_type"],
-                timestamp=_time(doc["timestamp"]),
-                event=doc["event"],  # type: ignore[arg-type]
+                timestamp=datetime.fromisoformat(doc["timestamp"]),
+                event=doc["event"],
             )
         )
 
@@ -388,9 +391,11 @@ async def execution_trades(
 ) -> AsyncGenerator[Trade, None]:
     topic = stream_topic(parse_execution_id(str(execution_id)), "trades")
     async for event in follow(info, topic, since_sequence):
-        yield event.memo(
-            "trade", lambda event=event: event.keyed(Trade.from_document(event.seq, event.data()))
-        )
+        yield event.memo("trade", partial(_trade, event))
+
+
+def _trade(event: Event) -> Trade:
+    return event.keyed(Trade.from_document(event.seq, event.data()))
 
 
 async def equity(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import strawberry
@@ -16,6 +17,7 @@ from hub.errors import BadRequest
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
 from hub.jobs.service import job_document, job_topic, log_topic, parse_job_id
+from hub.subscription import Event
 
 
 @strawberry.enum
@@ -212,14 +214,13 @@ async def job_progress(
     topic = job_topic(parse_job_id(str(job_id)))
     async for event in stream_topic(info, topic, None):
         doc = event.data()
-        yield event.memo(
-            "jobProgress",
-            lambda event=event, doc=doc: event.keyed(
-                JobUpdate(sequence=event.seq, job=Job.from_document(doc))
-            ),
-        )
+        yield event.memo("jobProgress", partial(_job_update, event, doc))
         if doc["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
             return
+
+
+def _job_update(event: Event, doc: dict[str, Any]) -> JobUpdate:
+    return event.keyed(JobUpdate(sequence=event.seq, job=Job.from_document(doc)))
 
 
 async def job_log(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from functools import partial
 
 import strawberry
 from strawberry.scalars import JSON
@@ -36,13 +37,13 @@ async def ticks(
     except UnknownTopic:
         raise BadRequest(f"invalid symbol {symbol!r}", field="symbol") from None
     async for event in stream_topic(info, topic, since_sequence):
-        yield event.memo(("ticks", symbol), lambda event=event: event.keyed(_tick(event, symbol)))
+        yield event.memo(("ticks", symbol), partial(_tick, event, symbol))
 
 
 def _tick(event: Event, symbol: str) -> Tick:
     data = event.data()
     ts = data.get("ts") if isinstance(data, dict) else None
-    return Tick(
+    tick = Tick(
         sequence=event.seq,
         epoch=event.epoch,
         symbol=symbol,
@@ -51,3 +52,4 @@ def _tick(event: Event, symbol: str) -> Tick:
         size=data.get("size") if isinstance(data, dict) else None,
         data=data,
     )
+    return event.keyed(tick)

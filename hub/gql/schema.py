@@ -18,7 +18,10 @@ from hub.gql.types import Health, HealthStatus, Me, Role
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Postgres and Redis reachability, as /api/health reports it.")
+    # strawberry types the field(description=...) decorator form as returning Any.
+    @strawberry.field(  # type: ignore[untyped-decorator]
+        description="Postgres and Redis reachability, as /api/health reports it."
+    )
     async def health(self, info: Info[Context, None]) -> Health:
         ctx = info.context
         report = await health.check(ctx.pool, ctx.redis)
@@ -29,7 +32,7 @@ class Query:
             uptime_seconds=int(time.monotonic() - ctx.state.started_at),
         )
 
-    @strawberry.field(description="The authenticated caller.")
+    @strawberry.field(description="The authenticated caller.")  # type: ignore[untyped-decorator]
     def me(self, info: Info[Context, None]) -> Me:
         identity = info.context.require_identity()
         return Me(
@@ -82,13 +85,15 @@ class Mutation:
 
 @strawberry.type
 class Subscription:
-    job_progress: job_api.JobUpdate = strawberry.subscription(resolver=job_api.job_progress)
-    job_log: job_api.JobLogEntry = strawberry.subscription(resolver=job_api.job_log)
-    ticks: market.Tick = strawberry.subscription(resolver=market.ticks)
-    execution_events: ex.ExecutionEvent = strawberry.subscription(resolver=ex.execution_events)
-    execution_trades: ex.Trade = strawberry.subscription(resolver=ex.execution_trades)
-    equity: ex.EquityPoint = strawberry.subscription(resolver=ex.equity)
-    execution_status: ex.StatusUpdate = strawberry.subscription(resolver=ex.execution_status)
+    # strawberry types subscription(resolver=...) as the resolver's return type, the
+    # AsyncGenerator, not the item type that the schema field has.
+    job_progress: job_api.JobUpdate = strawberry.subscription(resolver=job_api.job_progress)  # type: ignore[assignment]
+    job_log: job_api.JobLogEntry = strawberry.subscription(resolver=job_api.job_log)  # type: ignore[assignment]
+    ticks: market.Tick = strawberry.subscription(resolver=market.ticks)  # type: ignore[assignment]
+    execution_events: ex.ExecutionEvent = strawberry.subscription(resolver=ex.execution_events)  # type: ignore[assignment]
+    execution_trades: ex.Trade = strawberry.subscription(resolver=ex.execution_trades)  # type: ignore[assignment]
+    equity: ex.EquityPoint = strawberry.subscription(resolver=ex.equity)  # type: ignore[assignment]
+    execution_status: ex.StatusUpdate = strawberry.subscription(resolver=ex.execution_status)  # type: ignore[assignment]
 
 
 def build_schema() -> strawberry.Schema:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from graphql import (
     validate,
 )
 from graphql.execution import Executor, create_source_event_stream, execute_subscription_event
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.auth import AuthError, Identity, credentials_from_headers
@@ -139,7 +140,7 @@ class GraphQLWebSocket:
         await _Connection(self, websocket, protocol, send).run()
 
 
-def _frame_text(message: dict[str, Any]) -> str:
+def _frame_text(message: Message) -> str:
     text = message.get("text")
     if text is None:
         text = (message.get("bytes") or b"").decode("utf-8", "replace")
@@ -310,7 +311,7 @@ class _Connection:
             return
         task = asyncio.create_task(self._operation(op_id, payload), name=f"graphql-op-{op_id}")
         self.operations[op_id] = task
-        task.add_done_callback(lambda t, op_id=op_id: self._finished(op_id, t))
+        task.add_done_callback(lambda t: self._finished(op_id, t))
 
     def _finished(self, op_id: str, task: asyncio.Task[None]) -> None:
         if self.operations.get(op_id) is task:
@@ -358,7 +359,7 @@ class _Connection:
                 context_value=context,
                 operation_name=operation_name,
             )
-            body = {"data": result.data}
+            body: dict[str, Any] = {"data": result.data}
             if result.errors:
                 body["errors"] = [format_error(e) for e in result.errors]
             await self.send_text(self._next_prefix(op_id) + orjson.dumps(body).decode() + "}")
@@ -381,7 +382,7 @@ class _Connection:
             await self._error(op_id, executor)
             return
         stream = create_source_event_stream(executor)
-        if asyncio.iscoroutine(stream) or isinstance(stream, asyncio.Future):
+        if inspect.isawaitable(stream):
             stream = await stream
         if isinstance(stream, ExecutionResult):
             await self._error(op_id, list(stream.errors or []))
@@ -406,7 +407,7 @@ class _Connection:
                 text = shared.get(key) if key is not None else None
                 if text is None:
                     result = execute_subscription_event(executor.build_per_event_executor(item))
-                    if asyncio.iscoroutine(result):
+                    if inspect.isawaitable(result):
                         result = await result
                     body: dict[str, Any] = {"data": result.data}
                     if result.errors:
@@ -423,11 +424,11 @@ class _Connection:
             await self._error(op_id, [error])
             return
         except Exception as exc:
-            error = GraphQLError(str(exc), original_error=exc)
+            failure = GraphQLError(str(exc), original_error=exc)
             if not isinstance(getattr(exc, "status_code", None), int):
                 log.exception("subscription failed", extra={"operation": op_id})
-                error = GraphQLError("internal error", original_error=None)
-            await self._error(op_id, [error])
+                failure = GraphQLError("internal error", original_error=None)
+            await self._error(op_id, [failure])
             return
         finally:
             aclose = getattr(iterator, "aclose", None)

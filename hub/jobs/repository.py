@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from hub.db import Conn
 
 COLUMNS = """job_id, owner_id, job_type, status, payload, progress, total, result, error, attempts,
     cancel_requested, version, created_at, updated_at, started_at, completed_at"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 from datetime import datetime
 from typing import Any
@@ -196,7 +197,9 @@ class JobService:
         if row is not None:
             await self._announce(row)
 
-    async def append_log(self, job_id: str, entries: list[dict[str, Any]]) -> list[int]:
+    async def append_log(
+        self, job_id: str, entries: builtins.list[dict[str, Any]]
+    ) -> builtins.list[int]:
         """Durable log lines of a job, on topic ``job:{id}:log``."""
         topic = log_topic(job_id)
         async with self.pool.acquire() as conn, conn.transaction():

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncpg
 
+from hub.db import Conn
 
-async def get_user_by_name(
-    conn: asyncpg.Connection | asyncpg.Pool, username: str
-) -> asyncpg.Record | None:
+
+async def get_user_by_name(conn: Conn, username: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "select user_id, username, password_hash, role, disabled from users where username = $1",
         username,
@@ -42,7 +42,7 @@ async def set_password(conn: asyncpg.Connection, user_id: str, password_hash: st
     )
 
 
-async def list_users(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+async def list_users(conn: Conn) -> list[asyncpg.Record]:
     return await conn.fetch(
         "select user_id, username, role, disabled, created_at from users order by created_at"
     )
@@ -60,9 +60,7 @@ async def insert_api_key(
     )
 
 
-async def get_api_key(
-    conn: asyncpg.Connection | asyncpg.Pool, key_id: str
-) -> asyncpg.Record | None:
+async def get_api_key(conn: Conn, key_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """
         select k.key_hash, k.revoked_at, u.user_id, u.username, u.role, u.disabled
@@ -73,13 +71,11 @@ async def get_api_key(
     )
 
 
-async def touch_api_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: str) -> None:
+async def touch_api_key(conn: Conn, key_id: str) -> None:
     await conn.execute("update api_keys set last_used_at = now() where key_id = $1", key_id)
 
 
-async def revoke_api_key(
-    conn: asyncpg.Connection | asyncpg.Pool, key_id: str, user_id: str
-) -> bool:
+async def revoke_api_key(conn: Conn, key_id: str, user_id: str) -> bool:
     status = await conn.execute(
         "update api_keys set revoked_at = now() where key_id = $1 and user_id = $2 and revoked_at is null",
         key_id,
