@@ -16,7 +16,7 @@ NS_PER_YEAR = 365.25 * 24 * 3600 * 1e9
 class GbmState(NamedTuple):
     """Where a chunked generation stands: the next bar index and the last close."""
 
-    index: int
+    next_bar: int
     last_close: float
 
 
@@ -47,7 +47,7 @@ def gbm_ohlcv_chunk(
     high = np.maximum(open_, close) * np.exp(np.abs(draws[:, 1]) * wick)
     low = np.minimum(open_, close) * np.exp(-np.abs(draws[:, 2]) * wick)
     volume = np.exp(8.0 + 0.5 * draws[:, 3])
-    ts = start_ns + (state.index + np.arange(n, dtype=np.int64)) * step_ns
+    ts = start_ns + (state.next_bar + np.arange(n, dtype=np.int64)) * step_ns
     bars = {"ts": ts, "open": open_, "high": high, "low": low, "close": close, "volume": volume}
     next_close = float(close[-1]) if n else state.last_close
-    return bars, GbmState(state.index + n, next_close)
+    return bars, GbmState(state.next_bar + n, next_close)

@@ -437,8 +437,9 @@ async def _read_bars(
 
 
 async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[str, Any]:
-    from engine.backtest import BarStrategy, get_strategy, start_backtest
+    from engine.backtest import get_strategy, start_backtest
     from engine.simulate import state_from_dict
+    from engine.strategies import BarStrategy
 
     execution_id = payload.execution_id
     if execution_id is None:
@@ -502,7 +503,9 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
             stopped_at = await _run_chunks(job, streams, run, size, total)
             if stopped_at is not None:
                 return {"execution_id": execution_id, "status": "stopped", "processed": stopped_at}
-            final = float(run.metrics().get("total_pnl", 0.0)) + float(row["initial_capital"])
+            final: float | None = float(run.metrics().get("total_pnl", 0.0)) + float(
+                row["initial_capital"]
+            )
         else:
             final = await _run_whole(job, streams, entry.name, bars, row, options, size, total)
             if final is None:
