@@ -138,8 +138,9 @@ async def main(bars: int, runs: int) -> None:
             if ohlcv is None:
                 from hub.datasets import repository as repo
 
+                dataset = await repo.get_by_symbol(pool, "BENCH/USD", "1h")
                 async with pool.acquire() as c:
-                    ohlcv = await repo.read_bars(c, "bench_usd_1h_ohlcv", None, None, None)
+                    ohlcv = await repo.read_bars(c, dataset["ohlcv_measurement"], None, None, None)
             await pool.close()
             run_backtest(
                 ohlcv, "sma_crossover", {"fast": 10, "slow": 50}, fees=0.001

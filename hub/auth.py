@@ -89,7 +89,7 @@ def decode_jwt(token: str, secret: str) -> Identity:
         )
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("token expired") from exc
-    except (jwt.InvalidTokenError, ValueError, KeyError) as exc:
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise AuthError("invalid token") from exc
 
 

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from hub.keys import Keys
 from hub.pubsub import PubSubClosed, PubSubConnection
@@ -149,13 +150,8 @@ class Bus:
                 for topic, seq, data_json in items:
                     pipe.publish(self.keys.topic_channel(topic), wire(seq, "", data_json))
                 await pipe.execute()
-        except (OSError, ConnectionError, TimeoutError) as exc:
+        except (OSError, RedisError) as exc:
             log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
-        except Exception as exc:  # redis-py raises its own ConnectionError subclasses
-            if "Connection" in type(exc).__name__ or "Timeout" in type(exc).__name__:
-                log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
-            else:
-                raise
 
     async def listened(self, topics: list[str]) -> set[str]:
         """Which of ``topics`` some process listens to now (Redis PUBSUB NUMSUB).
@@ -190,14 +186,9 @@ class Bus:
                             b"*%d\n\n" % (first + start) + b"\n".join(part),
                         )
                 await pipe.execute()
-        except Exception as exc:
-            if (
-                isinstance(exc, (OSError, ConnectionError, TimeoutError))
-                or "Connection" in type(exc).__name__
-            ):
-                log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
-            else:
-                raise
+        except (OSError, RedisError) as exc:
+            # The events are in Postgres: subscribers backfill once Redis answers again.
+            log.warning("publish failed; subscribers will backfill", extra={"error": str(exc)})
 
     async def publish_recent(
         self, topic: str, data: Any, *, data_json: bytes | None = None
@@ -306,8 +297,10 @@ class Bus:
                 await self._read_loop(conn)
             except asyncio.CancelledError:
                 raise
-            except (OSError, ConnectionError, TimeoutError) as exc:
-                if self._connected.is_set() or backoff == 0.05:
+            except Exception as exc:
+                if not isinstance(exc, (OSError, ConnectionError, TimeoutError)):
+                    log.exception("bus reader failed; reconnecting")
+                elif self._connected.is_set() or backoff == 0.05:
                     log.warning(
                         "bus reader lost redis; reconnecting",
                         extra={"error": str(exc) or type(exc).__name__},
@@ -331,6 +324,8 @@ class Bus:
                 del self._channels[name]
                 continue
             channel.sent, channel.confirmed = 1, 0
+            # Channels made while disconnected missed events too: every one backfills.
+            channel.needs_resync = True
         names = [name.decode() for name in self._channels]
         # A control channel keeps the connection in subscriber mode even with no topics.
         conn.subscribe([self.keys.topic_channel("-control-"), *names])
@@ -397,10 +392,10 @@ class Bus:
         try:
             first_raw, epoch_raw, body = payload[1:].split(b"\n", 2)
             first = int(first_raw)
+            epoch = epoch_raw.decode()
         except ValueError:
             log.warning("dropping malformed bus batch", extra={"topic": topic})
             return []
-        epoch = epoch_raw.decode()
         return [Event(topic, first + i, data, epoch) for i, data in enumerate(body.split(b"\n"))]
 
     @staticmethod

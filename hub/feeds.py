@@ -151,6 +151,9 @@ class _FeedConnection:
 
     def _watch_expiry(self) -> None:
         assert self.identity is not None
+        if self._expiry is not None:  # a new credential replaces the old one's deadline
+            self._expiry.cancel()
+            self._expiry = None
         expires_at = self.identity.expires_at
         if expires_at is None:
             return
@@ -162,8 +165,6 @@ class _FeedConnection:
             )
             await self.close(4401, "token expired")
 
-        if self._expiry is not None:
-            self._expiry.cancel()
         self._expiry = asyncio.create_task(expire())
 
     @staticmethod
@@ -247,6 +248,12 @@ class _FeedConnection:
             await subscription.open()
         except SubscriptionError as exc:
             raise FeedError("since_out_of_range", str(exc), channel) from None
+        except Exception:
+            await subscription.aclose()
+            log.warning("subscribe failed", exc_info=True, extra={"channel": channel})
+            raise FeedError(
+                "unavailable", f"{channel} cannot be read right now; try again", channel
+            ) from None
         ack: dict[str, Any] = {
             "op": "subscribed",
             "channel": channel,
@@ -279,6 +286,14 @@ class _FeedConnection:
                 f"{closed.reason}; resubscribe with since={closed.last}",
                 channel,
                 last_seq=closed.last,
+            )
+        except Exception:
+            log.warning("feed stream failed", exc_info=True, extra={"channel": channel})
+            await self.error(
+                "unavailable",
+                f"{channel} stopped; resubscribe with since={subscription.last}",
+                channel,
+                last_seq=subscription.last,
             )
         finally:
             await subscription.aclose()

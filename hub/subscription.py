@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from hub.bus import Bus
 
 HISTORY_PAGE = 1000
-BACKFILL_ATTEMPTS = 20
-BACKFILL_PAUSE = 0.05
 _UNSET: Any = object()
 T = TypeVar("T")
 
@@ -121,6 +119,7 @@ class Subscription:
         self._resync = False
         self._closed: SubscriptionClosed | None = None
         self._attached = False
+        self.lagged = 0  # times it fell behind live and caught up from history
 
     # -- opening ----------------------------------------------------------------------
 
@@ -198,11 +197,7 @@ class Subscription:
         if self._closed is not None or not self._live:
             return
         if len(self._buffer) >= self.maxsize:
-            self.close(
-                f"slow consumer: more than {self.maxsize} events behind on {self.topic.name}",
-                code="slow_consumer",
-            )
-            self.bus.slow_consumer(self)
+            self._overflow()
             return
         self._buffer.append(event)
         self._wakeup.set()
@@ -210,16 +205,36 @@ class Subscription:
     def push_many(self, events: list[Event]) -> None:
         if self._closed is not None or not self._live or not events:
             return
-        if len(self._buffer) + len(events) > self.maxsize and self._buffer:
+        if len(self._buffer) + len(events) > self.maxsize:
+            self._overflow()
+            return
+        self._buffer.extend(events)
+        self._wakeup.set()
+
+    def _overflow(self) -> None:
+        """More live events than the queue holds: what to do depends on what history can give.
+
+        A durable topic drops its live queue and reads history at its own pace, then goes live
+        again (nothing is lost, memory stays bounded, nobody waits). A state topic only needs the
+        newest state. A recent topic cannot promise its history, so the subscriber is cut off
+        and told where it stood.
+        """
+        self.bus.slow_consumer(self)
+        kind = self.topic.kind
+        if kind is TopicKind.DURABLE:
+            self._buffer.clear()
+            self._live = False
+            self.lagged += 1
+        elif kind is TopicKind.STATE:
+            self._buffer.clear()
+            self._resync = True
+            self.lagged += 1
+        else:
             self.close(
                 f"slow consumer: more than {self.maxsize} events behind on {self.topic.name}",
                 code="slow_consumer",
             )
-            self.bus.slow_consumer(self)
             return
-        # A batch larger than the whole queue is accepted when the queue is empty: the
-        # subscriber is not behind, the publisher was just fast.
-        self._buffer.extend(events)
         self._wakeup.set()
 
     def resync(self) -> None:
@@ -329,20 +344,19 @@ class Subscription:
         if kind is TopicKind.RECENT:
             await self._backfill_recent(upto)
             return
-        for _ in range(BACKFILL_ATTEMPTS):
-            while await self._read_history(self.last, upto) >= HISTORY_PAGE:
-                if upto is not None and self.last >= upto:
-                    break
-            if upto is None or self.last >= upto:
-                return
-            # Published but not yet visible to this connection's snapshot: look again shortly.
-            await asyncio.sleep(BACKFILL_PAUSE)
-        self.close(
-            f"events {self.last + 1}..{upto} of {self.topic.name} are not in history; subscribe again",
-            code="history_unavailable",
-        )
+        # Durable: drop the live queue and catch up from history page by page, then go live
+        # again (and look at history once more), exactly as a new subscription does.
+        self._buffer.clear()
+        self._live = False
 
     async def _backfill_recent(self, upto: int | None) -> None:
+        _, epoch = await self.bus.recent_position(self.topic.name)
+        if self.epoch is not None and epoch != self.epoch:
+            self.close(
+                f"history of {self.topic.name} was reset (epoch {self.epoch} -> {epoch}); subscribe again",
+                code="epoch_changed",
+            )
+            return
         entries = await self.bus.recent_after(self.topic.name, self.last, self.bus.recent_maxlen)
         for seq, data_json in entries:
             if upto is not None and seq > upto:

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub import health
-from hub.errors import BadRequest, Conflict, HubError, NotFound, NotImplementedYet
+from hub.errors import BadRequest, HubError, NotFound, NotImplementedYet
 from hub.executions.documents import checkpoint_document, iso, iso_ns, trade_doc_from_row
 from hub.executions.service import ACTIVE, BacktestRequest
 from hub.http import JSONResponse, read_json_object, require_identity
@@ -85,13 +85,7 @@ def parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
 
 
 async def _current(request: Request) -> Any:
-    identity = require_identity(request)
-    execution_id = await request.state.pool.fetchval(
-        "select execution_id from cracktrader_runners where owner_id = $1", identity.user_id
-    )
-    if execution_id is None:
-        return None
-    return await request.state.executions.get(identity, execution_id)
+    return await request.state.executions.current_run(require_identity(request))
 
 
 def _status_body(row: Any, checkpoint: Any) -> dict[str, Any]:
@@ -223,12 +217,6 @@ async def run_backtest(request: Request) -> Response:
     """Start a backtest; ``run_id`` is the execution id."""
     identity = require_identity(request)
     body: BacktestBody = parse(BacktestBody, await read_json_object(request))
-    current = await _current(request)
-    if current is not None and current["status"] in ACTIVE:
-        raise Conflict(
-            f"run {current['execution_id']} is still {current['status']}; stop it first",
-            details={"run_id": current["execution_id"]},
-        )
     execution = await request.state.executions.start_backtest(
         identity,
         BacktestRequest(
@@ -242,12 +230,7 @@ async def run_backtest(request: Request) -> Response:
             exchange=body.exchange,
             options=body.options,
         ),
-    )
-    await request.state.pool.execute(
-        """insert into cracktrader_runners (owner_id, execution_id) values ($1, $2)
-           on conflict (owner_id) do update set execution_id = excluded.execution_id, updated_at = now()""",
-        identity.user_id,
-        execution["execution_id"],
+        as_current_run=True,
     )
     return JSONResponse(
         {
@@ -295,16 +278,7 @@ async def run_stop(request: Request) -> Response:
 @describe(tags=["cracktrader"])
 async def run_reset(request: Request) -> Response:
     """Reset the runner to idle (the run itself stays readable by its id)."""
-    identity = require_identity(request)
-    current = await _current(request)
-    if current is not None and current["status"] in ACTIVE:
-        raise Conflict(
-            f"run {current['execution_id']} is still {current['status']}; stop it first",
-            details={"run_id": current["execution_id"]},
-        )
-    await request.state.pool.execute(
-        "delete from cracktrader_runners where owner_id = $1", identity.user_id
-    )
+    await request.state.executions.reset_current_run(require_identity(request))
     return JSONResponse({"run_id": None, "status": "idle", "message": "runner reset"})
 
 

@@ -498,3 +498,87 @@ async def test_a_failing_backtest_ends_failed_with_an_error_event(
         )
     ).json()
     assert errors["count"] == 1 and "prediction" in errors["events"][0]["event"]["message"]
+
+
+async def test_cancelling_the_job_stops_the_execution_cleanly(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, dataset: dict[str, np.ndarray], alice: Account
+) -> None:
+    await reset(client, alice)
+    run_id = (await start(client, alice)).json()["run_id"]
+    job_id = await pool.fetchval(
+        "select job_id::text from executions where execution_id = $1", run_id
+    )
+
+    async def running() -> bool:
+        status = (
+            await client.get(f"/api/trading/executions/{run_id}/status/", headers=alice.headers)
+        ).json()
+        return bool(status["status"] == "running" and status["progress"] > 0)
+
+    await eventually(running)
+    cancelled = await graphql(client, operation("CancelJob"), {"id": job_id}, token=alice.token)
+    assert "errors" not in cancelled, cancelled
+    status = await finished(client, alice, run_id)
+    assert status["status"] == "stopped"
+    sequences = [
+        r["sequence"]
+        for r in await pool.fetch(
+            "select sequence from execution_events where execution_id = $1 order by sequence",
+            run_id,
+        )
+    ]
+    assert sequences == list(range(1, len(sequences) + 1))  # no gap, no duplicate
+    # The runner is free again: a new run starts.
+    assert (await start(client, alice)).status_code == 200
+    await finished(
+        client, alice, (await client.get("/api/v1/status", headers=alice.headers)).json()["run_id"]
+    )
+
+
+async def test_a_job_ended_without_its_handler_closes_its_execution(
+    server: LiveServer, client: httpx.AsyncClient, pool: asyncpg.Pool, bob: Account
+) -> None:
+    """A pending job cancelled, or a lost worker's job failed by the reaper, never ran the code
+    that closes its execution: the job type's end hook does."""
+    from hub.executions import repository as repo
+    from hub.executions.jobs import execution_job_ended
+    from hub.jobs import repository as jobs_repo
+
+    state = server.lifespan_state
+    for job_status, expected in (("CANCELLED", "stopped"), ("FAILED", "failed")):
+        async with pool.acquire() as conn, conn.transaction():
+            task_id = await repo.insert_task(
+                conn,
+                bob.user_id,
+                {
+                    "task_type": "backtest",
+                    "strategy": "sma_crossover",
+                    "params": SMA,
+                    "symbols": [SYMBOL],
+                    "timeframe": "1h",
+                    "start_at": None,
+                    "end_at": None,
+                    "initial_capital": 10_000.0,
+                    "options": {},
+                },
+            )
+            job = await jobs_repo.insert(
+                conn, bob.user_id, "execution.backtest", {"task_id": task_id}, 0
+            )
+            execution_id = await repo.insert_execution(
+                conn, task_id, bob.user_id, str(job["job_id"])
+            )
+            await repo.link_job(conn, str(job["job_id"]), execution_id, 0)
+        ended = await jobs_repo.finish(pool, str(job["job_id"]), job_status, error="worker lost")
+        assert ended is not None
+        await execution_job_ended(state.jobs, ended)
+        status = (
+            await client.get(f"/api/trading/executions/{execution_id}/status/", headers=bob.headers)
+        ).json()
+        assert status["status"] == expected
+        events = (
+            await client.get(f"/api/trading/executions/{execution_id}/events/", headers=bob.headers)
+        ).json()
+        assert [
+            e["event"]["status"] for e in events["events"] if e["event_type"] == "status_changed"
+        ] == [expected]

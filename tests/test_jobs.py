@@ -341,3 +341,32 @@ async def test_a_killed_worker_leaves_the_job_rerun_never_running_forever(
         await eventually(lambda: _status_is(client, alice, job_id, "COMPLETED"), timeout=60)
     final = await jobs_repo.get(pool, job_id)
     assert final is not None and final["attempts"] == 2 and final["result"]["attempt"] == 2
+
+
+async def test_datasets_differing_in_punctuation_stay_apart_and_only_their_owner_regenerates(
+    client: httpx.AsyncClient, settings: Settings, alice: Account, bob: Account
+) -> None:
+    async with running_worker(settings):
+        first = await create_job(client, alice.token, symbol="PUNC/USD", bars=100, seed=1)
+        second = await create_job(client, alice.token, symbol="PUNC-USD", bars=50, seed=2)
+        for job_id in (first, second):
+            await eventually(lambda job_id=job_id: _status_is(client, alice, job_id, "COMPLETED"))
+    slash, dash = [
+        (
+            await graphql(
+                client,
+                operation("Candles"),
+                {"symbol": s, "timeframe": "1h", "limit": 1000},
+                token=alice.token,
+            )
+        )["data"]["candles"]
+        for s in ("PUNC/USD", "PUNC-USD")
+    ]
+    assert len(slash) == 100 and len(dash) == 50
+    refused = await graphql(
+        client,
+        operation("GenerateSyntheticDataset"),
+        {"input": {"symbol": "PUNC/USD", "bars": 10}},
+        token=bob.token,
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -57,7 +57,9 @@ async def generate_synthetic(ctx: Any, payload: SyntheticDatasetPayload) -> dict
             payload.symbol,
             payload.timeframe,
             source="synthetic",
-            created_by=None,
+            created_by=await conn.fetchval(
+                "select owner_id from jobs where job_id = $1", ctx.job_id
+            ),
             metadata={"generator": "gbm", "seed": payload.seed},
         )
         measurement = dataset["ohlcv_measurement"]
@@ -103,11 +105,18 @@ async def generate_synthetic(ctx: Any, payload: SyntheticDatasetPayload) -> dict
     }
 
 
+async def check_synthetic(pool: Any, identity: Any, payload: SyntheticDatasetPayload) -> None:
+    from hub.datasets.service import check_overwrite
+
+    await check_overwrite(pool, identity, payload.symbol, payload.timeframe)
+
+
 register(
     JobType(
         name="dataset.synthetic",
         payload=SyntheticDatasetPayload,
         handler="hub.datasets.jobs:generate_synthetic",
+        check="hub.datasets.jobs:check_synthetic",
         description="Generate a reproducible OHLCV series (geometric Brownian motion from a seed)",
         max_tries=3,
     )

@@ -17,7 +17,7 @@ OHLCV_COLUMNS = ["ts", "open", "high", "low", "close", "volume"]
 OHLCV_TYPES = ["timestamptz", "float8", "float8", "float8", "float8", "float8"]
 DATASET_COLUMNS = """dataset_id, dataset_slug, symbol, granularity, source, ohlcv_measurement,
     indicator_measurement, ohlcv_row_count, indicator_row_count, ohlcv_first_ts, ohlcv_last_ts,
-    indicator_first_ts, indicator_last_ts, metadata, created_at, updated_at"""
+    indicator_first_ts, indicator_last_ts, metadata, created_by, created_at, updated_at"""
 
 
 def table(measurement: str) -> str:

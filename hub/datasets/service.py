@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 import asyncpg
 import numpy as np
 
+from hub.auth import Identity
 from hub.datasets import repository as repo
 from hub.datasets.timeframes import timeframe_ns
-from hub.errors import BadRequest, NotFound
+from hub.errors import BadRequest, Forbidden, NotFound
 
 MAX_CANDLES = 100_000
 
 
 def slug_for(symbol: str, timeframe: str) -> str:
-    base = re.sub(r"[^a-z0-9]+", "_", symbol.lower()).strip("_") or "series"
-    return f"{base}_{timeframe.lower()}"[:63]
+    """A readable name that still tells apart symbols differing only in punctuation or case
+    (``BTC/USD`` and ``BTC-USD`` are different series): a short hash of the exact symbol."""
+    base = re.sub(r"[^a-z0-9]+", "_", symbol.lower()).strip("_")[:40] or "series"
+    digest = hashlib.sha1(symbol.encode()).hexdigest()[:6]
+    return f"{base}_{timeframe.lower()}_{digest}"
 
 
 def measurement_for(symbol: str, timeframe: str) -> str:
     slug = slug_for(symbol, timeframe)
     name = slug if slug[0].isalpha() else f"s_{slug}"
     return f"{name}_ohlcv"[:63]
+
+
+async def check_overwrite(
+    pool: asyncpg.Pool, identity: Identity, symbol: str, timeframe: str
+) -> None:
+    """Only a dataset's creator (or an admin) may regenerate it."""
+    existing = await repo.get_by_symbol(pool, symbol, timeframe)
+    if existing is None or identity.is_admin:
+        return
+    owner = existing["created_by"]
+    if owner is None or str(owner) != identity.user_id:
+        raise Forbidden(
+            f"the {timeframe} dataset {symbol!r} belongs to another user; choose another symbol"
+        )
 
 
 async def ensure_ohlcv_dataset(

@@ -39,7 +39,7 @@ from hub.executions.documents import (
 )
 from hub.executions.service import ExecutionService, status_topic, stream_topic
 from hub.jobs.registry import JobType, register
-from hub.jobs.runner import TRANSIENT, JobCancelled, JobContext
+from hub.jobs.runner import TRANSIENT, ClaimLost, JobCancelled, JobContext
 
 log = logging.getLogger("tradehub.executions")
 
@@ -84,6 +84,7 @@ class Drained(NamedTuple):
     batches: list[tuple[str, int, list[bytes]]]
     last_event: int
     last_trade: int
+    committed: list[bool]  # set once its transaction commits: a committed chunk is never rewound
 
 
 class Streams:
@@ -250,7 +251,7 @@ class Streams:
         """Everything added since the last take, with the sequences it ends at."""
         mark = self.mark()
         events, trades, batches = self.drain()
-        return Drained(mark, events, trades, batches, self.event_seq, self.trade_seq)
+        return Drained(mark, events, trades, batches, self.event_seq, self.trade_seq, [False])
 
     def drain(
         self,
@@ -351,6 +352,7 @@ class BacktestJob:
                 drained.last_trade,
             )
             row = await repo.set_progress(conn, self.execution_id, processed, total)
+        drained.committed[0] = True
         assert row is not None
         written = time.perf_counter()
         self.timings["write"] += written - tick
@@ -371,7 +373,8 @@ class BacktestJob:
         try:
             return await self.persist(drained, *args)
         except BaseException:
-            streams.restore(drained.mark)
+            if not drained.committed[0]:
+                streams.restore(drained.mark)
             raise
 
 
@@ -468,18 +471,17 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
                 checkpoint["last_trade_seq"],
                 checkpoint["processed"],
             )
+            first_event, first_trade = checkpoint["last_event_seq"], checkpoint["last_trade_seq"]
         else:
-            await repo.truncate_after(conn, execution_id, 0, 0, 0)
+            # Start over, but keep what was published before any chunk (the "running" event):
+            # a sequence once published never changes content.
+            first_event = await repo.last_status_event(conn, execution_id)
+            first_trade = 0
+            await repo.truncate_after(conn, execution_id, first_event, 0, 0)
             await conn.execute(
                 "delete from execution_checkpoints where execution_id = $1", execution_id
             )
-    streams = Streams(
-        execution_id,
-        instrument,
-        row["strategy"],
-        checkpoint["last_event_seq"] if resumable and checkpoint else 0,
-        checkpoint["last_trade_seq"] if resumable and checkpoint else 0,
-    )
+    streams = Streams(execution_id, instrument, row["strategy"], first_event, first_trade)
     options = {**row["options"], "initial_capital": float(row["initial_capital"])}
     clock = time.perf_counter()
     try:
@@ -523,6 +525,8 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
                 "total": round(time.perf_counter() - clock, 4),
             },
         }
+    except ClaimLost:
+        raise  # a newer attempt owns the execution now: write nothing
     except JobCancelled:
         await asyncio.shield(job.status("stopped", streams, job.last_ts))
         raise
@@ -552,7 +556,7 @@ async def _run_chunks(
     from engine.simulate import state_to_dict
 
     pending: asyncio.Task[bool] | None = None
-    pending_mark: tuple[int, int] | None = None
+    pending_drained: Drained | None = None
     processed = 0
     try:
         while not run.done:
@@ -565,14 +569,14 @@ async def _run_chunks(
             job.timings["records"] += time.perf_counter() - tick
             state = jsonable_state(state_to_dict(run.state))
             if pending is not None:
-                stop = await _settle(pending, streams, pending_mark)
+                stop = await _settle(pending, streams, pending_drained)
                 pending = None
                 if stop:
                     streams.restore(mark)  # simulated, but not kept: the run stops before it
                     await job.status("stopped", streams, job.last_ts)
                     return processed
             drained = streams.take()
-            pending_mark = drained.mark
+            pending_drained = drained
             processed = chunk.stop
             pending = asyncio.create_task(
                 job.persist(
@@ -587,7 +591,7 @@ async def _run_chunks(
                 )
             )
         if pending is not None:
-            await _settle(pending, streams, pending_mark)
+            await _settle(pending, streams, pending_drained)
             pending = None
         return None
     finally:
@@ -603,14 +607,13 @@ def _records(streams: Streams, trades: np.ndarray, run: Any) -> None:
         streams.add_trades(run.open_trade())
 
 
-async def _settle(
-    pending: asyncio.Task[bool], streams: Streams, mark: tuple[int, int] | None
-) -> bool:
+async def _settle(pending: asyncio.Task[bool], streams: Streams, drained: Drained | None) -> bool:
     try:
         return await pending
     except BaseException:
-        if mark is not None:
-            streams.restore(mark)
+        # Rewind only what never committed; what did keeps its sequences.
+        if drained is not None and not drained.committed[0]:
+            streams.restore(drained.mark)
         raise
 
 
@@ -660,6 +663,40 @@ async def _run_whole(
     return float(result.equity[-1]) if total else float(row["initial_capital"])
 
 
+async def execution_job_ended(jobs: Any, job_row: asyncpg.Record) -> None:
+    """A backtest job ended FAILED or CANCELLED without its handler closing the execution (a
+    cancel while pending, a lost worker on its last try): close it now, with its events."""
+    payload = job_row["payload"] or {}
+    execution_id = payload.get("execution_id")
+    if execution_id is None:
+        return
+    row = await repo.get(jobs.pool, int(execution_id))
+    if row is None or row["status"] not in ("created", "running", "paused"):
+        return
+    ctx = JobContext(
+        job_id=str(job_row["job_id"]),
+        service=jobs,
+        pool=jobs.pool,
+        attempt=0,
+        extras={"bus": jobs.bus},
+    )
+    job = BacktestJob(ctx, int(execution_id))
+    streams = Streams(
+        int(execution_id),
+        row["symbols"][0],
+        row["strategy"],
+        await repo.last_sequence(jobs.pool, "execution_events", int(execution_id)),
+        await repo.last_sequence(jobs.pool, "execution_trades", int(execution_id)),
+    )
+    cancelled = job_row["status"] == "CANCELLED"
+    await job.status(
+        "stopped" if cancelled else "failed",
+        streams,
+        time.time_ns() // 1_000_000_000 * 1_000_000_000,
+        error=None if cancelled else (job_row["error"] or "the job running this execution failed"),
+    )
+
+
 register(
     JobType(
         name="execution.backtest",
@@ -667,6 +704,7 @@ register(
         handler="hub.executions.jobs:run_backtest_job",
         description="Run a backtest execution: the engine in chunks, persisted and streamed",
         max_tries=3,
+        on_ended="hub.executions.jobs:execution_job_ended",
     )
 )
 

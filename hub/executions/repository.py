@@ -55,6 +55,57 @@ async def insert_execution(conn: Conn, task_id: int, owner_id: str, job_id: str 
     return int(execution_id)
 
 
+async def link_job(conn: Conn, job_id: str, execution_id: int, total: int) -> None:
+    await conn.execute(
+        "update jobs set payload = payload || jsonb_build_object('execution_id', $2::bigint) "
+        "where job_id = $1",
+        job_id,
+        execution_id,
+    )
+    await conn.execute(
+        "update executions set total = $2 where execution_id = $1", execution_id, total
+    )
+
+
+async def status_of(conn: Conn, execution_id: int) -> str | None:
+    value = await conn.fetchval(
+        "select status from executions where execution_id = $1", execution_id
+    )
+    return None if value is None else str(value)
+
+
+async def current_run(conn: Conn, owner_id: str) -> int | None:
+    value = await conn.fetchval(
+        "select execution_id from cracktrader_runners where owner_id = $1", owner_id
+    )
+    return None if value is None else int(value)
+
+
+async def lock_current_run(conn: Conn, owner_id: str) -> int | None:
+    """The user's runner row, locked for this transaction (created empty if missing)."""
+    await conn.execute(
+        "insert into cracktrader_runners (owner_id) values ($1) on conflict (owner_id) do nothing",
+        owner_id,
+    )
+    value = await conn.fetchval(
+        "select execution_id from cracktrader_runners where owner_id = $1 for update", owner_id
+    )
+    return None if value is None else int(value)
+
+
+async def set_current_run(conn: Conn, owner_id: str, execution_id: int) -> None:
+    await conn.execute(
+        """insert into cracktrader_runners (owner_id, execution_id) values ($1, $2)
+           on conflict (owner_id) do update set execution_id = excluded.execution_id, updated_at = now()""",
+        owner_id,
+        execution_id,
+    )
+
+
+async def clear_current_run(conn: Conn, owner_id: str) -> None:
+    await conn.execute("delete from cracktrader_runners where owner_id = $1", owner_id)
+
+
 async def get(conn: Conn, execution_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"select {EXECUTION_COLUMNS} from {FROM} where e.execution_id = $1", execution_id
@@ -267,6 +318,20 @@ async def truncate_after(
     )
 
 
+async def last_status_event(conn: Conn, execution_id: int) -> int:
+    """The sequence of the last status change before any chunk was written (0 if none)."""
+    value = await conn.fetchval(
+        """
+        select coalesce(max(sequence), 0) from execution_events e
+        where execution_id = $1 and event_type = 'status_changed'
+          and not exists (select 1 from execution_events x where x.execution_id = $1
+                          and x.sequence < e.sequence and x.event_type <> 'status_changed')
+        """,
+        execution_id,
+    )
+    return int(value or 0)
+
+
 async def events_page(
     conn: Conn, execution_id: int, *, since: int, event_type: str | None, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
@@ -332,12 +397,19 @@ async def last_sequence(conn: Conn, table: str, execution_id: int) -> int:
     return int(value or 0)
 
 
-async def equity_chunks(conn: Conn, execution_id: int, after: int = 0) -> list[asyncpg.Record]:
+async def equity_chunks(
+    conn: Conn, execution_id: int, after: int = 0, limit: int | None = None
+) -> list[asyncpg.Record]:
+    """The stored chunks holding points after ``after`` (only those covering the next
+    ``limit`` points, when given)."""
     return await conn.fetch(
         """select first_seq, count, ts, balance from execution_equity
-           where execution_id = $1 and first_seq + count - 1 > $2 order by first_seq""",
+           where execution_id = $1 and first_seq + count - 1 > $2
+             and ($3::bigint is null or first_seq <= $2 + $3)
+           order by first_seq""",
         execution_id,
         after,
+        limit,
     )
 
 

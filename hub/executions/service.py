@@ -17,7 +17,7 @@ from hub.auth import Identity
 from hub.bus import Bus
 from hub.datasets import repository as datasets_repo
 from hub.datasets.timeframes import timeframe_ns
-from hub.errors import BadRequest, Forbidden, NotFound
+from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.executions import repository as repo
 from hub.executions.documents import checkpoint_document, iso
 from hub.jobs.service import JobService
@@ -107,7 +107,9 @@ class ExecutionService:
 
     # -- starting ---------------------------------------------------------------------
 
-    async def start_backtest(self, identity: Identity, request: BacktestRequest) -> asyncpg.Record:
+    async def start_backtest(
+        self, identity: Identity, request: BacktestRequest, *, as_current_run: bool = False
+    ) -> asyncpg.Record:
         if not request.symbols or len(request.symbols) != 1:
             raise BadRequest(
                 f"symbols must name exactly one dataset symbol, got {request.symbols!r}",
@@ -138,6 +140,16 @@ class ExecutionService:
                 f"no {request.timeframe} bars for {symbol!r} in the date range", field="start_date"
             )
         async with self.pool.acquire() as conn, conn.transaction():
+            if as_current_run:
+                # One Cracktrader runner per user: the lock makes "is a run active?" and
+                # "start this one" a single step.
+                current = await repo.lock_current_run(conn, identity.user_id)
+                status = None if current is None else await repo.status_of(conn, current)
+                if status in ACTIVE:
+                    raise Conflict(
+                        f"run {current} is still {status}; stop it first",
+                        details={"run_id": current},
+                    )
             task_id = await repo.insert_task(
                 conn,
                 identity.user_id,
@@ -160,19 +172,31 @@ class ExecutionService:
             execution_id = await repo.insert_execution(
                 conn, task_id, identity.user_id, str(job["job_id"])
             )
-            await conn.execute(
-                "update jobs set payload = payload || jsonb_build_object('execution_id', $2::bigint) where job_id = $1",
-                job["job_id"],
-                execution_id,
-            )
-            await conn.execute(
-                "update executions set total = $2 where execution_id = $1", execution_id, bars
-            )
+            await repo.link_job(conn, str(job["job_id"]), execution_id, bars)
+            if as_current_run:
+                await repo.set_current_run(conn, identity.user_id, execution_id)
         await self.jobs.after_insert(str(job["job_id"]))
         row = await repo.get(self.pool, execution_id)
         assert row is not None
         await self.announce(row)
         return row
+
+    async def current_run(self, identity: Identity) -> asyncpg.Record | None:
+        """Cracktrader's current run of ``identity`` (its latest, until reset)."""
+        execution_id = await repo.current_run(self.pool, identity.user_id)
+        return None if execution_id is None else await self.get(identity, execution_id)
+
+    async def reset_current_run(self, identity: Identity) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            execution_id = await repo.lock_current_run(conn, identity.user_id)
+            if execution_id is not None:
+                status = await repo.status_of(conn, execution_id)
+                if status in ACTIVE:
+                    raise Conflict(
+                        f"run {execution_id} is still {status}; stop it first",
+                        details={"run_id": execution_id},
+                    )
+            await repo.clear_current_run(conn, identity.user_id)
 
     async def _count_bars(self, measurement: str, start_ns: int | None, end_ns: int | None) -> int:
         table = datasets_repo.table(measurement)

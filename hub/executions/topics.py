@@ -63,7 +63,7 @@ class EquityHistory:
         import numpy as np
 
         out: list[StoredEvent] = []
-        for chunk in await repo.equity_chunks(self.pool, int(topic.key), after):
+        for chunk in await repo.equity_chunks(self.pool, int(topic.key), after, limit):
             ts = np.frombuffer(chunk["ts"], dtype="<i8")
             balance = np.frombuffer(chunk["balance"], dtype="<f8")
             first = chunk["first_seq"]

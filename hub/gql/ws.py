@@ -44,6 +44,7 @@ from hub.outbox import Outbox, closed_by_outbox
 log = logging.getLogger("tradehub.graphql.ws")
 
 TRANSPORT_WS = "graphql-transport-ws"
+MAX_CACHED_QUERY = 8 * 1024
 LEGACY_WS = "graphql-ws"
 
 
@@ -77,6 +78,8 @@ class DocumentCache:
         if found is not None:
             return found
         prepared = self._prepare(query, operation_name)
+        if len(query) > MAX_CACHED_QUERY:
+            return prepared  # clients repeat small documents; big ones are not worth the memory
         if len(self._docs) >= self.capacity:
             self._docs.pop(next(iter(self._docs)))
         self._docs[key] = prepared

@@ -26,10 +26,25 @@ class JobType:
     handler: str  # "module:function"
     description: str = ""
     max_tries: int = 3
+    # "module:function" called as ``hook(job_service, job_row)`` when a job of this type ends
+    # FAILED or CANCELLED by any path (its own failure, a cancel while pending, the reaper), so
+    # that what the job drives (an execution) never stays "running" after it.
+    on_ended: str | None = None
+    # "module:function" called as ``await check(pool, identity, payload)`` before the job is
+    # written, for decisions the payload alone cannot make (who may overwrite what).
+    check: str | None = None
 
     def load_handler(self) -> Handler:
-        module, _, function = self.handler.partition(":")
-        return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+        return load_path(self.handler)  # type: ignore[no-any-return]
+
+    def load_on_ended(self) -> Any:
+        return None if self.on_ended is None else load_path(self.on_ended)
+
+
+def load_path(path: str) -> Any:
+    """The object at "module:attribute"."""
+    module, _, function = path.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 JOB_TYPES: dict[str, JobType] = {}

@@ -81,40 +81,52 @@ async def claim(conn: Conn, job_id: str, lease_seconds: float) -> asyncpg.Record
 
 
 async def report_progress(
-    conn: Conn, job_id: str, progress: int, total: int | None
+    conn: Conn, job_id: str, progress: int, total: int | None, attempt: int | None = None
 ) -> asyncpg.Record | None:
     """Record progress and the heartbeat; the returned row says whether a cancel was asked."""
     return await conn.fetchrow(
         f"""
         update jobs set progress = $2, total = coalesce($3, total), heartbeat_at = now(),
             updated_at = now(), version = version + 1
-        where job_id = $1 and status = 'RUNNING'
+        where job_id = $1 and status = 'RUNNING' and ($4::int is null or attempts = $4)
         returning {COLUMNS}
         """,
         job_id,
         progress,
         total,
+        attempt,
     )
 
 
 async def finish(
-    conn: Conn, job_id: str, status: str, *, result: Any = None, error: str | None = None
+    conn: Conn,
+    job_id: str,
+    status: str,
+    *,
+    result: Any = None,
+    error: str | None = None,
+    attempt: int | None = None,
 ) -> asyncpg.Record | None:
+    """End a job; with ``attempt``, only if that attempt still holds it (its claim)."""
     return await conn.fetchrow(
         f"""
         update jobs set status = $2, result = $3, error = $4, completed_at = now(), updated_at = now(),
             version = version + 1, progress = case when $2 = 'COMPLETED' then greatest(progress, total) else progress end
         where job_id = $1 and status in ('PENDING', 'RUNNING')
+          and ($5::int is null or (status = 'RUNNING' and attempts = $5))
         returning {COLUMNS}
         """,
         job_id,
         status,
         result,
         error,
+        attempt,
     )
 
 
-async def back_to_pending(conn: Conn, job_id: str, error: str) -> asyncpg.Record | None:
+async def back_to_pending(
+    conn: Conn, job_id: str, error: str, attempt: int | None = None
+) -> asyncpg.Record | None:
     """A transient failure: the job waits for its retry as PENDING, keeping the error seen
     (or ends CANCELLED, if its owner asked for that meanwhile)."""
     return await conn.fetchrow(
@@ -123,11 +135,12 @@ async def back_to_pending(conn: Conn, job_id: str, error: str) -> asyncpg.Record
             status = case when cancel_requested then 'CANCELLED' else 'PENDING' end,
             completed_at = case when cancel_requested then now() else completed_at end,
             error = $2, updated_at = now(), version = version + 1
-        where job_id = $1 and status = 'RUNNING'
+        where job_id = $1 and status = 'RUNNING' and ($3::int is null or attempts = $3)
         returning {COLUMNS}
         """,
         job_id,
         error,
+        attempt,
     )
 
 

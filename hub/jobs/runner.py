@@ -37,6 +37,10 @@ class JobCancelled(Exception):
     """Raised at a progress point when the job's owner asked to cancel it."""
 
 
+class ClaimLost(Exception):
+    """This attempt no longer holds the job (the reaper gave it to another): stop, write nothing."""
+
+
 class TransientJobError(Exception):
     """A failure worth retrying (with backoff) rather than failing the job."""
 
@@ -53,8 +57,15 @@ class JobContext:
 
     async def progress(self, done: int, total: int | None = None) -> None:
         """Report progress; raises JobCancelled if a cancel was requested meanwhile."""
-        row = await self.service.progress(self.job_id, done, total)
-        if row is None or row["cancel_requested"]:
+        row = await self.service.progress(self.job_id, done, total, attempt=self.attempt)
+        if row is None:
+            cancelled = await self.pool.fetchval(
+                "select cancel_requested from jobs where job_id = $1", self.job_id
+            )
+            if cancelled:
+                raise JobCancelled(self.job_id)
+            raise ClaimLost(self.job_id)
+        if row["cancel_requested"]:
             raise JobCancelled(self.job_id)
 
     async def log(self, message: str, **fields: Any) -> None:
@@ -69,12 +80,12 @@ class JobContext:
 
 
 @contextlib.asynccontextmanager
-async def _heartbeat(service: JobService, job_id: str) -> AsyncIterator[None]:
+async def _heartbeat(service: JobService, job_id: str, attempt: int) -> AsyncIterator[None]:
     async def beat() -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             with contextlib.suppress(*TRANSIENT):
-                await service.heartbeat(job_id)
+                await service.heartbeat(job_id, attempt)
 
     task = asyncio.create_task(beat(), name=f"heartbeat-{job_id}")
     try:
@@ -88,12 +99,15 @@ async def _heartbeat(service: JobService, job_id: str) -> AsyncIterator[None]:
 async def _interrupted(service: JobService, job_id: str, attempts: int, max_tries: int) -> None:
     if attempts < max_tries:
         await service.back_to_pending(
-            job_id, f"attempt {attempts} interrupted (worker stopped); re-running"
+            job_id, f"attempt {attempts} interrupted (worker stopped); re-running", attempts
         )
         await service.enqueue(job_id, attempt=attempts + 1)
     else:
         await service.finish(
-            job_id, "FAILED", error=f"interrupted on its last attempt ({attempts})"
+            job_id,
+            "FAILED",
+            error=f"interrupted on its last attempt ({attempts})",
+            attempt=attempts,
         )
 
 
@@ -112,23 +126,29 @@ async def run_job(
     if spec is None:
         await service.finish(job_id, "FAILED", error=f"unknown job type {row['job_type']!r}")
         return "failed: unknown job type"
+    claim = int(row["attempts"])  # every write below holds this attempt's claim
     ctx = JobContext(
-        job_id=job_id, service=service, pool=service.pool, attempt=row["attempts"], extras=extras
+        job_id=job_id, service=service, pool=service.pool, attempt=claim, extras=extras
     )
     try:
         handler = spec.load_handler()
         payload = spec.payload.model_validate(row["payload"])
-        async with _heartbeat(service, job_id):
+        async with _heartbeat(service, job_id, claim):
             result = await handler(ctx, payload)
+    except ClaimLost:
+        log.warning("job claimed by a newer attempt; this one stops", extra={"job_id": job_id})
+        return "claim lost to a newer attempt"
     except JobCancelled:
-        await asyncio.shield(service.finish(job_id, "CANCELLED", error="cancelled by request"))
+        await asyncio.shield(
+            service.finish(job_id, "CANCELLED", error="cancelled by request", attempt=claim)
+        )
         return "cancelled"
     except (TransientJobError, *TRANSIENT) as exc:
         message = f"{type(exc).__name__}: {exc}"
         if row["attempts"] < spec.max_tries:
             await asyncio.shield(
                 service.back_to_pending(
-                    job_id, f"attempt {row['attempts']} failed, retrying: {message}"
+                    job_id, f"attempt {row['attempts']} failed, retrying: {message}", claim
                 )
             )
             log.warning(
@@ -137,7 +157,10 @@ async def run_job(
             raise Retry(defer=_backoff(row["attempts"])) from exc
         await asyncio.shield(
             service.finish(
-                job_id, "FAILED", error=f"gave up after {row['attempts']} attempts: {message}"
+                job_id,
+                "FAILED",
+                error=f"gave up after {row['attempts']} attempts: {message}",
+                attempt=claim,
             )
         )
         return "failed"
@@ -148,7 +171,9 @@ async def run_job(
         raise
     except Exception as exc:
         log.exception("job failed", extra={"job_id": job_id})
-        await asyncio.shield(service.finish(job_id, "FAILED", error=f"{type(exc).__name__}: {exc}"))
+        await asyncio.shield(
+            service.finish(job_id, "FAILED", error=f"{type(exc).__name__}: {exc}", attempt=claim)
+        )
         return "failed"
-    await asyncio.shield(service.finish(job_id, "COMPLETED", result=result))
+    await asyncio.shield(service.finish(job_id, "COMPLETED", result=result, attempt=claim))
     return "completed"

@@ -11,6 +11,7 @@ import asyncpg
 import orjson
 from arq.connections import ArqRedis
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from hub.auth import Identity
 from hub.bus import Bus
@@ -18,6 +19,7 @@ from hub.errors import BadRequest, Forbidden, NotFound
 from hub.eventlog import EventLog
 from hub.jobs import repository as repo
 from hub.jobs.registry import get_job_type
+from hub.jobs.registry import load_path as _load_hook
 from hub.keys import Keys
 
 log = logging.getLogger("tradehub.jobs")
@@ -91,6 +93,8 @@ class JobService:
             first = exc.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or "payload"
             raise BadRequest(f"{field}: {first['msg']}", field=field) from None
+        if spec.check is not None:
+            await _load_hook(spec.check)(self.pool, identity, model)
         clean = model.model_dump(mode="json")
         total = int(model.total_units()) if hasattr(model, "total_units") else 0
         row = await repo.insert(self.pool, identity.user_id, job_type, clean, total)
@@ -121,9 +125,16 @@ class JobService:
             await self._announce(row)
 
     async def enqueue(self, job_id: str, *, attempt: int) -> None:
-        await self.arq.enqueue_job(
-            RUN_FUNCTION, job_id, _job_id=f"{job_id}:{attempt}", _queue_name=self.keys.queue
-        )
+        """Queue the committed job. If Redis refuses, the job stays PENDING and the reaper
+        enqueues it again once Redis answers: the caller still gets its job, not a 500."""
+        try:
+            await self.arq.enqueue_job(
+                RUN_FUNCTION, job_id, _job_id=f"{job_id}:{attempt}", _queue_name=self.keys.queue
+            )
+        except (OSError, RedisError) as exc:
+            log.warning(
+                "enqueue failed; the reaper will retry", extra={"job_id": job_id, "error": str(exc)}
+            )
 
     async def get(self, identity: Identity, job_id: str) -> asyncpg.Record:
         row = await repo.get(self.pool, parse_job_id(job_id))
@@ -161,6 +172,7 @@ class JobService:
             assert current is not None
             return current
         await self._announce(updated)
+        await self._ended(updated)
         return updated
 
     # -- what workers report ----------------------------------------------------------
@@ -172,28 +184,51 @@ class JobService:
         return row
 
     async def progress(
-        self, job_id: str, done: int, total: int | None = None
+        self, job_id: str, done: int, total: int | None = None, *, attempt: int | None = None
     ) -> asyncpg.Record | None:
-        row = await repo.report_progress(self.pool, job_id, done, total)
+        row = await repo.report_progress(self.pool, job_id, done, total, attempt)
         if row is not None:
             await self._announce(row)
         return row
 
-    async def heartbeat(self, job_id: str) -> None:
+    async def heartbeat(self, job_id: str, attempt: int | None = None) -> None:
         await self.pool.execute(
-            "update jobs set heartbeat_at = now() where job_id = $1 and status = 'RUNNING'", job_id
+            "update jobs set heartbeat_at = now() where job_id = $1 and status = 'RUNNING' "
+            "and ($2::int is null or attempts = $2)",
+            job_id,
+            attempt,
         )
 
     async def finish(
-        self, job_id: str, status: str, *, result: Any = None, error: str | None = None
+        self,
+        job_id: str,
+        status: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        attempt: int | None = None,
     ) -> asyncpg.Record | None:
-        row = await repo.finish(self.pool, job_id, status, result=result, error=error)
+        row = await repo.finish(
+            self.pool, job_id, status, result=result, error=error, attempt=attempt
+        )
         if row is not None:
             await self._announce(row)
+            await self._ended(row)
         return row
 
-    async def back_to_pending(self, job_id: str, error: str) -> None:
-        row = await repo.back_to_pending(self.pool, job_id, error)
+    async def _ended(self, row: asyncpg.Record) -> None:
+        if row["status"] not in ("FAILED", "CANCELLED"):
+            return
+        spec = get_job_type(row["job_type"])
+        hook = spec.load_on_ended() if spec is not None else None
+        if hook is not None:
+            try:
+                await hook(self, row)
+            except Exception:
+                log.exception("job end hook failed", extra={"job_id": str(row["job_id"])})
+
+    async def back_to_pending(self, job_id: str, error: str, attempt: int | None = None) -> None:
+        row = await repo.back_to_pending(self.pool, job_id, error, attempt)
         if row is not None:
             await self._announce(row)
 

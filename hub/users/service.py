@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -49,13 +50,15 @@ async def ensure_user(
                 conn,
                 username,
                 (role or Role.USER).value,
-                hash_password(password) if password else None,
+                await asyncio.to_thread(hash_password, password) if password else None,
             )
         else:
             if role is not None and row["role"] != role.value:
                 await repository.set_role(conn, row["user_id"], role.value)
             if password:
-                await repository.set_password(conn, row["user_id"], hash_password(password))
+                await repository.set_password(
+                    conn, row["user_id"], await asyncio.to_thread(hash_password, password)
+                )
             row = await repository.get_user_by_name(conn, username)
             assert row is not None
     return _identity(row)
@@ -72,7 +75,11 @@ async def login(pool: asyncpg.Pool, username: str, password: str) -> Identity:
     row = await repository.get_user_by_name(pool, username)
     # Verify even for an unknown user, so timing does not reveal which usernames exist.
     stored = row["password_hash"] if row is not None else None
-    ok = verify_password(stored or _DUMMY_HASH, password) and stored is not None
+    # argon2 takes ~0.1 s of CPU by design: off the event loop, or every socket waits for it.
+    ok = (
+        await asyncio.to_thread(verify_password, stored or _DUMMY_HASH, password)
+        and stored is not None
+    )
     if row is None or not ok or row["disabled"]:
         raise Unauthorized("invalid username or password")
     return _identity(row)
