@@ -168,6 +168,13 @@ class Subscription:
             self.last = newest
             self.start_after = newest
             return
+        if epoch is None and self.since > 0:
+            # Redis holds nothing for this topic any more (expired, or lost in a restart).
+            self.recovered = False
+            self.missed = (self.since + 1, None)
+            self.last = newest
+            self.start_after = newest
+            return
         if self.requested_epoch and epoch and self.requested_epoch != epoch:
             # Redis lost this topic's history: what came after `since` in the old epoch is gone.
             self.recovered = False

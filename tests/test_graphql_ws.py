@@ -336,3 +336,28 @@ async def test_gql_client_follows_a_job_log_from_zero(
                     break
     assert [r["sequence"] for r in received] == [1, 2, 3, 4]
     assert received[-1]["message"] == "new"
+
+
+async def test_ticks_resume_tells_when_history_is_gone(server: LiveServer, alice: Account) -> None:
+    from hub import marketdata
+
+    bus = server.lifespan_state.bus
+    seq, epoch = await marketdata.publish_tick(bus, "GQLT", {"price": 1.0})
+    await marketdata.publish_tick(bus, "GQLT", {"price": 2.0})
+    ws = await connect(server)
+    await init(ws, alice.token)
+    await ws.send(subscribe("ok", operation("Ticks"), {"symbol": "GQLT", "sinceSequence": seq}))
+    item = await recv(ws)
+    assert item["payload"]["data"]["ticks"]["sequence"] == seq + 1
+    assert item["payload"]["data"]["ticks"]["epoch"] == epoch
+    await ws.send(
+        subscribe(
+            "gone",
+            operation("Ticks"),
+            {"symbol": "GQLT", "sinceSequence": 1, "epoch": "an-old-epoch"},
+        )
+    )
+    error = await recv(ws)
+    assert error["type"] == "error" and error["id"] == "gone"
+    assert error["payload"][0]["extensions"]["code"] == "STREAM_INTERRUPTED"
+    await ws.close()

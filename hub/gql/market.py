@@ -29,14 +29,17 @@ class Tick:
 
 
 async def ticks(
-    info: Info[Context, None], symbol: str, since_sequence: int | None = None
+    info: Info[Context, None],
+    symbol: str,
+    since_sequence: int | None = None,
+    epoch: str | None = None,
 ) -> AsyncGenerator[Tick, None]:
     """Live ticks of ``symbol`` (from ``sinceSequence`` while Redis still holds them)."""
     try:
         topic = parse_topic(f"ticks:{symbol}").name
     except UnknownTopic:
         raise BadRequest(f"invalid symbol {symbol!r}", field="symbol") from None
-    async for event in stream_topic(info, topic, since_sequence):
+    async for event in stream_topic(info, topic, since_sequence, epoch):
         yield event.memo(("ticks", symbol), partial(_tick, event, symbol))
 
 

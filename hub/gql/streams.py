@@ -18,7 +18,7 @@ class StreamInterrupted(HubError):
 
 
 async def stream_topic(
-    info: Info[Context, None], topic_name: str, since: int | None
+    info: Info[Context, None], topic_name: str, since: int | None, epoch: str | None = None
 ) -> AsyncIterator[Event]:
     """Check the caller may read ``topic_name``, then yield its events from ``since``.
 
@@ -36,12 +36,28 @@ async def stream_topic(
         raise NotFound(f"no such topic {topic_name!r}")
     if access is Access.FORBIDDEN:
         raise Forbidden(f"topic {topic_name!r} belongs to another user")
-    subscription = ctx.state.bus.subscribe(topic, since)
+    subscription = ctx.state.bus.subscribe(topic, since, epoch=epoch)
     try:
         try:
             await subscription.open()
         except SubscriptionError as exc:
             raise BadRequest(str(exc), field="sinceSequence") from None
+        if not subscription.recovered and subscription.missed is not None:
+            first, last = subscription.missed
+            span = (
+                f"{first}..{last}"
+                if last is not None
+                else f"everything after {first - 1} (epoch {epoch})"
+            )
+            raise StreamInterrupted(
+                f"history of {topic_name} no longer holds {span}; subscribe without sinceSequence",
+                details={
+                    "reason": "history_lost",
+                    "missed_from": first,
+                    "missed_to": last,
+                    "epoch": subscription.epoch,
+                },
+            )
         try:
             async for event in subscription:
                 yield event
