@@ -26,6 +26,13 @@ window's start, duplicates and gaps; loss is computed against the publisher's la
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# bench/engine.py would shadow the engine package for scripts run from bench/: the repository
+# root comes first on the path.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import asyncio
 import base64
 import contextlib

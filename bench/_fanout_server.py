@@ -12,6 +12,13 @@ httptools when installed (uvicorn's ``auto``), the websockets sans-I/O protocol,
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# bench/engine.py would shadow the engine package for scripts run from bench/: the repository
+# root comes first on the path.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import contextlib
 import ctypes
 import os
@@ -24,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 for path in (str(ROOT), str(BENCH)):
     if path not in sys.path:
-        sys.path.insert(0, path)
+        sys.path.append(path)
 
 
 def trace_collections() -> None:

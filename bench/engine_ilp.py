@@ -19,6 +19,13 @@ client's, and the digits of every value against ``repr(float)``.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# bench/engine.py would shadow the engine package for scripts run from bench/: the repository
+# root comes first on the path.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import os
 import re
 import statistics

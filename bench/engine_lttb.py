@@ -12,6 +12,13 @@ Run: ``.venv/bin/python bench/engine_lttb.py [n_points]``
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# bench/engine.py would shadow the engine package for scripts run from bench/: the repository
+# root comes first on the path.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import statistics
 import sys
 import time

@@ -43,6 +43,13 @@ Environment defaults: TRADEHUB_BENCH_DATABASE_URL, TRADEHUB_BENCH_REDIS_URL.
 
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+# bench/engine.py would shadow the engine package for scripts run from bench/: the repository
+# root comes first on the path.
+_sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
+
 import argparse
 import asyncio
 import contextlib
@@ -67,7 +74,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 for _path in (str(ROOT), str(BENCH)):
     if _path not in sys.path:
-        sys.path.insert(0, _path)
+        sys.path.append(_path)
 
 import numpy as np
 import psutil
