@@ -27,6 +27,7 @@ window's start, duplicates and gaps; loss is computed against the publisher's la
 from __future__ import annotations
 
 import sys as _sys
+from abc import ABC, abstractmethod
 from pathlib import Path as _Path
 
 # bench/engine.py would shadow the engine package for scripts run from bench/: the repository
@@ -96,7 +97,7 @@ class Window:
         self.t0 = 0.0
 
 
-class Subscriber:
+class Subscriber(ABC):
     """One WebSocket connection with one subscription (a /ws channel or a GraphQL operation)."""
 
     def __init__(self, owner: ClientProcess, index: int, topic: str) -> None:
@@ -119,8 +120,9 @@ class Subscriber:
         self.handle = self.on_ws if self.kind == "ws" else self.on_gql
 
     # -- sending (transport-specific) -------------------------------------------------
-    def send_text(self, text: str) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def send_text(self, text: str) -> None:
+        """Send one text frame (the raw and the library clients each do it their way)."""
 
     def _ack(self, value: Any = True) -> None:
         if not self.acked.done():

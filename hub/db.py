@@ -144,7 +144,3 @@ async def migrate_url(url: str) -> list[Migration]:
         return await migrate(conn)
     finally:
         await conn.close()
-
-
-def record_to_dict(record: asyncpg.Record | None) -> dict[str, Any] | None:
-    return None if record is None else dict(record.items())

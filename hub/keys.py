@@ -23,36 +23,15 @@ class Keys:
     def worker_health(self) -> str:
         return f"{self.prefix}arq:health"
 
-    def job_cancel(self, job_id: str) -> str:
-        return f"{self.prefix}job:{job_id}:cancel"
-
     # -- the bus ----------------------------------------------------------------------
     def topic_channel(self, topic: str) -> str:
         """Pub/sub channel on which a topic's live events are published."""
         return f"{self.prefix}bus:{topic}"
 
-    @property
-    def channel_pattern(self) -> str:
-        return f"{self.prefix}bus:*"
-
     def topic_sequence(self, topic: str) -> str:
-        """Counter of a recent topic's last assigned sequence."""
+        """Hash of a recent topic's last assigned sequence and its epoch."""
         return f"{self.prefix}seq:{topic}"
 
     def topic_history(self, topic: str) -> str:
         """Stream holding a recent topic's bounded history."""
         return f"{self.prefix}hist:{topic}"
-
-    def topic_epoch(self, topic: str) -> str:
-        return f"{self.prefix}epoch:{topic}"
-
-    def topic_state(self, topic: str) -> str:
-        """Latest event of a state topic (what a new subscriber receives first)."""
-        return f"{self.prefix}state:{topic}"
-
-    # -- limits and caches ------------------------------------------------------------
-    def rate_limit(self, scope: str, subject: str) -> str:
-        return f"{self.prefix}rl:{scope}:{subject}"
-
-    def cache(self, name: str) -> str:
-        return f"{self.prefix}cache:{name}"

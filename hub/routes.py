@@ -14,7 +14,6 @@ from hub.auth import Role, mint_jwt
 from hub.errors import BadRequest, NotFound
 from hub.http import JSONResponse, read_json_object, require_admin, require_identity
 from hub.openapi import openapi_document
-from hub.users import repository as users_repo
 from hub.users import service as users
 
 
@@ -88,7 +87,7 @@ async def create_key(request: Request) -> Response:
 async def revoke_key(request: Request) -> Response:
     identity = require_identity(request)
     key_id = request.path_params["key_id"]
-    if not await users_repo.revoke_api_key(request.state.pool, key_id, identity.user_id):
+    if not await users.revoke_api_key(request.state.pool, identity, key_id):
         raise NotFound(f"no active API key {key_id!r} of yours")
     request.state.auth.forget(key_id)
     return Response(status_code=204)
@@ -96,7 +95,7 @@ async def revoke_key(request: Request) -> Response:
 
 async def list_users(request: Request) -> Response:
     require_admin(request)
-    rows = await users_repo.list_users(request.state.pool)
+    rows = await users.list_users(request.state.pool)
     return JSONResponse(
         {
             "users": [

@@ -582,3 +582,23 @@ async def test_a_job_ended_without_its_handler_closes_its_execution(
         assert [
             e["event"]["status"] for e in events["events"] if e["event_type"] == "status_changed"
         ] == [expected]
+
+
+async def test_a_layered_strategy_runs_through_the_hub(
+    client: httpx.AsyncClient, dataset: dict[str, np.ndarray], alice: Account
+) -> None:
+    from engine import run_backtest
+
+    expected = run_backtest(dataset, "floor", {}, initial_capital=10_000.0)
+    await reset(client, alice)
+    response = await start(client, alice, strategy_name="floor", strategy_params={})
+    assert response.status_code == 200, response.text
+    run_id = response.json()["run_id"]
+    status = await finished(client, alice, run_id)
+    assert status["status"] == "completed", status
+    trades = await all_pages(client, alice, f"/api/trading/executions/{run_id}/trades/", "trades")
+    assert len(trades) == len(expected.trades) > 0
+    assert {"layer_number", "retracement_count"} <= set(trades[0]["trade"]["details"])
+    assert sorted(float(t["trade"]["pnl"]) for t in trades) == sorted(
+        expected.trades["pnl"].tolist()
+    )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from hub.datasets import repository as repo
 from hub.datasets.service import ensure_ohlcv_dataset
 from hub.datasets.timeframes import timeframe_ns
+from hub.jobs import repository as jobs_repo
 from hub.jobs.registry import JobType, register
 
 CHUNK_BARS = 100_000
@@ -57,9 +58,7 @@ async def generate_synthetic(ctx: Any, payload: SyntheticDatasetPayload) -> dict
             payload.symbol,
             payload.timeframe,
             source="synthetic",
-            created_by=await conn.fetchval(
-                "select owner_id from jobs where job_id = $1", ctx.job_id
-            ),
+            created_by=await jobs_repo.owner(conn, ctx.job_id),
             metadata={"generator": "gbm", "seed": payload.seed},
         )
         measurement = dataset["ohlcv_measurement"]

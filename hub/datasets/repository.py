@@ -128,6 +128,17 @@ async def read_bars(
     return dict(zip(OHLCV_COLUMNS, columns, strict=True))
 
 
+async def count_bars(conn: Conn, measurement: str, start_ns: int | None, end_ns: int | None) -> int:
+    value = await conn.fetchval(
+        f"select count(*) from {table(measurement)} "
+        "where ($1::float8 is null or ts >= to_timestamp($1::float8 / 1e9)) "
+        "and ($2::float8 is null or ts < to_timestamp($2::float8 / 1e9))",
+        None if start_ns is None else float(start_ns),
+        None if end_ns is None else float(end_ns),
+    )
+    return int(value or 0)
+
+
 async def refresh_stats(conn: Conn, dataset_id: str, measurement: str) -> asyncpg.Record:
     row = await conn.fetchrow(
         f"""

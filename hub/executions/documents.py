@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from engine.records import Direction, ExitReason, TradeStatus
+from engine.records import ExitReason
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -82,29 +82,6 @@ def iso_times(ns: np.ndarray) -> list[str]:
 def utc_datetimes(ns: np.ndarray) -> list[datetime]:
     """Aware datetimes (microseconds) for an array of ns, for COPY into timestamptz."""
     return [d.replace(tzinfo=UTC) for d in (ns // 1000).astype("datetime64[us]").tolist()]
-
-
-def trade_document(
-    record: np.void, instrument: str, *, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """A closed (or still open) engine trade as seed 003's trade object."""
-    return trade_doc(
-        instrument=instrument,
-        direction="long" if int(record["direction"]) == Direction.Long else "short",
-        status="open" if int(record["status"]) == TradeStatus.Open else "closed",
-        entry_ts=int(record["entry_ts"]),
-        entry_price=float(record["entry_price"]),
-        units=float(record["units"]),
-        exit_ts=int(record["exit_ts"]),
-        exit_price=float(record["exit_price"]),
-        pnl=float(record["pnl"]),
-        fees=float(record["fees"]),
-        ret=float(record["return"]),
-        exit_reason=EXIT_REASONS.get(int(record["exit_reason"]), "signal"),
-        entry_index=int(record["entry_index"]),
-        exit_index=int(record["exit_index"]),
-        details=details or {"layer_number": int(record["layer"])},
-    )
 
 
 def trade_doc(

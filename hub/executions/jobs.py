@@ -119,9 +119,6 @@ class Streams:
         self.event_rows.append((self.event_seq, event_type, self.strategy, when, encoded.decode()))
         self.event_payloads.append(event_json(event_type, self.strategy, iso_text, encoded))
 
-    def trade(self, record: np.void, details: dict[str, Any] | None = None) -> None:
-        self.add_trades(np.asarray([record]), None if details is None else [details])
-
     def add_trades(self, records: np.ndarray, details: list[dict[str, Any]] | None = None) -> None:
         """The trades a chunk closed (or the last, open one): rows, payloads, and four events each
         (the entry's signal and fill, the exit's signal and fill; an open trade has no exit yet).
@@ -342,7 +339,7 @@ class BacktestJob:
             await repo.write_equity(conn, self.execution_id, start + 1, ts, equity)
             await repo.write_trades(conn, self.execution_id, drained.trades)
             await repo.write_events(conn, self.execution_id, drained.events)
-            await repo.write_checkpoint(
+            checkpoint = await repo.write_checkpoint(
                 conn,
                 self.execution_id,
                 processed,
@@ -362,7 +359,7 @@ class BacktestJob:
         if equity_topic in heard:
             batches.append((equity_topic, start + 1, equity_jsons(ts, equity)))
         await self.bus.publish_batches([b for b in batches if b[0] in heard])
-        await self.executions.announce(row)
+        await self.executions.announce(row, checkpoint)
         await self.ctx.progress(processed, total)
         self.timings["publish"] += time.perf_counter() - written
         return bool(row["stop_requested"])
@@ -478,9 +475,7 @@ async def run_backtest_job(ctx: JobContext, payload: BacktestPayload) -> dict[st
             first_event = await repo.last_status_event(conn, execution_id)
             first_trade = 0
             await repo.truncate_after(conn, execution_id, first_event, 0, 0)
-            await conn.execute(
-                "delete from execution_checkpoints where execution_id = $1", execution_id
-            )
+            await repo.delete_checkpoints(conn, execution_id)
     streams = Streams(execution_id, instrument, row["strategy"], first_event, first_trade)
     options = {**row["options"], "initial_capital": float(row["initial_capital"])}
     clock = time.perf_counter()
@@ -631,7 +626,8 @@ async def _run_whole(
     from engine.backtest import run_backtest
 
     result = await asyncio.to_thread(run_backtest, bars, strategy, row["params"], **options)
-    retracements = result.extras.get("retracement_count")
+    raw_counts = result.extras.get("retracement_count")
+    counts = None if raw_counts is None else np.asarray(raw_counts)
     order = np.argsort(
         np.where(result.trades["exit_index"] < 0, total, result.trades["exit_index"]), kind="stable"
     )
@@ -639,11 +635,14 @@ async def _run_whole(
     exit_at = np.where(trades["exit_index"] < 0, total - 1, trades["exit_index"])
     for start in range(0, total, size):
         stop = min(total, start + size)
-        for k in np.nonzero((exit_at >= start) & (exit_at < stop))[0]:
-            details = {"layer_number": int(trades[k]["layer"])}
-            if retracements is not None:
-                details["retracement_count"] = int(np.asarray(retracements)[order[k]])
-            streams.trade(trades[k], details)
+        closing = np.nonzero((exit_at >= start) & (exit_at < stop))[0]
+        details: list[dict[str, Any]] = []
+        for k in closing:
+            detail = {"layer_number": int(trades[k]["layer"])}
+            if counts is not None:
+                detail["retracement_count"] = int(counts[order[k]])
+            details.append(detail)
+        streams.add_trades(trades[closing], details)
         metrics = result.metrics if stop == total else {"processed": float(stop)}
         if (
             await job.persist_now(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -287,6 +286,33 @@ async def write_checkpoint(
     return row
 
 
+async def delete_checkpoints(conn: Conn, execution_id: int) -> None:
+    await conn.execute("delete from execution_checkpoints where execution_id = $1", execution_id)
+
+
+async def events_after(
+    conn: Conn, execution_id: int, after: int, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """select sequence, event_type, strategy_type, ts, event::text as event from execution_events
+           where execution_id = $1 and sequence > $2 order by sequence limit $3""",
+        execution_id,
+        after,
+        limit,
+    )
+
+
+async def trades_after(
+    conn: Conn, execution_id: int, after: int, limit: int
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "select * from execution_trades where execution_id = $1 and sequence > $2 order by sequence limit $3",
+        execution_id,
+        after,
+        limit,
+    )
+
+
 async def latest_checkpoint(conn: Conn, execution_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """
@@ -411,7 +437,3 @@ async def equity_chunks(
         after,
         limit,
     )
-
-
-def task_window(record: asyncpg.Record) -> tuple[datetime | None, datetime | None]:
-    return record["start_at"], record["end_at"]

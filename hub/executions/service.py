@@ -11,7 +11,6 @@ from typing import Any
 
 import asyncpg
 import numpy as np
-import orjson
 
 from hub.auth import Identity
 from hub.bus import Bus
@@ -134,7 +133,9 @@ class ExecutionService:
         dataset = await datasets_repo.get_by_symbol(self.pool, symbol, request.timeframe)
         if dataset is None or not dataset["ohlcv_measurement"]:
             raise BadRequest(f"no {request.timeframe} data for symbol {symbol!r}", field="symbols")
-        bars = await self._count_bars(dataset["ohlcv_measurement"], start_ns, end_ns)
+        bars = await datasets_repo.count_bars(
+            self.pool, dataset["ohlcv_measurement"], start_ns, end_ns
+        )
         if bars == 0:
             raise BadRequest(
                 f"no {request.timeframe} bars for {symbol!r} in the date range", field="start_date"
@@ -197,16 +198,6 @@ class ExecutionService:
                         details={"run_id": execution_id},
                     )
             await repo.clear_current_run(conn, identity.user_id)
-
-    async def _count_bars(self, measurement: str, start_ns: int | None, end_ns: int | None) -> int:
-        table = datasets_repo.table(measurement)
-        value = await self.pool.fetchval(
-            f"select count(*) from {table} where ($1::float8 is null or ts >= to_timestamp($1::float8 / 1e9)) "
-            "and ($2::float8 is null or ts < to_timestamp($2::float8 / 1e9))",
-            None if start_ns is None else float(start_ns),
-            None if end_ns is None else float(end_ns),
-        )
-        return int(value or 0)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -283,9 +274,7 @@ class ExecutionService:
     async def _load_curve(
         self, execution_id: int, since: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        status = await self.pool.fetchval(
-            "select status from executions where execution_id = $1", execution_id
-        )
+        status = await repo.status_of(self.pool, execution_id)
         finished = status in ("stopped", "completed", "failed")
         chunks = await repo.equity_chunks(self.pool, execution_id, 0 if finished else since)
         if not chunks:
@@ -342,8 +331,12 @@ class ExecutionService:
         checkpoint = await repo.latest_checkpoint(self.pool, row["execution_id"])
         return status_document(row, checkpoint)
 
-    async def announce(self, row: asyncpg.Record) -> None:
-        doc = await self.status_document(row)
+    async def announce(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None = None) -> None:
+        """Publish the status; pass the checkpoint just written to spare reading it back."""
+        if checkpoint is None:
+            doc = await self.status_document(row)
+        else:
+            doc = status_document(row, checkpoint)
         await self.bus.publish(status_topic(row["execution_id"]), row["version"], doc)
 
 
@@ -380,7 +373,3 @@ def status_document(row: asyncpg.Record, checkpoint: asyncpg.Record | None) -> d
         "has_checkpoint": checkpoint is not None,
         "checkpoint": checkpoint_document(checkpoint) if checkpoint is not None else None,
     }
-
-
-def status_json(row: asyncpg.Record, checkpoint: asyncpg.Record | None) -> bytes:
-    return orjson.dumps(status_document(row, checkpoint))

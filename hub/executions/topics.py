@@ -17,13 +17,7 @@ class EventsHistory:
         self.pool = pool
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
-        rows = await self.pool.fetch(
-            """select sequence, event_type, strategy_type, ts, event::text as event from execution_events
-               where execution_id = $1 and sequence > $2 order by sequence limit $3""",
-            int(topic.key),
-            after,
-            limit,
-        )
+        rows = await repo.events_after(self.pool, int(topic.key), after, limit)
         return [
             StoredEvent(
                 r["sequence"],
@@ -43,12 +37,7 @@ class TradesHistory:
         self.pool = pool
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
-        rows = await self.pool.fetch(
-            "select * from execution_trades where execution_id = $1 and sequence > $2 order by sequence limit $3",
-            int(topic.key),
-            after,
-            limit,
-        )
+        rows = await repo.trades_after(self.pool, int(topic.key), after, limit)
         return [StoredEvent(r["sequence"], orjson.dumps(trade_doc_from_row(r))) for r in rows]
 
     async def last_sequence(self, topic: Topic) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -23,6 +21,3 @@ class HubGraphQL(GraphQL[Context, None]):
             identity=getattr(state, "identity", None),
             auth_error=getattr(state, "auth_error", None),
         )
-
-    async def get_root_value(self, request: Request | WebSocket) -> Any:
-        return None

@@ -19,6 +19,7 @@ from hub.executions.documents import checkpoint_document, ns_of, trade_doc_from_
 from hub.executions.service import BacktestRequest, parse_execution_id, status_topic, stream_topic
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic as follow
+from hub.gql.types import parse_time
 from hub.subscription import Event
 
 
@@ -39,10 +40,6 @@ class EventType(enum.Enum):
     TRADE_EXECUTED = "trade_executed"
     STATUS_CHANGED = "status_changed"
     ERROR_OCCURRED = "error_occurred"
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 @strawberry.type
@@ -89,9 +86,9 @@ class Trade:
             instrument=doc["instrument"],
             direction=doc["direction"],
             status=doc["status"],
-            entry_time=_time(doc["entry_time"]),  # type: ignore[arg-type]
+            entry_time=parse_time(doc["entry_time"]),  # type: ignore[arg-type]
             entry_price=float(doc["entry_price"]),
-            exit_time=_time(doc["exit_time"]),  # type: ignore[arg-type]
+            exit_time=parse_time(doc["exit_time"]),  # type: ignore[arg-type]
             exit_price=float(doc["exit_price"]),
             units=float(doc["units"]),
             pnl=float(doc["pnl"]),
@@ -126,7 +123,7 @@ def _checkpoint(doc: dict[str, Any] | None) -> Checkpoint | None:
         id=strawberry.ID(str(doc["id"])),
         processed=doc["processed"],
         metrics=JSON(doc),
-        created_at=_time(doc.get("created_at")),
+        created_at=parse_time(doc.get("created_at")),
     )
 
 
@@ -407,7 +404,7 @@ async def equity(
         yield event.keyed(
             EquityPoint(
                 sequence=event.seq,
-                timestamp=_time(doc["timestamp"]),  # type: ignore[arg-type]
+                timestamp=parse_time(doc["timestamp"]),  # type: ignore[arg-type]
                 balance=doc["balance"],
             )
         )

@@ -16,6 +16,7 @@ from hub.datasets import service as datasets
 from hub.errors import BadRequest
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
+from hub.gql.types import parse_time
 from hub.jobs.service import job_document, job_topic, log_topic, parse_job_id
 from hub.subscription import Event
 
@@ -27,10 +28,6 @@ class JobStatus(enum.Enum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
-
-
-def _time(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 @strawberry.type
@@ -63,10 +60,10 @@ class Job:
             error=doc["error"],
             attempts=doc["attempts"],
             cancel_requested=doc["cancel_requested"],
-            created_at=_time(doc["created_at"]),  # type: ignore[arg-type]
-            updated_at=_time(doc["updated_at"]),  # type: ignore[arg-type]
-            started_at=_time(doc["started_at"]),
-            completed_at=_time(doc["completed_at"]),
+            created_at=parse_time(doc["created_at"]),  # type: ignore[arg-type]
+            updated_at=parse_time(doc["updated_at"]),  # type: ignore[arg-type]
+            started_at=parse_time(doc["started_at"]),
+            completed_at=parse_time(doc["completed_at"]),
         )
 
 

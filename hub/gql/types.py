@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 
 import strawberry
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An ISO 8601 time from a stream document (``Z`` included), or None."""
+    return None if value is None else datetime.fromisoformat(value)
 
 
 @strawberry.enum

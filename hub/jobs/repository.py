@@ -160,6 +160,25 @@ async def request_cancel(conn: Conn, job_id: str) -> asyncpg.Record | None:
     )
 
 
+async def heartbeat(conn: Conn, job_id: str, attempt: int | None) -> None:
+    """Refresh a running job's lease (no version bump: not a change of its state)."""
+    await conn.execute(
+        "update jobs set heartbeat_at = now() where job_id = $1 and status = 'RUNNING' "
+        "and ($2::int is null or attempts = $2)",
+        job_id,
+        attempt,
+    )
+
+
+async def cancel_requested(conn: Conn, job_id: str) -> bool:
+    return bool(await conn.fetchval("select cancel_requested from jobs where job_id = $1", job_id))
+
+
+async def owner(conn: Conn, job_id: str) -> str | None:
+    value = await conn.fetchval("select owner_id from jobs where job_id = $1", job_id)
+    return None if value is None else str(value)
+
+
 async def stale_running(conn: Conn, lease_seconds: float) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"""

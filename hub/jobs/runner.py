@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from arq.worker import Retry
 
+from hub.jobs import repository as jobs_repo
 from hub.jobs.registry import get_job_type
 from hub.jobs.service import JobService
 
@@ -59,10 +60,7 @@ class JobContext:
         """Report progress; raises JobCancelled if a cancel was requested meanwhile."""
         row = await self.service.progress(self.job_id, done, total, attempt=self.attempt)
         if row is None:
-            cancelled = await self.pool.fetchval(
-                "select cancel_requested from jobs where job_id = $1", self.job_id
-            )
-            if cancelled:
+            if await jobs_repo.cancel_requested(self.pool, self.job_id):
                 raise JobCancelled(self.job_id)
             raise ClaimLost(self.job_id)
         if row["cancel_requested"]:
@@ -70,13 +68,6 @@ class JobContext:
 
     async def log(self, message: str, **fields: Any) -> None:
         await self.service.append_log(self.job_id, [{"message": message, **fields}])
-
-    async def check_cancelled(self) -> None:
-        cancelled = await self.pool.fetchval(
-            "select cancel_requested from jobs where job_id = $1", self.job_id
-        )
-        if cancelled is not False:
-            raise JobCancelled(self.job_id)
 
 
 @contextlib.asynccontextmanager

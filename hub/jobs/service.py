@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 from arq.connections import ArqRedis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
@@ -192,12 +191,7 @@ class JobService:
         return row
 
     async def heartbeat(self, job_id: str, attempt: int | None = None) -> None:
-        await self.pool.execute(
-            "update jobs set heartbeat_at = now() where job_id = $1 and status = 'RUNNING' "
-            "and ($2::int is null or attempts = $2)",
-            job_id,
-            attempt,
-        )
+        await repo.heartbeat(self.pool, job_id, attempt)
 
     async def finish(
         self,
@@ -269,7 +263,3 @@ class JobService:
 
     async def _announce(self, row: asyncpg.Record) -> None:
         await self.bus.publish(job_topic(str(row["job_id"])), row["version"], job_document(row))
-
-
-def job_json(row: asyncpg.Record) -> bytes:
-    return orjson.dumps(job_document(row))

@@ -28,10 +28,10 @@ class JobOwner:
         self.pool = pool
 
     async def access(self, identity: Identity, topic: Topic) -> Access:
-        owner = await self.pool.fetchval("select owner_id from jobs where job_id = $1", topic.key)
+        owner = await repo.owner(self.pool, topic.key)
         if owner is None:
             return Access.NOT_FOUND
-        if identity.is_admin or str(owner) == identity.user_id:
+        if identity.is_admin or owner == identity.user_id:
             return Access.ALLOWED
         return Access.FORBIDDEN
 

@@ -71,6 +71,14 @@ async def create_api_key(conn: asyncpg.Connection, identity: Identity, name: str
     return key.token
 
 
+async def revoke_api_key(pool: asyncpg.Pool, identity: Identity, key_id: str) -> bool:
+    return await repository.revoke_api_key(pool, key_id, identity.user_id)
+
+
+async def list_users(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await repository.list_users(pool)
+
+
 async def login(pool: asyncpg.Pool, username: str, password: str) -> Identity:
     row = await repository.get_user_by_name(pool, username)
     # Verify even for an unknown user, so timing does not reveal which usernames exist.
