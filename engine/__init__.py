@@ -30,7 +30,25 @@ _EXPORTS: dict[str, str] = {
     "simulate_ticks": "engine.ticks",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "STRATEGIES",
+    "BacktestResult",
+    "BacktestRun",
+    "SweepResult",
+    "backtest_metrics",
+    "describe_strategies",
+    "encode_ilp",
+    "event_dt",
+    "lttb",
+    "minmax",
+    "resample_ohlcv",
+    "run_backtest",
+    "run_sweep",
+    "simulate_ticks",
+    "start_backtest",
+    "top_n",
+    "trade_dt",
+]
 
 
 def __getattr__(name: str) -> Any:

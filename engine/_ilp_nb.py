@@ -10,6 +10,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine._rawmem import address_of, load1, load_f64, load_i64, load_u64, move16, store1
 from engine._ryu import NO_HINT, write_f64_nb, write_i64_nb, write_u64_nb
 

@@ -28,6 +28,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine._rawmem import JIT_DISABLED, load1, store1, store8
 
 _POW5_BITCOUNT = 125

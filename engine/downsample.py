@@ -23,6 +23,8 @@ from numba.core.base import BaseContext
 from numba.core.typing.templates import Signature
 from numba.extending import intrinsic
 
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
+
 __all__ = [
     "lttb",
     "lttb_nb",

@@ -31,6 +31,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
+
 __all__ = [
     "AtrState",
     "BollingerState",

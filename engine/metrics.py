@@ -41,7 +41,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from engine import sim_cache  # noqa: F401  (before any kernel: the cache locator)
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.records import TradeStatus
 
 __all__ = [

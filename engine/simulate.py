@@ -42,7 +42,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from engine import sim_cache  # noqa: F401  (before any kernel: the cache locator)
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.metrics import (
     N_METRICS,
     MetricsAcc,

@@ -33,7 +33,7 @@ from typing import Any, TypedDict
 import numpy as np
 from numba import njit, prange
 
-from engine import sim_cache  # noqa: F401  (before any kernel: the cache locator)
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.indicators import bollinger_1d_nb, ema_1d_nb, rsi_1d_nb, sma_1d_nb
 from engine.metrics import N_METRICS
 from engine.simulate import SignalFlag, sweep_row_nb

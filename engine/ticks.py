@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
 
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.metrics import backtest_metrics
 from engine.records import (
     BacktestResult,

@@ -725,20 +725,6 @@ def test_a_missing_runner_module_is_a_clear_error() -> None:
         _ = entry.params
 
 
-def test_backtest_kernels_are_cached_against_every_file_they_compile_in() -> None:
-    from engine import sim_cache, strategies
-    from engine.metrics import acc_bar_nb
-    from engine.simulate import simulate_nb
-
-    kernels: tuple[Any, ...] = (simulate_nb, acc_bar_nb, strategies.ma_table_nb)
-    for kernel in kernels:
-        locator = kernel._cache._impl.locator
-        assert type(locator).__module__ == "engine.sim_cache"
-        assert locator.get_source_stamp() == sim_cache._sources_stamp()
-    names = {Path(p).name for p in sim_cache.SOURCE_FILES}
-    assert names == {"metrics.py", "simulate.py", "strategies.py", "records.py", "indicators.py"}
-
-
 def test_runner_strategies_import_their_module_only_when_used() -> None:
     code = (
         "import sys\n"
