@@ -478,7 +478,7 @@ class Bench:
         from hub import marketdata
         from hub.bus import Bus
         from hub.keys import Keys
-        from hub.topics import TopicRegistry
+        from hub.domains import topic_registry
 
         database_url = await create_database(self.args.database_url, self.db_name)
         self.db_created = True
@@ -502,8 +502,7 @@ class Bench:
                 ps.nice(self.args.nice)
         await asyncio.gather(*(s.wait_ready() for s in self.servers.values()))
         self.redis = Redis.from_url(self.args.redis_url)
-        registry = TopicRegistry()
-        marketdata.register(registry)
+        registry = topic_registry([marketdata.domain])
         # A Bus as hub/app.py builds one, never started: this process only publishes.
         self.bus = Bus(self.redis, self.args.redis_url, Keys(self.prefix), registry)
 

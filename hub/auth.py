@@ -38,6 +38,8 @@ class Identity:
     role: Role
     # Unix time after which this identity must be re-established (JWT expiry); None for API keys.
     expires_at: float | None = None
+    # The API key it came from (None for a JWT): what a revocation invalidates.
+    key_id: str | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from hub.keys import Keys
 from hub.pubsub import PubSubClosed, PubSubConnection
 from hub.subscription import Event, Subscription, SubscriptionClosed
-from hub.topics import Topic, TopicKind, TopicRegistry, parse_topic
+from hub.topics import Topic, TopicKind, TopicRegistry
 
 log = logging.getLogger("tradehub.bus")
 
@@ -228,7 +228,7 @@ class Bus:
     def subscribe(
         self, topic: str | Topic, since: int | None = None, *, epoch: str | None = None
     ) -> Subscription:
-        parsed = topic if isinstance(topic, Topic) else parse_topic(topic)
+        parsed = topic if isinstance(topic, Topic) else self.registry.parse(topic)
         return Subscription(self, parsed, since, epoch=epoch, maxsize=self.queue_size)
 
     @contextlib.asynccontextmanager

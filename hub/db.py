@@ -144,3 +144,8 @@ async def migrate_url(url: str) -> list[Migration]:
         return await migrate(conn)
     finally:
         await conn.close()
+
+
+async def ping(pool: asyncpg.Pool) -> bool:
+    """Postgres answers a query."""
+    return bool(await pool.fetchval("select 1") == 1)

@@ -17,13 +17,12 @@ import time
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
-from hub.auth import AuthError, Identity
-from hub.outbox import Outbox, closed_by_outbox
+from hub.auth import AuthError
+from hub.sockets import Session, TopicRefused, open_subscription
 from hub.subscription import Subscription, SubscriptionClosed, SubscriptionError
-from hub.topics import Access, UnknownTopic, parse_topic
 
 log = logging.getLogger("tradehub.feed")
 
@@ -56,22 +55,11 @@ class BotFeed:
         await _FeedConnection(self, websocket, send).run()
 
 
-class _FeedConnection:
+class _FeedConnection(Session):
     def __init__(self, feed: BotFeed, websocket: WebSocket, send: Send) -> None:
+        super().__init__(websocket, send, send_timeout=feed.send_timeout)
         self.feed = feed
-        self.websocket = websocket
-        self.state = websocket.state
-        self.outbox = Outbox(send, send_timeout=feed.send_timeout)
-        self.identity: Identity | None = getattr(self.state, "identity", None)
         self.streams: dict[str, asyncio.Task[None]] = {}
-        self.send_text = self.outbox.send_text
-        self.send_json = self.outbox.send_json
-        self.close = self.outbox.close
-        self._expiry: asyncio.Task[None] | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.outbox.closed
 
     async def error(
         self, code: str, message: str, channel: str | None = None, **extra: Any
@@ -82,34 +70,31 @@ class _FeedConnection:
         body.update(extra)
         await self.send_json(body)
 
-    async def run(self) -> None:
-        self.outbox.start()
-        try:
-            if self.identity is not None and self.identity.expired():
-                self.identity = None
-            if self.identity is None and not await self._await_auth():
-                return
-            self._watch_expiry()
-            while not self.closed:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                await self._handle(message.get("text"), message.get("bytes"))
-        except WebSocketDisconnect:
-            pass
-        except asyncio.CancelledError:
-            if not closed_by_outbox(self.outbox):
-                raise
-        finally:
-            self.outbox.closed = True
-            await self.outbox.stop()
-            tasks = [*self.streams.values(), *([self._expiry] if self._expiry else [])]
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(BaseException):
-                    await task
-            self.streams.clear()
+    def children(self) -> list[asyncio.Task[Any]]:
+        tasks: list[asyncio.Task[Any]] = list(self.streams.values())
+        self.streams.clear()
+        return tasks
+
+    async def handshake(self) -> bool:
+        identity = getattr(self.state, "identity", None)  # from the upgrade request's header
+        if identity is not None and not identity.expired():
+            self.identity = identity
+            return True
+        return await self._await_auth()
+
+    async def handle(self, message: Message) -> None:
+        await self._handle(message.get("text"), message.get("bytes"))
+
+    async def credential_ended(self, code: int, reason: str) -> None:
+        if reason == "token expired":
+            await self.error(
+                "token_expired", "token expired: reconnect with a fresh one and resume by seq"
+            )
+        elif code == 4401:
+            await self.error("unauthorized", f"{reason}: reconnect with a valid credential")
+        else:
+            await self.error("forbidden", f"{reason}, and resume by seq")
+        await self.close(code, reason)
 
     async def _await_auth(self) -> bool:
         try:
@@ -149,24 +134,6 @@ class _FeedConnection:
         await self.send_json({"op": "authenticated", "user": identity.username})
         return True
 
-    def _watch_expiry(self) -> None:
-        assert self.identity is not None
-        if self._expiry is not None:  # a new credential replaces the old one's deadline
-            self._expiry.cancel()
-            self._expiry = None
-        expires_at = self.identity.expires_at
-        if expires_at is None:
-            return
-
-        async def expire() -> None:
-            await asyncio.sleep(max(0.0, expires_at - time.time()))
-            await self.error(
-                "token_expired", "token expired: reconnect with a fresh one and resume by seq"
-            )
-            await self.close(4401, "token expired")
-
-        self._expiry = asyncio.create_task(expire())
-
     @staticmethod
     def _parse(text: str | None, data: bytes | None) -> dict[str, Any] | FeedError:
         raw = text.encode() if text is not None else (data or b"")
@@ -196,7 +163,7 @@ class _FeedConnection:
                 await self._unsubscribe(frame)
             elif op == "auth":
                 if await self._auth(frame):
-                    self._watch_expiry()
+                    self.guard()
             else:
                 raise FeedError(
                     "unknown_op",
@@ -230,26 +197,14 @@ class _FeedConnection:
                 f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection",
                 channel,
             )
-        try:
-            topic = parse_topic(channel)
-        except UnknownTopic:
-            raise FeedError("unknown_channel", f"unknown channel {channel!r}", channel) from None
         assert self.identity is not None
         try:
-            access = await self.state.topics.access(self.identity, topic)
-        except UnknownTopic as exc:
-            raise FeedError("unknown_channel", str(exc), channel) from None
-        if access is Access.NOT_FOUND:
-            raise FeedError("not_found", f"no such channel {channel!r}", channel)
-        if access is Access.FORBIDDEN:
-            raise FeedError("forbidden", f"channel {channel!r} belongs to another user", channel)
-        subscription = self.state.bus.subscribe(topic, since, epoch=epoch)
-        try:
-            await subscription.open()
+            subscription = await open_subscription(self.state, self.identity, channel, since, epoch)
+        except TopicRefused as exc:
+            raise FeedError(exc.code, exc.message, channel) from None
         except SubscriptionError as exc:
             raise FeedError("since_out_of_range", str(exc), channel) from None
         except Exception:
-            await subscription.aclose()
             log.warning("subscribe failed", exc_info=True, extra={"channel": channel})
             raise FeedError(
                 "unavailable", f"{channel} cannot be read right now; try again", channel

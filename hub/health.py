@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import asyncpg
 from redis.asyncio import Redis
 
+from hub import db
+
 CHECK_TIMEOUT = 2.0
 
 
@@ -34,7 +36,7 @@ class HealthReport:
 async def _postgres_ok(pool: asyncpg.Pool) -> bool:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
-            return bool(await pool.fetchval("select 1") == 1)
+            return await db.ping(pool)
     except (OSError, asyncpg.PostgresError, TimeoutError, asyncpg.InterfaceError):
         return False
 

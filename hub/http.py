@@ -70,17 +70,21 @@ def require_admin(conn: HTTPConnection) -> Identity:
     return identity
 
 
+INT64_MAX = 2**63 - 1
+
+
 def query_int(
-    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = INT64_MAX
 ) -> int:
+    """An integer query parameter within ``minimum``..``maximum`` (by default what Postgres's
+    bigint holds); anything else is a 400 naming the parameter."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer, got {raw!r}", field=name) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        upper = f" and {maximum}" if maximum is not None else ""
-        raise BadRequest(f"{name} must be between {minimum}{upper}, got {value}", field=name)
+    text = raw.strip()
+    if not (text.isascii() and text.lstrip("+-").isdigit()) or len(text) > 40:
+        raise BadRequest(f"{name} must be an integer, got {raw[:40]!r}", field=name)
+    value = int(text)
+    if value < minimum or value > maximum:
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}, got {text}", field=name)
     return value

@@ -14,7 +14,6 @@ from hub.auth import Role, mint_jwt
 from hub.errors import BadRequest, NotFound
 from hub.http import JSONResponse, read_json_object, require_admin, require_identity
 from hub.openapi import openapi_document
-from hub.users import service as users
 
 
 async def healthz(request: Request) -> Response:
@@ -35,16 +34,28 @@ async def readyz(request: Request) -> Response:
     )
 
 
-async def api_health(request: Request) -> Response:
-    """Detailed health, the union of Stage1's and ORCA's shapes."""
+async def _health_body(request: Request, timestamp: str) -> Response:
     report = await health.check(request.state.pool, request.state.redis)
     body = {
         "status": report.status,
-        "timestamp": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "timestamp": timestamp,
         "uptime": int(time.monotonic() - request.state.started_at),
         "checks": report.checks,
     }
     return JSONResponse(body, status_code=503 if report.status == "unhealthy" else 200)
+
+
+async def api_health(request: Request) -> Response:
+    """Detailed health (Stage1's, with ORCA's checks): timestamp as Stage1 shows it."""
+    now = datetime.now(UTC)
+    return await _health_body(request, now.isoformat(timespec="seconds").replace("+00:00", "Z"))
+
+
+async def orca_health(request: Request) -> Response:
+    """Detailed health (ORCA's root check, with Stage1's fields): ORCA's timestamp form,
+    microseconds and no zone ("2025-01-21T20:00:00.000000", UTC)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return await _health_body(request, now.isoformat(timespec="microseconds"))
 
 
 async def metrics(request: Request) -> Response:
@@ -59,7 +70,7 @@ async def login(request: Request) -> Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password are required strings", field="username")
-    identity = await users.login(request.state.pool, username, password)
+    identity = await request.state.users.login(username, password)
     settings = request.state.settings
     token, ttl = mint_jwt(identity, settings.jwt_secret, settings.jwt_ttl_seconds)
     return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})
@@ -79,23 +90,21 @@ async def create_key(request: Request) -> Response:
     name = body.get("name", "")
     if not isinstance(name, str):
         raise BadRequest("name must be a string", field="name")
-    async with request.state.pool.acquire() as conn:
-        token = await users.create_api_key(conn, identity, name)
+    token = await request.state.users.create_api_key(identity, name)
     return JSONResponse({"api_key": token, "key_id": token.split("_")[1]}, status_code=201)
 
 
 async def revoke_key(request: Request) -> Response:
     identity = require_identity(request)
     key_id = request.path_params["key_id"]
-    if not await users.revoke_api_key(request.state.pool, identity, key_id):
+    if not await request.state.users.revoke_api_key(identity, key_id):
         raise NotFound(f"no active API key {key_id!r} of yours")
-    request.state.auth.forget(key_id)
     return Response(status_code=204)
 
 
 async def list_users(request: Request) -> Response:
     require_admin(request)
-    rows = await users.list_users(request.state.pool)
+    rows = await request.state.users.list_users()
     return JSONResponse(
         {
             "users": [
@@ -128,11 +137,10 @@ async def create_user(request: Request) -> Response:
         raise BadRequest(
             f"role must be 'user' or 'admin', got {role_name!r}", field="role"
         ) from None
-    async with request.state.pool.acquire() as conn:
-        try:
-            identity = await users.ensure_user(conn, username, role=role, password=password)
-        except ValueError as exc:
-            raise BadRequest(str(exc), field="username") from None
+    try:
+        identity = await request.state.users.create_user(username, role=role, password=password)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="username") from None
     return JSONResponse(
         {"user_id": identity.user_id, "username": identity.username, "role": identity.role.value},
         status_code=201,
@@ -161,7 +169,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/api/health", api_health, methods=["GET"]),
-        Route("/api/health/", api_health, methods=["GET"]),
+        Route("/api/health/", orca_health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"], include_in_schema=False),
         Route("/api/auth/login", login, methods=["POST"]),
         Route("/api/me", me, methods=["GET"]),

@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
-    # Extra modules that register job types (comma-separated import paths), for your own jobs.
-    job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Extra domains (comma-separated import paths of packages or modules exposing ``domain``),
+    # served after the built-in ones: your own topics, job types and GraphQL fields.
+    domains: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ws_init_timeout: float = Field(default=5.0, gt=0)
     # A WebSocket send blocked this long (the client stopped reading) closes the connection.
     ws_send_timeout: float = Field(default=10.0, gt=0)
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     # means a tenth of the run, between 20,000 and 250,000 bars.
     backtest_chunk_bars: int | None = Field(default=None, ge=100)
 
-    @field_validator("cors_origins", "job_modules", mode="before")
+    @field_validator("cors_origins", "domains", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -7,45 +7,38 @@ through the Executions family and GraphQL.
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub import health
-from hub.errors import BadRequest, HubError, NotFound, NotImplementedYet
-from hub.executions.documents import checkpoint_document, iso, iso_ns, trade_doc_from_row
-from hub.executions.service import ACTIVE, BacktestRequest
+from hub.errors import BadRequest, NotFound, NotImplementedYet, fields_named
+from hub.executions.documents import trade_doc_from_row
+from hub.executions.model import ACTIVE, BacktestRequest
 from hub.http import JSONResponse, read_json_object, require_identity
 from hub.openapi import describe
+from hub.times import iso, iso_ns
+from rest.errors import CRACKTRADER
+from rest.executions import checkpoint_body
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+endpoint = CRACKTRADER.endpoint
 
-
-def error_response(exc: HubError) -> Response:
-    code = exc.code
-    if exc.status_code == 400 and exc.field in ("symbols",):
-        code = "INVALID_SYMBOL"
-    body = {"error": {"code": code, "message": exc.message, "details": exc.details}}
-    return JSONResponse(body, status_code=exc.status_code)
-
-
-def endpoint(fn: Endpoint) -> Endpoint:
-    @functools.wraps(fn)
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await fn(request)
-        except HubError as exc:
-            return error_response(exc)
-
-    return wrapper
+# The domain's field names, as seed 004's BacktestRequest names them.
+REQUEST_FIELDS = {
+    "strategy": "strategy_name",
+    "params": "strategy_params",
+    "symbols": "symbols",
+    "timeframe": "timeframe",
+    "start": "start_date",
+    "end": "end_date",
+    "initial_capital": "initial_cash",
+    "options": "options",
+}
 
 
 class BacktestBody(BaseModel):
@@ -88,7 +81,7 @@ async def _current(request: Request) -> Any:
     return await request.state.executions.current_run(require_identity(request))
 
 
-def _status_body(row: Any, checkpoint: Any) -> dict[str, Any]:
+def _status_body(request: Request, row: Any, checkpoint: Any) -> dict[str, Any]:
     if row is None:
         return {
             "run_id": None,
@@ -103,26 +96,28 @@ def _status_body(row: Any, checkpoint: Any) -> dict[str, Any]:
             "trade_count": 0,
             "error": None,
         }
-    metrics = checkpoint["metrics"] if checkpoint is not None else {}
-    capital = float(row["initial_capital"])
-    pnl = metrics.get("total_pnl") or 0.0
-    started, ended = row["started_at"], row["completed_at"]
-    runtime = None
-    if started is not None:
-        runtime = round(((ended or datetime.now(UTC)) - started).total_seconds(), 3)
+    summary = request.state.executions.summary(row, checkpoint)
     return {
         "run_id": row["execution_id"],
         "status": row["status"],
         "mode": "backtest",
-        "start_time": iso(started),
-        "end_time": iso(ended),
-        "runtime_seconds": runtime,
-        "cash": capital + float(metrics.get("realized_pnl") or 0.0),
-        "value": capital + float(pnl),
-        "pnl": float(pnl),
-        "trade_count": int(metrics.get("total_trades") or 0),
+        "start_time": iso(row["started_at"]),
+        "end_time": iso(row["completed_at"]),
+        "runtime_seconds": summary.runtime_seconds,
+        "cash": summary.cash,
+        "value": summary.value,
+        "pnl": summary.pnl,
+        "trade_count": summary.trade_count,
         "error": row["error_message"],
     }
+
+
+async def _checkpoint(request: Request, row: Any) -> dict[str, Any] | None:
+    """Seed 003's checkpoint object, as Cracktrader's performance metrics."""
+    if row is None:
+        return None
+    doc = await request.state.executions.status_document(row)
+    return checkpoint_body(doc["checkpoint"])
 
 
 @endpoint
@@ -155,16 +150,11 @@ async def status(request: Request) -> Response:
         if row is None
         else await request.state.executions.latest_checkpoint(row["execution_id"])
     )
-    return JSONResponse(_status_body(row, checkpoint))
+    return JSONResponse(_status_body(request, row, checkpoint))
 
 
 async def _curve(request: Request, execution_id: int, points: int) -> list[dict[str, Any]]:
-    _seq, ts, balance = await request.state.executions.equity(execution_id)
-    if len(ts) > points:
-        from engine import lttb
-
-        keep = lttb(ts.astype(np.float64), balance, points)
-        ts, balance = ts[keep], balance[keep]
+    _seq, ts, balance = await request.state.executions.equity(execution_id, max_points=points)
     return [
         {"timestamp": iso_ns(t), "value": b}
         for t, b in zip(ts.tolist(), balance.tolist(), strict=True)
@@ -175,13 +165,10 @@ async def _trades(
     request: Request, execution_id: int, limit: int, newest: bool
 ) -> list[dict[str, Any]]:
     service = request.state.executions
-    _, count = await service.trades_page(
-        execution_id, since=0, instrument=None, direction=None, limit=1, offset=0
-    )
-    offset = max(0, count - limit) if newest else 0
-    rows, _ = await service.trades_page(
-        execution_id, since=0, instrument=None, direction=None, limit=limit, offset=offset
-    )
+    if newest:
+        rows = await service.newest_trades(execution_id, limit)
+    else:
+        rows, _ = await service.trades_page(execution_id, limit=limit, offset=0)
     return [{"sequence": r["sequence"], **trade_doc_from_row(r)} for r in rows]
 
 
@@ -195,14 +182,14 @@ async def status_detailed(request: Request) -> Response:
         if row is None
         else await request.state.executions.latest_checkpoint(row["execution_id"])
     )
-    body = _status_body(row, checkpoint)
+    body = _status_body(request, row, checkpoint)
     report = await health.check(request.state.pool, request.state.redis)
     body.update(
         recent_trades=[]
         if row is None
         else await _trades(request, row["execution_id"], 10, newest=True),
         equity_curve=[] if row is None else await _curve(request, row["execution_id"], 200),
-        performance_metrics=None if checkpoint is None else checkpoint_document(checkpoint),
+        performance_metrics=await _checkpoint(request, row),
         health={"status": report.status, "checks": report.checks},
     )
     return JSONResponse(body)
@@ -217,21 +204,22 @@ async def run_backtest(request: Request) -> Response:
     """Start a backtest; ``run_id`` is the execution id."""
     identity = require_identity(request)
     body: BacktestBody = parse(BacktestBody, await read_json_object(request))
-    execution = await request.state.executions.start_backtest(
-        identity,
-        BacktestRequest(
-            strategy=body.strategy_name,
-            params=body.strategy_params,
-            symbols=body.symbols,
-            timeframe=body.timeframe,
-            start=body.start_date,
-            end=body.end_date,
-            initial_capital=body.initial_cash,
-            exchange=body.exchange,
-            options=body.options,
-        ),
-        as_current_run=True,
-    )
+    with fields_named(REQUEST_FIELDS):
+        execution = await request.state.executions.start_backtest(
+            identity,
+            BacktestRequest(
+                strategy=body.strategy_name,
+                params=body.strategy_params,
+                symbols=body.symbols,
+                timeframe=body.timeframe,
+                start=body.start_date,
+                end=body.end_date,
+                initial_capital=body.initial_cash,
+                exchange=body.exchange,
+                options=body.options,
+            ),
+            as_current_run=True,
+        )
     return JSONResponse(
         {
             "run_id": execution["execution_id"],
@@ -290,7 +278,7 @@ async def results(request: Request) -> Response:
     if row is None:
         raise NotFound("there is no run yet; start one with POST /api/v1/run/backtest")
     checkpoint = await request.state.executions.latest_checkpoint(row["execution_id"])
-    metrics = checkpoint["metrics"] if checkpoint is not None else {}
+    summary = request.state.executions.summary(row, checkpoint)
     config = {
         "strategy_name": row["strategy"],
         "strategy_params": row["params"],
@@ -311,10 +299,8 @@ async def results(request: Request) -> Response:
             "end_time": iso(row["completed_at"]),
             "trades": await _trades(request, row["execution_id"], 100_000, newest=False),
             "equity_curve": await _curve(request, row["execution_id"], 1000),
-            "performance_metrics": None if checkpoint is None else checkpoint_document(checkpoint),
-            "final_value": row["final_value"]
-            if row["final_value"] is not None
-            else float(row["initial_capital"]) + float(metrics.get("total_pnl") or 0.0),
+            "performance_metrics": await _checkpoint(request, row),
+            "final_value": summary.final_value,
             "error": row["error_message"],
         }
     )

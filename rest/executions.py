@@ -1,27 +1,31 @@
-"""The Executions family (seed 003) under ``/api/trading/executions/{id}/...``: ``{"error"}`` errors."""
+"""The Executions family (seed 003) under ``/api/trading/executions/{id}/...``: ``{"error"}`` errors.
+
+Seed 003 shows a checkpoint's metrics as strings with two decimals ("12.50"); the domain keeps
+numbers, and this module formats them. A metric with no value yet (no trades: win rate, average
+win and loss, profit factor; no variance: Sharpe and Sortino; no drawdown: Calmar) is "0.00",
+as a checkpoint before the first trade reads; an infinite one (a profit factor with no losing
+trade) is "0.00" too, since seed 003's strings are always fixed-point decimals.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-import numpy as np
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub.errors import BadRequest
-from hub.executions.documents import checkpoint_document, iso, iso_ns, ns_of
+from hub.executions.documents import COUNT_METRICS, VALUE_METRICS, trade_doc_from_row
+from hub.executions.model import Direction, EventType
 from hub.http import JSONResponse, query_int, require_identity
 from hub.openapi import describe
+from hub.times import iso, iso_ns, ns_of
+from rest.errors import EXECUTIONS
 from rest.paging import page_of, query_datetime
 
-EVENT_TYPES = (
-    "tick_received",
-    "strategy_signal",
-    "trade_executed",
-    "status_changed",
-    "error_occurred",
-)
 BASE = "/api/trading/executions/{execution_id}"
 
 
@@ -38,6 +42,34 @@ async def _execution(request: Request) -> Any:
     return await request.state.executions.get(identity, request.path_params["execution_id"])
 
 
+def fixed2(value: float | None) -> str:
+    """A metric as seed 003's checkpoint shows it: two decimals ("12.50"); "0.00" when it has
+    no (finite) value."""
+    if value is None or not math.isfinite(value):
+        return "0.00"
+    return f"{value:.2f}"
+
+
+def checkpoint_body(doc: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Seed 003's checkpoint object from the domain's checkpoint document."""
+    if doc is None:
+        return None
+    body: dict[str, Any] = {"id": doc["id"], "processed": doc["processed"]}
+    for key in VALUE_METRICS[:4]:
+        body[key] = fixed2(doc[key])
+    for key in COUNT_METRICS:
+        body[key] = doc[key]
+    for key in VALUE_METRICS[4:]:
+        body[key] = fixed2(doc[key])
+    body["created_at"] = doc["created_at"]
+    return body
+
+
+def status_body(doc: dict[str, Any]) -> dict[str, Any]:
+    """Seed 003's execution status from the domain's status document."""
+    return {**doc, "checkpoint": checkpoint_body(doc["checkpoint"])}
+
+
 def _header(row: Any) -> dict[str, Any]:
     return {
         "execution_id": row["execution_id"],
@@ -50,7 +82,7 @@ def _header(row: Any) -> dict[str, Any]:
 async def execution_status(request: Request) -> Response:
     """Get execution status: current status and the latest metrics checkpoint."""
     row = await _execution(request)
-    return JSONResponse(await request.state.executions.status_document(row))
+    return JSONResponse(status_body(await request.state.executions.status_document(row)))
 
 
 @describe(tags=["executions"], parameters=[_SINCE, _param("event_type", "string"), *_PAGING])
@@ -59,17 +91,15 @@ async def execution_events(request: Request) -> Response:
     row = await _execution(request)
     since = query_int(request, "since_sequence", 0, minimum=0)
     event_type = request.query_params.get("event_type") or None
-    if event_type is not None and event_type not in EVENT_TYPES:
+    if event_type is not None and event_type not in set(EventType):
         raise BadRequest(
-            f"event_type must be one of {', '.join(EVENT_TYPES)}, got {event_type!r}",
+            f"event_type must be one of {', '.join(EventType)}, got {event_type!r}",
             field="event_type",
         )
     page = page_of(request, default_size=1000, max_size=1000)
     rows, count = await request.state.executions.events_page(
         row["execution_id"], since=since, event_type=event_type, limit=page.size, offset=page.offset
     )
-    import orjson
-
     events = [
         {
             "sequence": r["sequence"],
@@ -93,12 +123,10 @@ async def execution_events(request: Request) -> Response:
 )
 async def execution_trades(request: Request) -> Response:
     """Get execution trades, incrementally by ``since_sequence``, by instrument and direction."""
-    from hub.executions.documents import trade_doc_from_row
-
     row = await _execution(request)
     since = query_int(request, "since_sequence", 0, minimum=0)
     direction = request.query_params.get("direction") or None
-    if direction is not None and direction not in ("long", "short"):
+    if direction is not None and direction not in set(Direction):
         raise BadRequest(
             f"direction must be 'long' or 'short', got {direction!r}", field="direction"
         )
@@ -154,14 +182,11 @@ async def execution_equity(request: Request) -> Response:
         since=since,
         start_ns=None if start is None else ns_of(start),
         end_ns=None if end is None else ns_of(end),
+        max_points=max_points,
     )
     granularity = None
-    if max_points is not None and len(ts) > max_points:
-        from engine import lttb
-
-        keep = lttb(ts.astype(np.float64), balance, max_points)
-        seq, ts, balance = seq[keep], ts[keep], balance[keep]
-        granularity = round(float(ts[-1] - ts[0]) / 1e9 / (len(ts) - 1), 3) if len(ts) > 1 else None
+    if max_points is not None and len(ts) > 1:
+        granularity = round(float(ts[-1] - ts[0]) / 1e9 / (len(ts) - 1), 3)
     count = len(seq)
     window = slice(page.offset, page.offset + page.size)
     points = [
@@ -187,21 +212,23 @@ async def execution_equity(request: Request) -> Response:
 async def latest_metrics(request: Request) -> Response:
     """Get the latest metrics checkpoint."""
     row = await _execution(request)
-    checkpoint = await request.state.executions.latest_checkpoint(row["execution_id"])
+    doc = await request.state.executions.status_document(row)
+    checkpoint = doc["checkpoint"]
     return JSONResponse(
         {
             **_header(row),
             "has_checkpoint": checkpoint is not None,
-            "checkpoint": checkpoint_document(checkpoint) if checkpoint is not None else None,
+            "checkpoint": checkpoint_body(checkpoint),
         }
     )
 
 
 def routes() -> list[BaseRoute]:
+    wrap = EXECUTIONS.endpoint
     return [
-        Route(f"{BASE}/status/", execution_status, methods=["GET"]),
-        Route(f"{BASE}/events/", execution_events, methods=["GET"]),
-        Route(f"{BASE}/trades/", execution_trades, methods=["GET"]),
-        Route(f"{BASE}/equity/", execution_equity, methods=["GET"]),
-        Route(f"{BASE}/metrics/latest/", latest_metrics, methods=["GET"]),
+        Route(f"{BASE}/status/", wrap(execution_status), methods=["GET"]),
+        Route(f"{BASE}/events/", wrap(execution_events), methods=["GET"]),
+        Route(f"{BASE}/trades/", wrap(execution_trades), methods=["GET"]),
+        Route(f"{BASE}/equity/", wrap(execution_equity), methods=["GET"]),
+        Route(f"{BASE}/metrics/latest/", wrap(latest_metrics), methods=["GET"]),
     ]

@@ -2,40 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub.auth import mint_jwt
-from hub.errors import BadRequest, HubError
+from hub.errors import BadRequest
 from hub.http import JSONResponse, read_json_object
-from hub.users import service as users
+from rest.errors import SIGMALAB
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def error_response(request: Request, exc: HubError) -> Response:
-    body = {
-        "error": {"code": exc.code, "message": exc.message, "details": exc.details},
-        "request_id": request.state.request_id,
-    }
-    return JSONResponse(body, status_code=exc.status_code)
-
-
-def endpoint(fn: Endpoint) -> Endpoint:
-    """Render every domain error raised by ``fn`` in Sigma Lab's error format."""
-
-    @functools.wraps(fn)
-    async def wrapper(request: Request) -> Response:
-        try:
-            return await fn(request)
-        except HubError as exc:
-            return error_response(request, exc)
-
-    return wrapper
+endpoint = SIGMALAB.endpoint
 
 
 @endpoint
@@ -47,7 +23,7 @@ async def auth_token(request: Request) -> Response:
         raise BadRequest("username is required", field="username")
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required", field="password")
-    identity = await users.login(request.state.pool, username, password)
+    identity = await request.state.users.login(username, password)
     settings = request.state.settings
     token, ttl = mint_jwt(identity, settings.jwt_secret, settings.jwt_ttl_seconds)
     return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -13,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from hub.http import JSONResponse, query_int, require_identity
 from hub.openapi import describe
+from rest.errors import STAGE1
 
 
 def stage1_time(value: datetime | None) -> str | None:
@@ -26,7 +26,7 @@ def _json_string(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def job_object(row: asyncpg.Record) -> dict[str, Any]:
+def job_object(row: Any) -> dict[str, Any]:
     return {
         "job_id": str(row["job_id"]),
         "job_type": row["job_type"],
@@ -73,7 +73,8 @@ async def get_job(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
+    wrap = STAGE1.endpoint
     return [
-        Route("/api/jobs", list_jobs, methods=["GET"]),
-        Route("/api/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/api/jobs", wrap(list_jobs), methods=["GET"]),
+        Route("/api/jobs/{job_id}", wrap(get_job), methods=["GET"]),
     ]

@@ -118,7 +118,7 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
         data_dir=tmp_path_factory.mktemp("data"),
         secret="test-secret-" + secrets.token_hex(16),
         db_pool_max=20,
-        job_modules=["tests.jobtypes"],
+        domains=["tests.jobtypes", "tests.notes"],
         gc_tuning=False,
     )
 

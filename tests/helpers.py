@@ -82,6 +82,6 @@ def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
         "TRADEHUB_REDIS_PREFIX": settings.redis_prefix,
         "TRADEHUB_DATA_DIR": str(settings.data_dir),
         "TRADEHUB_SECRET": settings.jwt_secret,
-        "TRADEHUB_JOB_MODULES": "tests.jobtypes",
+        "TRADEHUB_DOMAINS": "tests.jobtypes,tests.notes",
         **extra,
     }

@@ -1,4 +1,5 @@
-"""Job types used by the tests (loaded through TRADEHUB_JOB_MODULES, like a user's own)."""
+"""Job types used by the tests: a domain of job types only, loaded through TRADEHUB_DOMAINS as a
+user's own would be."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hub.jobs.registry import JobType, register
-from hub.jobs.runner import JobContext, TransientJobError
+from hub.domains import Domain
+from hub.jobs.context import JobContext, TransientJobError
+from hub.jobs.registry import JobType
 
 
 class FlakyPayload(BaseModel):
@@ -44,6 +46,11 @@ async def broken(ctx: JobContext, payload: BrokenPayload) -> dict[str, Any]:
     raise RuntimeError(payload.message)
 
 
-register(JobType("test.flaky", FlakyPayload, "tests.jobtypes:flaky", max_tries=3))
-register(JobType("test.steps", StepsPayload, "tests.jobtypes:steps", max_tries=3))
-register(JobType("test.broken", BrokenPayload, "tests.jobtypes:broken", max_tries=3))
+domain = Domain(
+    name="testjobs",
+    jobs=(
+        JobType("test.flaky", FlakyPayload, "tests.jobtypes:flaky", max_tries=3),
+        JobType("test.steps", StepsPayload, "tests.jobtypes:steps", max_tries=3),
+        JobType("test.broken", BrokenPayload, "tests.jobtypes:broken", max_tries=3),
+    ),
+)

@@ -17,7 +17,6 @@ from hub.bus import Bus
 from hub.embedded import EmbeddedValkey, free_port
 from hub.eventlog import EventLog
 from hub.jobs import repository as jobs_repo
-from hub.jobs import topics as job_topics
 from hub.keys import Keys
 from hub.settings import Settings
 from hub.subscription import Event, Subscription, SubscriptionClosed, SubscriptionError
@@ -27,9 +26,13 @@ from tests.helpers import eventually
 
 
 def registry_for(pool: asyncpg.Pool) -> TopicRegistry:
-    registry = TopicRegistry()
-    job_topics.register(registry, pool)
-    marketdata.register(registry)
+    from types import SimpleNamespace
+
+    from hub import jobs
+    from hub.domains import topic_registry
+
+    registry = topic_registry([jobs.domain, marketdata.domain])
+    registry.bind(SimpleNamespace(pool=pool))
     return registry
 
 

@@ -48,10 +48,8 @@ async def dataset(server: LiveServer, worker: None, admin: Account) -> dict[str,
             return bool(status == "COMPLETED")
 
         await eventually(done, timeout=120)
-    from hub.datasets import service as datasets
-
-    return await datasets.candles(
-        server.lifespan_state.pool, SYMBOL, "1h", start_ns=None, end_ns=None, limit=100_000
+    return await server.lifespan_state.datasets.candles(  # type: ignore[no-any-return]
+        SYMBOL, "1h", start_ns=None, end_ns=None, limit=100_000
     )
 
 
@@ -541,7 +539,6 @@ async def test_a_job_ended_without_its_handler_closes_its_execution(
     """A pending job cancelled, or a lost worker's job failed by the reaper, never ran the code
     that closes its execution: the job type's end hook does."""
     from hub.executions import repository as repo
-    from hub.executions.jobs import execution_job_ended
     from hub.jobs import repository as jobs_repo
 
     state = server.lifespan_state
@@ -568,10 +565,10 @@ async def test_a_job_ended_without_its_handler_closes_its_execution(
             execution_id = await repo.insert_execution(
                 conn, task_id, bob.user_id, str(job["job_id"])
             )
-            await repo.link_job(conn, str(job["job_id"]), execution_id, 0)
+            await jobs_repo.add_to_payload(conn, str(job["job_id"]), {"execution_id": execution_id})
         ended = await jobs_repo.finish(pool, str(job["job_id"]), job_status, error="worker lost")
         assert ended is not None
-        await execution_job_ended(state.jobs, ended)
+        await state.executions.job_ended(ended)
         status = (
             await client.get(f"/api/trading/executions/{execution_id}/status/", headers=bob.headers)
         ).json()

@@ -13,7 +13,6 @@ import httpx
 import pytest
 from gql import GraphQLRequest, gql
 
-import tests.jobtypes  # noqa: F401 - registers the test job types in this process too
 from hub.jobs import repository as jobs_repo
 from hub.settings import Settings
 from tests.conftest import ROOT, Account, LiveServer, operation

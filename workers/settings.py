@@ -1,23 +1,24 @@
-"""arq worker settings: the job runner, the reaper, and the resources they share."""
+"""arq worker settings: the job runner, the reaper, and the resources they share.
+
+Job types and their entry points are declared by the domains (``hub/<domain>/jobs.py``); this
+module is what runs them: one arq function (``run_job``) claims a job row and calls its type's
+handler through :func:`workers.runner.run_job`, and a cron job reaps jobs whose worker vanished.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from arq import cron
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import RedisSettings
 from arq.worker import Worker, func
-from redis.asyncio import Redis
 
-from hub import db
-from hub.bus import Bus
-from hub.jobs.registry import load_modules
-from hub.jobs.runner import run_job
-from hub.jobs.service import JobService
+from hub.domains import Resources, open_resources
 from hub.keys import Keys
 from hub.settings import Settings
-from hub.topics import TopicRegistry
+from workers.runner import run_job
 
 log = logging.getLogger("tradehub.worker")
 
@@ -30,63 +31,26 @@ PENDING_RESCUE_SECONDS = 120.0
 
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
-    assert settings.database_url and settings.redis_url
-    load_modules(settings.job_modules)
-    keys = Keys(settings.redis_prefix)
-    pool = await db.create_pool(
-        settings.database_url, min_size=1, max_size=max(4, settings.db_pool_max // 2)
-    )
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5)
-    arq_pool: ArqRedis = ctx["redis"]
-    # Workers only publish: no reader, no subscribers.
-    bus = Bus(redis, settings.redis_url, keys, TopicRegistry())
-    from hub.executions.jobs import BarsCache
-
-    ctx.update(
-        pool=pool,
-        app_redis=redis,
-        bus=bus,
-        jobs=JobService(pool, bus, arq_pool, keys),
-        keys=keys,
-        bars_cache=BarsCache(),
-    )
-    warm = ctx.get("warm_up")
-    if warm is not None:
-        await warm(ctx)
-    log.info("worker ready", extra={"queue": keys.queue})
-
-
-async def warm_engine(ctx: dict[str, Any]) -> None:
-    """Load (or compile, on a fresh machine) every backtest kernel now, not on the first job."""
-    import asyncio
-
-    from engine.backtest import warm_up
-
-    seconds = await asyncio.to_thread(warm_up)
-    log.info("engine kernels ready", extra={"seconds": round(seconds, 2)})
+    stack = contextlib.AsyncExitStack()
+    ctx["exit_stack"] = stack
+    resources: Resources = await stack.enter_async_context(open_resources(settings, "worker"))
+    ctx["resources"] = resources
+    log.info("worker ready", extra={"queue": resources.keys.queue})
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    if "app_redis" in ctx:
-        await ctx["app_redis"].aclose()
-    if "pool" in ctx:
-        await ctx["pool"].close()
+    stack: contextlib.AsyncExitStack | None = ctx.get("exit_stack")
+    if stack is not None:
+        await stack.aclose()
 
 
 async def run_job_task(ctx: dict[str, Any], job_id: str) -> str:
-    extras = {
-        "settings": ctx["settings"],
-        "bus": ctx["bus"],
-        "redis": ctx["app_redis"],
-        "bars_cache": ctx["bars_cache"],
-    }
-    return await run_job(
-        ctx["jobs"], job_id, attempt=ctx["job_try"], lease_seconds=LEASE_SECONDS, extras=extras
-    )
+    return await run_job(ctx["resources"], job_id, lease_seconds=LEASE_SECONDS)
 
 
 async def reap_jobs(ctx: dict[str, Any]) -> dict[str, int]:
-    counts: dict[str, int] = await ctx["jobs"].reap(LEASE_SECONDS, PENDING_RESCUE_SECONDS)
+    resources: Resources = ctx["resources"]
+    counts: dict[str, int] = await resources.jobs.reap(LEASE_SECONDS, PENDING_RESCUE_SECONDS)
     if any(counts.values()):
         log.warning("reaped jobs", extra=counts)
     return counts
@@ -116,7 +80,7 @@ def build_worker(
         health_check_key=keys.worker_health,
         on_startup=startup,
         on_shutdown=shutdown,
-        ctx={"settings": settings, "warm_up": warm_engine, **overrides.pop("ctx", {})},
+        ctx={"settings": settings, **overrides.pop("ctx", {})},
         burst=burst,
         poll_delay=poll_delay,
         handle_signals=handle_signals,

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hub.datasets import repository as repo
-from hub.datasets.service import ensure_ohlcv_dataset
+from hub.auth import Identity
 from hub.datasets.timeframes import timeframe_ns
-from hub.jobs import repository as jobs_repo
-from hub.jobs.registry import JobType, register
+from hub.jobs.registry import JobType
+from hub.times import ns_of
+
+if TYPE_CHECKING:
+    from hub.datasets.service import DatasetService
+    from hub.domains import Resources
+    from hub.jobs.context import JobContext
 
 CHUNK_BARS = 100_000
 MAX_BARS = 20_000_000
@@ -45,26 +49,23 @@ class SyntheticDatasetPayload(BaseModel):
         return self.bars
 
 
-async def generate_synthetic(ctx: Any, payload: SyntheticDatasetPayload) -> dict[str, Any]:
+async def generate_synthetic(ctx: JobContext, payload: SyntheticDatasetPayload) -> dict[str, Any]:
     from engine.synthetic import GbmState, gbm_ohlcv_chunk, gbm_rng
 
+    datasets: DatasetService = ctx.service("datasets")
     step = timeframe_ns(payload.timeframe)
-    start_ns = int(payload.start.timestamp() * 1_000_000) * 1000
+    start_ns = ns_of(payload.start)
     end_ns = start_ns + payload.bars * step
-    pool = ctx.pool
-    async with pool.acquire() as conn, conn.transaction():
-        dataset = await ensure_ohlcv_dataset(
-            conn,
-            payload.symbol,
-            payload.timeframe,
-            source="synthetic",
-            created_by=await jobs_repo.owner(conn, ctx.job_id),
-            metadata={"generator": "gbm", "seed": payload.seed},
-        )
-        measurement = dataset["ohlcv_measurement"]
-        # A re-run (after a lost worker) starts clean instead of colliding with its own rows.
-        await repo.delete_range(conn, measurement, start_ns, end_ns)
-    await ctx.log("generating", bars=payload.bars, measurement=measurement)
+    dataset = await datasets.prepare_series(
+        payload.symbol,
+        payload.timeframe,
+        start_ns,
+        end_ns,
+        source="synthetic",
+        created_by=await ctx.jobs.owner(ctx.job_id),
+        metadata={"generator": "gbm", "seed": payload.seed},
+    )
+    await ctx.log("generating", bars=payload.bars, measurement=dataset["ohlcv_measurement"])
     rng = gbm_rng(payload.seed)
     state = GbmState(0, payload.initial_price)
     written = 0
@@ -81,42 +82,36 @@ async def generate_synthetic(ctx: Any, payload: SyntheticDatasetPayload) -> dict
                 drift=payload.drift,
                 volatility=payload.volatility,
             )
-            async with pool.acquire() as conn, conn.transaction():
-                await repo.copy_bars(conn, measurement, bars)
+            await datasets.append_bars(dataset, bars)
             written += n
             await ctx.progress(written, payload.bars)
     except BaseException:
-        # Cancelled or failed: take back what this run wrote, so no half series remains.
-        async with pool.acquire() as conn:
-            await repo.delete_range(conn, measurement, start_ns, end_ns)
-            await repo.refresh_stats(conn, dataset["dataset_id"], measurement)
+        await asyncio.shield(datasets.discard(dataset, start_ns, end_ns))
         raise
-    async with pool.acquire() as conn:
-        dataset = await repo.refresh_stats(conn, dataset["dataset_id"], measurement)
+    dataset = await datasets.refresh_stats(dataset)
     await ctx.log("done", bars=written)
     return {
         "dataset_id": str(dataset["dataset_id"]),
         "dataset_slug": dataset["dataset_slug"],
-        "measurement": measurement,
+        "measurement": dataset["ohlcv_measurement"],
         "bars": written,
         "first_ts": dataset["ohlcv_first_ts"],
         "last_ts": dataset["ohlcv_last_ts"],
     }
 
 
-async def check_synthetic(pool: Any, identity: Any, payload: SyntheticDatasetPayload) -> None:
-    from hub.datasets.service import check_overwrite
+async def check_synthetic(
+    resources: Resources, identity: Identity, payload: SyntheticDatasetPayload
+) -> None:
+    datasets: DatasetService = resources.service("datasets")
+    await datasets.check_overwrite(identity, payload.symbol, payload.timeframe)
 
-    await check_overwrite(pool, identity, payload.symbol, payload.timeframe)
 
-
-register(
-    JobType(
-        name="dataset.synthetic",
-        payload=SyntheticDatasetPayload,
-        handler="hub.datasets.jobs:generate_synthetic",
-        check="hub.datasets.jobs:check_synthetic",
-        description="Generate a reproducible OHLCV series (geometric Brownian motion from a seed)",
-        max_tries=3,
-    )
+SYNTHETIC = JobType(
+    name="dataset.synthetic",
+    payload=SyntheticDatasetPayload,
+    handler="hub.datasets.jobs:generate_synthetic",
+    check=check_synthetic,
+    description="Generate a reproducible OHLCV series (geometric Brownian motion from a seed)",
+    max_tries=3,
 )

@@ -63,6 +63,16 @@ async def get_by_symbol(conn: Conn, symbol: str, granularity: str) -> asyncpg.Re
     )
 
 
+async def symbols(conn: Conn, granularity: str | None) -> list[str]:
+    rows = await conn.fetch(
+        """select distinct symbol from datasets
+           where ohlcv_measurement is not null and ($1::text is null or granularity = $1)
+           order by symbol""",
+        granularity,
+    )
+    return [row["symbol"] for row in rows]
+
+
 async def get(conn: Conn, dataset_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"select {DATASET_COLUMNS} from datasets where dataset_id = $1", dataset_id

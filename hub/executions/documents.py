@@ -2,8 +2,11 @@
 
 The bus, REST and GraphQL all serve these documents, built by the same functions from the same
 values, so an event replayed from Postgres is byte-for-byte the event published live.
-Prices and money are strings (seed 003) holding the shortest decimal that round-trips the
-float exactly, so nothing a client reads differs from what the engine computed.
+Prices and money in events and trades are strings (seed 003) holding the shortest decimal that
+round-trips the float exactly, in positional notation (never an exponent), so nothing a client
+reads differs from what the engine computed. The status document is the domain's own: numbers,
+with ``null`` for a metric that has no value; seed 003's two-decimal strings are made by the
+Executions family at its edge.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ import numpy as np
 import orjson
 
 from engine.records import ExitReason
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+from hub.times import iso, iso_ns, ns_of
 
 EXIT_REASONS = {
     ExitReason.NoExit: "open",
@@ -29,35 +31,14 @@ EXIT_REASONS = {
 }
 
 
-def iso_ns(ns: int) -> str:
-    """Nanoseconds since the epoch as ISO 8601 UTC with a ``Z`` (microsecond precision)."""
-    seconds, rest = divmod(int(ns), 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
-    return stamp.isoformat().replace("+00:00", "Z")
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def num(value: float | None) -> str | None:
-    """A float as seed 003 shows money and prices: a string, exact (shortest round-trip)."""
+    """A float as seed 003 shows money and prices: a decimal string with every significant
+    digit (the shortest that round-trips) and never an exponent ("0.00000996865616639383")."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    return repr(float(value))
-
-
-def fixed2(value: float | None) -> str | None:
-    """A metric as seed 003's checkpoint shows it: two decimals ("12.50")."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return f"{value:.2f}"
+    return np.format_float_positional(float(value), unique=True, trim="0")
 
 
 def event_json(event_type: str, strategy_type: str, ts: int | str, event: bytes) -> bytes:
@@ -123,12 +104,6 @@ def trade_doc(
     }
 
 
-def ns_of(value: datetime) -> int:
-    """A timestamptz back to nanoseconds (exact to the microsecond Postgres keeps)."""
-    delta = value - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-
-
 def trade_doc_from_row(row: Any) -> dict[str, Any]:
     return trade_doc(
         instrument=row["instrument"],
@@ -176,29 +151,55 @@ def equity_jsons(ts: np.ndarray, balance: np.ndarray) -> list[bytes]:
     ]
 
 
+# The metrics a checkpoint carries, in seed 003's order.
+COUNT_METRICS = ("total_trades", "winning_trades", "losing_trades")
+VALUE_METRICS = (
+    "total_return",
+    "total_pnl",
+    "realized_pnl",
+    "unrealized_pnl",
+    "win_rate",
+    "max_drawdown",
+    "max_drawdown_pct",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "calmar_ratio",
+    "profit_factor",
+    "average_win",
+    "average_loss",
+    "exposure",
+)
+
+
 def checkpoint_document(row: Any) -> dict[str, Any]:
-    """Seed 003's checkpoint object from a checkpoint row."""
+    """A checkpoint row as the domain sees it: numbers, ``None`` where a metric has no value
+    (no trades yet, no losses, no variance)."""
     metrics = row["metrics"]
     doc: dict[str, Any] = {"id": row["id"], "processed": int(row["processed"])}
-    for key in ("total_return", "total_pnl", "realized_pnl", "unrealized_pnl"):
-        doc[key] = fixed2(metrics.get(key))
-    for key in ("total_trades", "winning_trades", "losing_trades"):
+    for key in COUNT_METRICS:
         doc[key] = int(metrics.get(key) or 0)
-    for key in (
-        "win_rate",
-        "max_drawdown",
-        "max_drawdown_pct",
-        "sharpe_ratio",
-        "sortino_ratio",
-        "calmar_ratio",
-        "profit_factor",
-        "average_win",
-        "average_loss",
-        "exposure",
-    ):
-        doc[key] = fixed2(metrics.get(key))
+    for key in VALUE_METRICS:
+        value = metrics.get(key)
+        doc[key] = None if value is None else float(value)
     doc["created_at"] = iso(row["created_at"])
     return doc
+
+
+def status_document(row: Any, checkpoint: Any | None) -> dict[str, Any]:
+    """The execution's state, as topic ``execution:{id}:status`` carries it."""
+    return {
+        "execution_id": row["execution_id"],
+        "task_type": row["task_type"],
+        "task_id": row["task_id"],
+        "execution_number": row["execution_number"],
+        "status": row["status"],
+        "progress": float(row["progress"]),
+        "started_at": iso(row["started_at"]),
+        "completed_at": iso(row["completed_at"]),
+        "error_message": row["error_message"],
+        "has_checkpoint": checkpoint is not None,
+        "checkpoint": checkpoint_document(checkpoint) if checkpoint is not None else None,
+    }
 
 
 def clean_metrics(metrics: dict[str, float]) -> dict[str, Any]:

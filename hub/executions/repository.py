@@ -40,30 +40,21 @@ async def insert_task(conn: Conn, owner_id: str, values: dict[str, Any]) -> int:
     return int(task_id)
 
 
-async def insert_execution(conn: Conn, task_id: int, owner_id: str, job_id: str | None) -> int:
+async def insert_execution(
+    conn: Conn, task_id: int, owner_id: str, job_id: str | None, *, total: int = 0
+) -> int:
     execution_id = await conn.fetchval(
         """
-        insert into executions (task_id, owner_id, execution_number, job_id)
-        values ($1, $2, coalesce((select max(execution_number) from executions where task_id = $1), 0) + 1, $3)
+        insert into executions (task_id, owner_id, execution_number, job_id, total)
+        values ($1, $2, coalesce((select max(execution_number) from executions where task_id = $1), 0) + 1, $3, $4)
         returning execution_id
         """,
         task_id,
         owner_id,
         job_id,
+        total,
     )
     return int(execution_id)
-
-
-async def link_job(conn: Conn, job_id: str, execution_id: int, total: int) -> None:
-    await conn.execute(
-        "update jobs set payload = payload || jsonb_build_object('execution_id', $2::bigint) "
-        "where job_id = $1",
-        job_id,
-        execution_id,
-    )
-    await conn.execute(
-        "update executions set total = $2 where execution_id = $1", execution_id, total
-    )
 
 
 async def status_of(conn: Conn, execution_id: int) -> str | None:

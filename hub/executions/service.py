@@ -1,66 +1,57 @@
 """Decisions about executions: validate a backtest before anything is written, start it as a
-job in one transaction, read its streams back, stop it, and check who may see it."""
+job in one transaction, run it, read its streams back, stop it, and check who may see it.
+
+Errors name the domain's fields (``strategy``, ``params``, ``symbols``, ``timeframe``,
+``start``, ``end``, ``initial_capital``, ``options``); each interface maps them to its words.
+"""
 
 from __future__ import annotations
 
 import builtins
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import numpy as np
 
 from hub.auth import Identity
-from hub.bus import Bus
-from hub.datasets import repository as datasets_repo
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.executions import repository as repo
-from hub.executions.documents import checkpoint_document, iso
-from hub.jobs.service import JobService
+from hub.executions.documents import status_document
+from hub.executions.model import (
+    ACTIVE,
+    OPTION_KEYS,
+    BacktestRequest,
+    ExecutionStatus,
+)
+from hub.executions.pipeline import BacktestRun
+from hub.executions.runs import RunWriter
+from hub.times import ns_of
 
-STATUSES = ("created", "running", "paused", "stopped", "completed", "failed")
-ACTIVE = ("created", "running", "paused")
+if TYPE_CHECKING:
+    from hub.datasets.service import DatasetService
+    from hub.domains import Resources
+    from hub.jobs.context import JobContext
+    from hub.jobs.service import JobService
+
 BACKTEST_JOB = "execution.backtest"
 CURVE_CACHE_BYTES = 256 * 1024 * 1024
-OPTION_KEYS = (
-    "fill",
-    "fees",
-    "slippage",
-    "slippage_unit",
-    "direction",
-    "sizing",
-    "size",
-    "stop_loss",
-    "take_profit",
-    "stop_unit",
-    "max_bars",
-    "allowed_hours",
-)
+MAX_CURVE_POINTS = 1_000_000
 
 
-@dataclass
-class BacktestRequest:
-    """A backtest as every interface asks for one (Cracktrader's BacktestRequest, GraphQL's input)."""
+@dataclass(frozen=True)
+class RunSummary:
+    """What Cracktrader's status and results report about a run, derived from its metrics."""
 
-    strategy: str
-    params: dict[str, Any]
-    symbols: list[str]
-    timeframe: str
-    start: datetime | None = None
-    end: datetime | None = None
-    initial_capital: float = 10_000.0
-    exchange: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-def _ns(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1_000_000) * 1000
+    cash: float
+    value: float
+    pnl: float
+    final_value: float
+    trade_count: int
+    runtime_seconds: float | None
 
 
 def validate_strategy(strategy: str, params: dict[str, Any], options: dict[str, Any]) -> None:
@@ -71,11 +62,12 @@ def validate_strategy(strategy: str, params: dict[str, Any], options: dict[str, 
     try:
         entry = get_strategy(strategy)
     except ValueError as exc:
-        raise BadRequest(str(exc), field="strategy_name") from None
+        raise BadRequest(str(exc), field="strategy") from None
     unknown = sorted(set(options) - set(OPTION_KEYS))
     if unknown:
         raise BadRequest(
-            f"unknown option {unknown[0]!r}; options are {', '.join(OPTION_KEYS)}", field=unknown[0]
+            f"unknown option {unknown[0]!r}; options are {', '.join(OPTION_KEYS)}",
+            field=unknown[0],
         )
     from engine.sim_options import check_params, sim_config
     from engine.strategies import BarStrategy
@@ -85,23 +77,38 @@ def validate_strategy(strategy: str, params: dict[str, Any], options: dict[str, 
             values = check_params(entry.name, entry.params, params)
             if entry.check is not None:
                 entry.check(values)
+        except ValueError as exc:
+            raise BadRequest(str(exc), field="params") from None
+        try:
             sim_config(options)
         except ValueError as exc:
-            raise BadRequest(str(exc), field="strategy_params") from None
+            raise BadRequest(str(exc), field="options") from None
     else:
         known = {p["name"] for p in entry.params}
         extra = sorted(set(params) - known)
         if extra:
             raise BadRequest(
-                f"unknown parameter {extra[0]!r} for strategy {strategy!r}", field="strategy_params"
+                f"unknown parameter {extra[0]!r} for strategy {strategy!r}", field="params"
             )
 
 
+def parse_execution_id(raw: int | str) -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound(f"execution {raw!r} not found") from None
+    if value <= 0 or value >= 2**63:
+        raise NotFound(f"execution {raw!r} not found")
+    return value
+
+
 class ExecutionService:
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, jobs: JobService) -> None:
-        self.pool = pool
-        self.bus = bus
-        self.jobs = jobs
+    def __init__(self, resources: Resources) -> None:
+        self.pool: asyncpg.Pool = resources.pool
+        self.bus = resources.bus
+        self.jobs: JobService = resources.service("jobs")
+        self.datasets: DatasetService = resources.service("datasets")
+        self.runs = RunWriter(self.pool, self.bus)
         self._curves: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # -- starting ---------------------------------------------------------------------
@@ -113,32 +120,36 @@ class ExecutionService:
             raise BadRequest(
                 f"symbols must name exactly one dataset symbol, got {request.symbols!r}",
                 field="symbols",
+                details={"supported_symbols": await self.datasets.symbols(request.timeframe)},
             )
         if not math.isfinite(request.initial_capital) or request.initial_capital <= 0:
             raise BadRequest(
                 f"initial capital must be positive, got {request.initial_capital}",
-                field="initial_cash",
+                field="initial_capital",
             )
         try:
             timeframe_ns(request.timeframe)
         except ValueError as exc:
             raise BadRequest(str(exc), field="timeframe") from None
-        start_ns, end_ns = _ns(request.start), _ns(request.end)
+        start_ns = None if request.start is None else ns_of(request.start)
+        end_ns = None if request.end is None else ns_of(request.end)
         if start_ns is not None and end_ns is not None and end_ns <= start_ns:
             raise BadRequest(
-                "the date range is empty: end_date must be after start_date", field="end_date"
+                "the date range is empty: the end must be after the start", field="end"
             )
         validate_strategy(request.strategy, request.params, request.options)
         symbol = request.symbols[0]
-        dataset = await datasets_repo.get_by_symbol(self.pool, symbol, request.timeframe)
-        if dataset is None or not dataset["ohlcv_measurement"]:
-            raise BadRequest(f"no {request.timeframe} data for symbol {symbol!r}", field="symbols")
-        bars = await datasets_repo.count_bars(
-            self.pool, dataset["ohlcv_measurement"], start_ns, end_ns
-        )
+        dataset = await self.datasets.find(symbol, request.timeframe)
+        if dataset is None:
+            raise BadRequest(
+                f"symbol {symbol!r} is not supported: no {request.timeframe} data for it",
+                field="symbols",
+                details={"supported_symbols": await self.datasets.symbols(request.timeframe)},
+            )
+        bars = await self.datasets.count_bars(dataset, start_ns, end_ns)
         if bars == 0:
             raise BadRequest(
-                f"no {request.timeframe} bars for {symbol!r} in the date range", field="start_date"
+                f"no {request.timeframe} bars for {symbol!r} in the date range", field="start"
             )
         async with self.pool.acquire() as conn, conn.transaction():
             if as_current_run:
@@ -170,16 +181,17 @@ class ExecutionService:
             job = await self.jobs.insert(
                 conn, identity, BACKTEST_JOB, {"task_id": task_id}, total=bars
             )
+            job_id = str(job["job_id"])
             execution_id = await repo.insert_execution(
-                conn, task_id, identity.user_id, str(job["job_id"])
+                conn, task_id, identity.user_id, job_id, total=bars
             )
-            await repo.link_job(conn, str(job["job_id"]), execution_id, bars)
+            await self.jobs.add_to_payload(conn, job_id, execution_id=execution_id)
             if as_current_run:
                 await repo.set_current_run(conn, identity.user_id, execution_id)
-        await self.jobs.after_insert(str(job["job_id"]))
+        await self.jobs.after_insert(job_id)
         row = await repo.get(self.pool, execution_id)
         assert row is not None
-        await self.announce(row)
+        await self.runs.announce(row)
         return row
 
     async def current_run(self, identity: Identity) -> asyncpg.Record | None:
@@ -199,6 +211,35 @@ class ExecutionService:
                     )
             await repo.clear_current_run(conn, identity.user_id)
 
+    # -- running (in a worker) --------------------------------------------------------
+
+    async def run_backtest(self, ctx: JobContext, execution_id: int) -> dict[str, Any]:
+        row = await repo.get(self.pool, execution_id)
+        if row is None:
+            raise ValueError(f"execution {execution_id} does not exist")
+        if ExecutionStatus(row["status"]).terminal:
+            return {"execution_id": execution_id, "status": row["status"]}
+        checkpoint = await repo.latest_checkpoint(self.pool, execution_id)
+        return await BacktestRun(ctx, self.runs, self.datasets, row, checkpoint).run()
+
+    async def job_ended(self, job_row: asyncpg.Record) -> None:
+        """A backtest job ended FAILED or CANCELLED without its handler closing the execution
+        (a cancel while pending, a lost worker on its last try): close it now, with its events."""
+        execution_id = (job_row["payload"] or {}).get("execution_id")
+        if execution_id is None:
+            return
+        row = await repo.get(self.pool, int(execution_id))
+        if row is None or row["status"] not in ACTIVE:
+            return
+        cancelled = job_row["status"] == "CANCELLED"
+        streams = await self.runs.streams_at_end(row)
+        await self.runs.set_status(
+            streams,
+            ExecutionStatus.STOPPED if cancelled else ExecutionStatus.FAILED,
+            ns_of(datetime.now(UTC).replace(microsecond=0)),
+            error=None if cancelled else (job_row["error"] or "the job running it failed"),
+        )
+
     # -- reading ----------------------------------------------------------------------
 
     async def get(self, identity: Identity, execution_id: int | str) -> asyncpg.Record:
@@ -212,10 +253,11 @@ class ExecutionService:
 
     async def list(
         self, identity: Identity, *, status: str | None, limit: int, offset: int
-    ) -> list[asyncpg.Record]:
-        if status is not None and status not in STATUSES:
+    ) -> builtins.list[asyncpg.Record]:
+        if status is not None and status not in set(ExecutionStatus):
             raise BadRequest(
-                f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status"
+                f"status must be one of {', '.join(ExecutionStatus)}, got {status!r}",
+                field="status",
             )
         owner = None if identity.is_admin else identity.user_id
         return await repo.list_executions(
@@ -228,12 +270,12 @@ class ExecutionService:
         if row["status"] not in ACTIVE:
             return row
         await repo.request_stop(self.pool, row["execution_id"])
-        if row["status"] == "created":
+        if row["status"] == ExecutionStatus.CREATED:
             stopped = await repo.set_status(
-                self.pool, row["execution_id"], "stopped", when_in=("created",)
+                self.pool, row["execution_id"], ExecutionStatus.STOPPED, when_in=("created",)
             )
             if stopped is not None:
-                await self.announce(stopped)
+                await self.runs.announce(stopped)
                 if row["job_id"] is not None:
                     await self.jobs.cancel(identity, str(row["job_id"]))
                 return stopped
@@ -252,9 +294,9 @@ class ExecutionService:
         self,
         execution_id: int,
         *,
-        since: int,
-        instrument: str | None,
-        direction: str | None,
+        since: int = 0,
+        instrument: str | None = None,
+        direction: str | None = None,
         limit: int,
         offset: int,
     ) -> tuple[builtins.list[asyncpg.Record], int]:
@@ -268,14 +310,46 @@ class ExecutionService:
             offset=offset,
         )
 
+    async def newest_trades(self, execution_id: int, limit: int) -> builtins.list[asyncpg.Record]:
+        """The last ``limit`` trades, oldest of them first."""
+        _, count = await self.trades_page(execution_id, limit=1, offset=0)
+        rows, _ = await self.trades_page(execution_id, limit=limit, offset=max(0, count - limit))
+        return rows
+
     async def latest_checkpoint(self, execution_id: int) -> asyncpg.Record | None:
         return await repo.latest_checkpoint(self.pool, execution_id)
+
+    async def status_document(self, row: asyncpg.Record) -> dict[str, Any]:
+        checkpoint = await repo.latest_checkpoint(self.pool, row["execution_id"])
+        return status_document(row, checkpoint)
+
+    def summary(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None) -> RunSummary:
+        """Cash (capital plus realised profit), value (plus open profit), profit, final value
+        and trade count as of the checkpoint; the runtime from start to end (or now)."""
+        metrics = checkpoint["metrics"] if checkpoint is not None else {}
+        capital = float(row["initial_capital"])
+        pnl = float(metrics.get("total_pnl") or 0.0)
+        started, ended = row["started_at"], row["completed_at"]
+        runtime = None
+        if started is not None:
+            runtime = round(((ended or datetime.now(UTC)) - started).total_seconds(), 3)
+        final = row["final_value"]
+        return RunSummary(
+            cash=capital + float(metrics.get("realized_pnl") or 0.0),
+            value=capital + pnl,
+            pnl=pnl,
+            final_value=float(final) if final is not None else capital + pnl,
+            trade_count=int(metrics.get("total_trades") or 0),
+            runtime_seconds=runtime,
+        )
+
+    # -- the equity curve -------------------------------------------------------------
 
     async def _load_curve(
         self, execution_id: int, since: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         status = await repo.status_of(self.pool, execution_id)
-        finished = status in ("stopped", "completed", "failed")
+        finished = status is not None and ExecutionStatus(status).terminal
         chunks = await repo.equity_chunks(self.pool, execution_id, 0 if finished else since)
         if not chunks:
             empty = np.empty(0, dtype=np.int64)
@@ -305,8 +379,16 @@ class ExecutionService:
         since: int = 0,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        max_points: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sequences, times (ns) and balances of the stored curve after ``since`` within the window."""
+        """Sequences, times (ns) and balances of the stored curve after ``since`` within the
+        window, downsampled (LTTB, which keeps the first and last point and the shape) to at
+        most ``max_points`` points when given."""
+        if max_points is not None and not 2 <= max_points <= MAX_CURVE_POINTS:
+            raise BadRequest(
+                f"max_points must be between 2 and {MAX_CURVE_POINTS}, got {max_points}",
+                field="max_points",
+            )
         cached = self._curves.get(execution_id)
         if cached is not None:
             seq, ts, balance = cached
@@ -314,62 +396,20 @@ class ExecutionService:
             seq, ts, balance, finished = await self._load_curve(execution_id, since)
             if finished:
                 self._remember(execution_id, (seq, ts, balance))
-        if not len(seq):
-            return seq, ts, balance
-        keep = seq > since
-        if start_ns is not None:
-            keep &= ts >= start_ns
-        if end_ns is not None:
-            keep &= ts <= end_ns
-        if not keep.all():
-            seq, ts, balance = seq[keep], ts[keep], balance[keep]
+        if len(seq):
+            keep = seq > since
+            if start_ns is not None:
+                keep &= ts >= start_ns
+            if end_ns is not None:
+                keep &= ts <= end_ns
+            if not keep.all():
+                seq, ts, balance = seq[keep], ts[keep], balance[keep]
+        if max_points is not None and len(ts) > max_points:
+            from engine import lttb
+
+            if max_points == 2:  # LTTB's buckets need a third point; two are the ends
+                picked = np.array([0, len(ts) - 1])
+            else:
+                picked = lttb(ts.astype(np.float64), balance, max_points)
+            seq, ts, balance = seq[picked], ts[picked], balance[picked]
         return seq, ts, balance
-
-    # -- status -----------------------------------------------------------------------
-
-    async def status_document(self, row: asyncpg.Record) -> dict[str, Any]:
-        checkpoint = await repo.latest_checkpoint(self.pool, row["execution_id"])
-        return status_document(row, checkpoint)
-
-    async def announce(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None = None) -> None:
-        """Publish the status; pass the checkpoint just written to spare reading it back."""
-        if checkpoint is None:
-            doc = await self.status_document(row)
-        else:
-            doc = status_document(row, checkpoint)
-        await self.bus.publish(status_topic(row["execution_id"]), row["version"], doc)
-
-
-def parse_execution_id(raw: int | str) -> int:
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise NotFound(f"execution {raw!r} not found") from None
-    if value <= 0 or value >= 2**63:
-        raise NotFound(f"execution {raw!r} not found")
-    return value
-
-
-def status_topic(execution_id: int) -> str:
-    return f"execution:{execution_id}:status"
-
-
-def stream_topic(execution_id: int, stream: str) -> str:
-    return f"execution:{execution_id}:{stream}"
-
-
-def status_document(row: asyncpg.Record, checkpoint: asyncpg.Record | None) -> dict[str, Any]:
-    """Seed 003's execution status object."""
-    return {
-        "execution_id": row["execution_id"],
-        "task_type": row["task_type"],
-        "task_id": row["task_id"],
-        "execution_number": row["execution_number"],
-        "status": row["status"],
-        "progress": float(row["progress"]),
-        "started_at": iso(row["started_at"]),
-        "completed_at": iso(row["completed_at"]),
-        "error_message": row["error_message"],
-        "has_checkpoint": checkpoint is not None,
-        "checkpoint": checkpoint_document(checkpoint) if checkpoint is not None else None,
-    }

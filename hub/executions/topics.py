@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
+import numpy as np
 import orjson
 
-from hub.auth import Identity
 from hub.executions import repository as repo
-from hub.executions.documents import equity_json, event_json, ns_of, trade_doc_from_row
-from hub.executions.service import status_document
-from hub.topics import Access, StoredEvent, Topic, TopicFamily, TopicRegistry
+from hub.executions.documents import equity_json, event_json, status_document, trade_doc_from_row
+from hub.times import ns_of
+from hub.topics import INTEGER_ID, OwnedBy, StoredEvent, Topic, TopicFamily, TopicKind, TopicSpec
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from hub.domains import Resources
+
+
+def status_topic(execution_id: int) -> str:
+    return f"execution:{execution_id}:status"
+
+
+def stream_topic(execution_id: int, stream: str) -> str:
+    """``execution:{id}:events``, ``:trades`` or ``:equity``."""
+    return f"execution:{execution_id}:{stream}"
 
 
 class EventsHistory:
@@ -49,8 +64,6 @@ class EquityHistory:
         self.pool = pool
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
-        import numpy as np
-
         out: list[StoredEvent] = []
         for chunk in await repo.equity_chunks(self.pool, int(topic.key), after, limit):
             ts = np.frombuffer(chunk["ts"], dtype="<i8")
@@ -82,28 +95,34 @@ class StatusState:
         return StoredEvent(row["version"], orjson.dumps(status_document(row, checkpoint)))
 
 
-class ExecutionOwner:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def access(self, identity: Identity, topic: Topic) -> Access:
-        owner = await repo.owner(self.pool, int(topic.key))
-        if owner is None:
-            return Access.NOT_FOUND
-        return (
-            Access.ALLOWED if identity.is_admin or owner == identity.user_id else Access.FORBIDDEN
-        )
+def _owner(resources: Resources) -> OwnedBy:
+    pool = resources.pool
+    return OwnedBy(lambda key: repo.owner(pool, int(key)))
 
 
-def register(registry: TopicRegistry, pool: asyncpg.Pool) -> None:
-    owner = ExecutionOwner(pool)
-    registry.register(
-        "execution_events", TopicFamily(history=EventsHistory(pool), authorizer=owner)
-    )
-    registry.register(
-        "execution_trades", TopicFamily(history=TradesHistory(pool), authorizer=owner)
-    )
-    registry.register(
-        "execution_equity", TopicFamily(history=EquityHistory(pool), authorizer=owner)
-    )
-    registry.register("execution_status", TopicFamily(state=StatusState(pool), authorizer=owner))
+TOPICS = (
+    TopicSpec.of(
+        "execution_events",
+        TopicKind.DURABLE,
+        rf"execution:(?P<key>{INTEGER_ID}):events",
+        lambda r: TopicFamily(history=EventsHistory(r.pool), authorizer=_owner(r)),
+    ),
+    TopicSpec.of(
+        "execution_trades",
+        TopicKind.DURABLE,
+        rf"execution:(?P<key>{INTEGER_ID}):trades",
+        lambda r: TopicFamily(history=TradesHistory(r.pool), authorizer=_owner(r)),
+    ),
+    TopicSpec.of(
+        "execution_equity",
+        TopicKind.DURABLE,
+        rf"execution:(?P<key>{INTEGER_ID}):equity",
+        lambda r: TopicFamily(history=EquityHistory(r.pool), authorizer=_owner(r)),
+    ),
+    TopicSpec.of(
+        "execution_status",
+        TopicKind.STATE,
+        rf"execution:(?P<key>{INTEGER_ID}):status",
+        lambda r: TopicFamily(state=StatusState(r.pool), authorizer=_owner(r)),
+    ),
+)

@@ -12,9 +12,6 @@ from hub.auth import Identity
 from hub.errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
-    import asyncpg
-    from redis.asyncio import Redis
-
     from hub.settings import Settings
 
 
@@ -25,14 +22,6 @@ class Context:
     identity: Identity | None
     auth_error: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.state.pool
-
-    @property
-    def redis(self) -> Redis:
-        return self.state.redis  # type: ignore[no-any-return]
 
     @property
     def settings(self) -> Settings:

@@ -8,8 +8,8 @@ from strawberry.types import Info
 
 from hub.errors import BadRequest, Forbidden, HubError, NotFound
 from hub.gql.context import Context
+from hub.sockets import TopicRefused, open_subscription
 from hub.subscription import Event, SubscriptionClosed, SubscriptionError
-from hub.topics import Access, UnknownTopic, parse_topic
 
 
 class StreamInterrupted(HubError):
@@ -28,20 +28,12 @@ async def stream_topic(
     ctx = info.context
     identity = ctx.require_identity()
     try:
-        topic = parse_topic(topic_name)
-        access = await ctx.state.topics.access(identity, topic)
-    except UnknownTopic as exc:
-        raise NotFound(str(exc)) from None
-    if access is Access.NOT_FOUND:
-        raise NotFound(f"no such topic {topic_name!r}")
-    if access is Access.FORBIDDEN:
-        raise Forbidden(f"topic {topic_name!r} belongs to another user")
-    subscription = ctx.state.bus.subscribe(topic, since, epoch=epoch)
+        subscription = await open_subscription(ctx.state, identity, topic_name, since, epoch)
+    except TopicRefused as exc:
+        raise (Forbidden if exc.code == "forbidden" else NotFound)(exc.message) from None
+    except SubscriptionError as exc:
+        raise BadRequest(str(exc), field="sinceSequence") from None
     try:
-        try:
-            await subscription.open()
-        except SubscriptionError as exc:
-            raise BadRequest(str(exc), field="sinceSequence") from None
         if not subscription.recovered and subscription.missed is not None:
             first, last = subscription.missed
             span = (

@@ -1,16 +1,10 @@
-"""GraphQL types shared across domains."""
+"""GraphQL types of the hub itself (not of a domain)."""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
 
 import strawberry
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time from a stream document (``Z`` included), or None."""
-    return None if value is None else datetime.fromisoformat(value)
 
 
 @strawberry.enum
@@ -26,16 +20,3 @@ class Health:
     postgres: bool
     redis: bool
     uptime_seconds: int
-
-
-@strawberry.enum
-class Role(enum.Enum):
-    USER = "user"
-    ADMIN = "admin"
-
-
-@strawberry.type
-class Me:
-    user_id: strawberry.ID
-    username: str
-    role: Role

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import inspect
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,7 @@ from hub.gql import limits
 from hub.gql.context import Context
 from hub.gql.errors import format_error
 from hub.gql.shared import SharedResults, shaping_variables, variables_key
-from hub.outbox import Outbox, closed_by_outbox
+from hub.sockets import Session, SessionClose
 
 log = logging.getLogger("tradehub.graphql.ws")
 
@@ -56,11 +55,7 @@ class Prepared:
     shaping: frozenset[str]
 
 
-class ProtocolClose(Exception):
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
+ProtocolClose = SessionClose
 
 
 class DocumentCache:
@@ -150,63 +145,25 @@ def _frame_text(message: Message) -> str:
     return str(text)
 
 
-class _Connection:
+class _Connection(Session):
     def __init__(
         self, endpoint: GraphQLWebSocket, websocket: WebSocket, protocol: str, send: Send
     ) -> None:
+        super().__init__(websocket, send, send_timeout=endpoint.send_timeout)
         self.endpoint = endpoint
-        self.websocket = websocket
         self.legacy = protocol == LEGACY_WS
-        self.outbox = Outbox(send, send_timeout=endpoint.send_timeout)
-        self.state = websocket.state
-        self.identity: Identity | None = None
         self.acknowledged = False
         self.operations: dict[str, asyncio.Task[None]] = {}
-        self.send_text = self.outbox.send_text
-        self.send_json = self.outbox.send_json
-        self.close = self.outbox.close
 
-    # -- sending ----------------------------------------------------------------------
+    def children(self) -> list[asyncio.Task[Any]]:
+        tasks: list[asyncio.Task[Any]] = list(self.operations.values())
+        self.operations.clear()
+        return tasks
 
-    @property
-    def closed(self) -> bool:
-        return self.outbox.closed
+    async def handle(self, message: Message) -> None:
+        await self._handle(_frame_text(message))
 
-    # -- the connection's life --------------------------------------------------------
-
-    async def run(self) -> None:
-        self.outbox.start()
-        watchdog: asyncio.Task[None] | None = None
-        pinger: asyncio.Task[None] | None = None
-        try:
-            await self._initialise()
-            watchdog = asyncio.create_task(self._expire())
-            pinger = asyncio.create_task(self._ping())
-            while not self.closed:
-                message = await self.websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                await self._handle(_frame_text(message))
-        except ProtocolClose as exc:
-            log.info("graphql websocket closed", extra={"code": exc.code, "reason": exc.reason})
-            await self.close(exc.code, exc.reason)
-        except WebSocketDisconnect:
-            pass
-        except asyncio.CancelledError:
-            if not closed_by_outbox(self.outbox):
-                raise
-        finally:
-            self.outbox.closed = True
-            await self.outbox.stop()
-            for task in (watchdog, pinger, *self.operations.values()):
-                if task is not None:
-                    task.cancel()
-            for task in list(self.operations.values()):
-                with contextlib.suppress(BaseException):
-                    await task
-            self.operations.clear()
-
-    async def _initialise(self) -> None:
+    async def handshake(self) -> bool:
         try:
             async with asyncio.timeout(self.endpoint.init_timeout):
                 message = await self.websocket.receive()
@@ -233,6 +190,13 @@ class _Connection:
         await self.send_json({"type": "connection_ack"})
         if self.legacy:
             await self.send_json({"type": "ka"})
+        self.spawn(self._ping(), name="graphql-ping")
+        return True
+
+    async def credential_ended(self, code: int, reason: str) -> None:
+        if self.legacy:
+            await self.send_json({"type": "connection_error", "payload": {"message": reason}})
+        await self.close(code, reason)
 
     async def _authenticate(self, payload: dict[str, Any]) -> Identity | None:
         headers = {str(k).lower(): str(v) for k, v in payload.items() if isinstance(v, str)}
@@ -247,17 +211,6 @@ class _Connection:
         except AuthError:
             return None
         return None if identity.expired() else identity
-
-    async def _expire(self) -> None:
-        assert self.identity is not None
-        if self.identity.expires_at is None:
-            return
-        await asyncio.sleep(max(0.0, self.identity.expires_at - time.time()))
-        if self.legacy:
-            await self.send_json(
-                {"type": "connection_error", "payload": {"message": "token expired"}}
-            )
-        await self.close(4401, "token expired")
 
     async def _ping(self) -> None:
         message = {"type": "ka"} if self.legacy else {"type": "ping"}

@@ -26,6 +26,12 @@ async def insert(
     return row
 
 
+async def add_to_payload(conn: Conn, job_id: str, values: dict[str, Any]) -> None:
+    await conn.execute(
+        "update jobs set payload = payload || $2::jsonb where job_id = $1", job_id, values
+    )
+
+
 async def get(conn: Conn, job_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"select {COLUMNS} from jobs where job_id = $1", job_id)
 

@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import builtins
+import enum
 import logging
-from datetime import datetime
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from arq.connections import ArqRedis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from hub.auth import Identity
-from hub.bus import Bus
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.eventlog import EventLog
 from hub.jobs import repository as repo
-from hub.jobs.registry import get_job_type
-from hub.jobs.registry import load_path as _load_hook
-from hub.keys import Keys
+from hub.times import iso
+
+if TYPE_CHECKING:
+    from hub.domains import Resources
 
 log = logging.getLogger("tradehub.jobs")
 
-STATUSES = ("PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED")
-TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 RUN_FUNCTION = "run_job"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+class JobStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
 def job_document(row: asyncpg.Record) -> dict[str, Any]:
@@ -46,10 +55,10 @@ def job_document(row: asyncpg.Record) -> dict[str, Any]:
         "error": row["error"],
         "attempts": row["attempts"],
         "cancel_requested": row["cancel_requested"],
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
-        "started_at": _iso(row["started_at"]),
-        "completed_at": _iso(row["completed_at"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "started_at": iso(row["started_at"]),
+        "completed_at": iso(row["completed_at"]),
     }
 
 
@@ -62,8 +71,6 @@ def log_topic(job_id: str) -> str:
 
 
 def parse_job_id(raw: str) -> str:
-    import uuid
-
     try:
         return str(uuid.UUID(str(raw)))
     except ValueError:
@@ -71,19 +78,20 @@ def parse_job_id(raw: str) -> str:
 
 
 class JobService:
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, arq: ArqRedis, keys: Keys) -> None:
-        self.pool = pool
-        self.bus = bus
-        self.arq = arq
-        self.keys = keys
-        self.log = EventLog(pool)
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.pool = resources.pool
+        self.bus = resources.bus
+        self.arq = resources.arq
+        self.keys = resources.keys
+        self.types = resources.job_types
 
     # -- commands from users ----------------------------------------------------------
 
     async def create(
         self, identity: Identity, job_type: str, payload: dict[str, Any]
     ) -> asyncpg.Record:
-        spec = get_job_type(job_type)
+        spec = self.types.get(job_type)
         if spec is None:
             raise BadRequest(f"unknown job type {job_type!r}", field="job_type")
         try:
@@ -93,7 +101,7 @@ class JobService:
             field = ".".join(str(p) for p in first["loc"]) or "payload"
             raise BadRequest(f"{field}: {first['msg']}", field=field) from None
         if spec.check is not None:
-            await _load_hook(spec.check)(self.pool, identity, model)
+            await spec.check(self.resources, identity, model)
         clean = model.model_dump(mode="json")
         total = int(model.total_units()) if hasattr(model, "total_units") else 0
         row = await repo.insert(self.pool, identity.user_id, job_type, clean, total)
@@ -113,9 +121,14 @@ class JobService:
     ) -> asyncpg.Record:
         """A job row written in the caller's transaction (a domain row that owns the job is
         written beside it); call :meth:`after_insert` once that transaction commits."""
-        if get_job_type(job_type) is None:
+        if self.types.get(job_type) is None:
             raise BadRequest(f"unknown job type {job_type!r}", field="job_type")
         return await repo.insert(conn, identity.user_id, job_type, payload, total)
+
+    async def add_to_payload(self, conn: asyncpg.Connection, job_id: str, **values: Any) -> None:
+        """Add keys to a job's payload in the caller's transaction (an id the domain row got
+        only after the job row was written)."""
+        await repo.add_to_payload(conn, job_id, values)
 
     async def after_insert(self, job_id: str) -> None:
         await self.enqueue(job_id, attempt=1)
@@ -152,9 +165,9 @@ class JobService:
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[asyncpg.Record], int]:
-        if status is not None and status not in STATUSES:
+        if status is not None and status not in JobStatus.__members__:
             raise BadRequest(
-                f"status must be one of {', '.join(STATUSES)}, got {status!r}", field="status"
+                f"status must be one of {', '.join(JobStatus)}, got {status!r}", field="status"
             )
         owner = None if identity.is_admin else identity.user_id
         return await repo.list_jobs(
@@ -193,6 +206,12 @@ class JobService:
     async def heartbeat(self, job_id: str, attempt: int | None = None) -> None:
         await repo.heartbeat(self.pool, job_id, attempt)
 
+    async def cancel_requested(self, job_id: str) -> bool:
+        return await repo.cancel_requested(self.pool, job_id)
+
+    async def owner(self, job_id: str) -> str | None:
+        return await repo.owner(self.pool, job_id)
+
     async def finish(
         self,
         job_id: str,
@@ -211,13 +230,13 @@ class JobService:
         return row
 
     async def _ended(self, row: asyncpg.Record) -> None:
-        if row["status"] not in ("FAILED", "CANCELLED"):
+        if row["status"] not in (JobStatus.FAILED, JobStatus.CANCELLED):
             return
-        spec = get_job_type(row["job_type"])
-        hook = spec.load_on_ended() if spec is not None else None
+        spec = self.types.get(row["job_type"])
+        hook = spec.on_ended if spec is not None else None
         if hook is not None:
             try:
-                await hook(self, row)
+                await hook(self.resources, row)
             except Exception:
                 log.exception("job end hook failed", extra={"job_id": str(row["job_id"])})
 
@@ -241,7 +260,7 @@ class JobService:
         counts = {"requeued": 0, "failed": 0, "reenqueued": 0}
         for row in await repo.stale_running(self.pool, lease_seconds):
             job_id = str(row["job_id"])
-            spec = get_job_type(row["job_type"])
+            spec = self.types.get(row["job_type"])
             max_tries = spec.max_tries if spec is not None else 1
             if row["cancel_requested"]:
                 await self.finish(job_id, "CANCELLED", error="cancelled; its worker stopped")

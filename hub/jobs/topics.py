@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import asyncpg
+from typing import TYPE_CHECKING
+
 import orjson
 
-from hub.auth import Identity
 from hub.eventlog import EventLog
 from hub.jobs import repository as repo
 from hub.jobs.service import job_document
-from hub.topics import Access, StoredEvent, Topic, TopicFamily, TopicRegistry
+from hub.topics import UUID, OwnedBy, StoredEvent, Topic, TopicFamily, TopicKind, TopicSpec
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from hub.domains import Resources
 
 
 class JobState:
@@ -23,20 +28,22 @@ class JobState:
         return StoredEvent(row["version"], orjson.dumps(job_document(row)))
 
 
-class JobOwner:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def access(self, identity: Identity, topic: Topic) -> Access:
-        owner = await repo.owner(self.pool, topic.key)
-        if owner is None:
-            return Access.NOT_FOUND
-        if identity.is_admin or owner == identity.user_id:
-            return Access.ALLOWED
-        return Access.FORBIDDEN
+def _owner(resources: Resources) -> OwnedBy:
+    pool = resources.pool
+    return OwnedBy(lambda job_id: repo.owner(pool, job_id))
 
 
-def register(registry: TopicRegistry, pool: asyncpg.Pool) -> None:
-    owner = JobOwner(pool)
-    registry.register("job", TopicFamily(state=JobState(pool), authorizer=owner))
-    registry.register("job_log", TopicFamily(history=EventLog(pool), authorizer=owner))
+TOPICS = (
+    TopicSpec.of(
+        "job",
+        TopicKind.STATE,
+        rf"job:(?P<key>{UUID})",
+        lambda r: TopicFamily(state=JobState(r.pool), authorizer=_owner(r)),
+    ),
+    TopicSpec.of(
+        "job_log",
+        TopicKind.DURABLE,
+        rf"job:(?P<key>{UUID}):log",
+        lambda r: TopicFamily(history=EventLog(r.pool), authorizer=_owner(r)),
+    ),
+)

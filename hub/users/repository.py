@@ -82,3 +82,38 @@ async def revoke_api_key(conn: Conn, key_id: str, user_id: str) -> bool:
         user_id,
     )
     return str(status).endswith(" 1")
+
+
+async def lock_user(conn: asyncpg.Connection, user_id: str) -> None:
+    """Hold the user's row until the transaction ends (serialises decisions about their keys)."""
+    await conn.execute("select 1 from users where user_id = $1 for update", user_id)
+
+
+async def newest_active_api_key(conn: Conn, user_id: str, name: str) -> asyncpg.Record | None:
+    """The user's newest unrevoked key named ``name`` or ``name`` followed by a space and more."""
+    return await conn.fetchrow(
+        """
+        select key_id, name, created_at from api_keys
+        where user_id = $1 and revoked_at is null and (name = $2 or starts_with(name, $2 || ' '))
+        order by created_at desc
+        limit 1
+        """,
+        user_id,
+        name,
+    )
+
+
+async def user_states(conn: Conn, user_ids: list[str]) -> list[asyncpg.Record]:
+    """Role and status of each user, for re-checking credentials already handed out."""
+    return await conn.fetch(
+        "select user_id, role, disabled from users where user_id = any($1::uuid[])", user_ids
+    )
+
+
+async def revoked_keys(conn: Conn, key_ids: list[str]) -> set[str]:
+    """Which of ``key_ids`` are revoked or gone."""
+    rows = await conn.fetch(
+        "select key_id from api_keys where key_id = any($1::text[]) and revoked_at is null",
+        key_ids,
+    )
+    return set(key_ids) - {row["key_id"] for row in rows}

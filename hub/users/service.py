@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -23,14 +26,17 @@ from hub.auth import (
 from hub.errors import Unauthorized
 from hub.users import repository
 
-# How long a resolved API key is trusted without asking Postgres again; a revoked key stops
-# working within this many seconds on every process.
-API_KEY_CACHE_SECONDS = 10.0
+# How long a resolved credential is trusted without asking Postgres again: a revoked key, a
+# disabled user or a changed role takes effect within this many seconds on every process.
+API_KEY_CACHE_SECONDS = 5.0
+USER_CACHE_SECONDS = 5.0
 _CACHE_LIMIT = 10_000
 
 
-def _identity(row: asyncpg.Record) -> Identity:
-    return Identity(user_id=str(row["user_id"]), username=row["username"], role=Role(row["role"]))
+def _identity(row: asyncpg.Record, key_id: str | None = None) -> Identity:
+    return Identity(
+        user_id=str(row["user_id"]), username=row["username"], role=Role(row["role"]), key_id=key_id
+    )
 
 
 async def ensure_user(
@@ -71,6 +77,30 @@ async def create_api_key(conn: asyncpg.Connection, identity: Identity, name: str
     return key.token
 
 
+@dataclass(frozen=True)
+class NamedKey:
+    key_id: str
+    created_at: datetime
+    token: str | None  # the whole key: only when this call minted it, since it is not stored
+
+
+async def ensure_named_api_key(conn: asyncpg.Connection, identity: Identity, name: str) -> NamedKey:
+    """The user's active key named ``name`` (or ``name ...``), minted if there is none.
+
+    The user's row is locked meanwhile, so two callers at once still leave one key.
+    """
+    async with conn.transaction():
+        await repository.lock_user(conn, identity.user_id)
+        row = await repository.newest_active_api_key(conn, identity.user_id, name)
+        if row is not None:
+            return NamedKey(row["key_id"], row["created_at"], None)
+        key = generate_api_key()
+        await repository.insert_api_key(conn, key.key_id, identity.user_id, key.key_hash, name)
+        row = await repository.newest_active_api_key(conn, identity.user_id, name)
+        assert row is not None and row["key_id"] == key.key_id
+        return NamedKey(key.key_id, row["created_at"], key.token)
+
+
 async def revoke_api_key(pool: asyncpg.Pool, identity: Identity, key_id: str) -> bool:
     return await repository.revoke_api_key(pool, key_id, identity.user_id)
 
@@ -109,15 +139,38 @@ class Authenticator:
         self._pool = pool
         self._secret = jwt_secret
         self._cache: dict[str, _Cached] = {}
+        self._users: dict[str, tuple[float, str | None, bool]] = {}  # id -> (until, role, disabled)
 
     def forget(self, key_id: str) -> None:
         """Drop a revoked key from this process's cache (others drop it within the TTL)."""
         for token in [t for t in self._cache if parse_api_key(t) == key_id]:
             del self._cache[token]
 
+    async def _current_role(self, user_id: str) -> Role:
+        """The user's role now (a JWT's claim may be stale); AuthError if disabled or gone."""
+        now = time.monotonic()
+        cached = self._users.get(user_id)
+        if cached is None or cached[0] <= now:
+            rows = await repository.user_states(self._pool, [user_id])
+            row = rows[0] if rows else None
+            cached = (
+                now + USER_CACHE_SECONDS,
+                None if row is None else row["role"],
+                True if row is None else bool(row["disabled"]),
+            )
+            if len(self._users) >= _CACHE_LIMIT:
+                self._users.clear()
+            self._users[user_id] = cached
+        _, role, disabled = cached
+        if role is None or disabled:
+            raise AuthError("user disabled")
+        return Role(role)
+
     async def authenticate(self, token: str) -> Identity:
         if looks_like_jwt(token):
-            return decode_jwt(token, self._secret)
+            identity = decode_jwt(token, self._secret)
+            role = await self._current_role(identity.user_id)
+            return identity if role is identity.role else dataclasses.replace(identity, role=role)
         key_id = parse_api_key(token)
         if key_id is None:
             raise AuthError("invalid token")
@@ -132,9 +185,43 @@ class Authenticator:
             raise AuthError("API key revoked")
         if row["disabled"]:
             raise AuthError("user disabled")
-        identity = _identity(row)
+        identity = _identity(row, key_id)
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[token] = _Cached(identity, now + API_KEY_CACHE_SECONDS)
         await repository.touch_api_key(self._pool, key_id)
         return identity
+
+
+class UserService:
+    """The users domain's service: logins, keys, the user list, and resolving credentials."""
+
+    def __init__(self, resources: Any) -> None:
+        from hub.users.sessions import SessionMonitor
+
+        self.pool: asyncpg.Pool = resources.pool
+        self.authenticator = Authenticator(self.pool, resources.settings.jwt_secret)
+        self.sessions = SessionMonitor(self.pool)
+
+    async def authenticate(self, token: str) -> Identity:
+        return await self.authenticator.authenticate(token)
+
+    async def login(self, username: str, password: str) -> Identity:
+        return await login(self.pool, username, password)
+
+    async def create_api_key(self, identity: Identity, name: str) -> str:
+        async with self.pool.acquire() as conn:
+            return await create_api_key(conn, identity, name)
+
+    async def revoke_api_key(self, identity: Identity, key_id: str) -> bool:
+        revoked = await revoke_api_key(self.pool, identity, key_id)
+        if revoked:
+            self.authenticator.forget(key_id)
+        return revoked
+
+    async def list_users(self) -> list[asyncpg.Record]:
+        return await list_users(self.pool)
+
+    async def create_user(self, username: str, *, role: Role, password: str | None) -> Identity:
+        async with self.pool.acquire() as conn:
+            return await ensure_user(conn, username, role=role, password=password)

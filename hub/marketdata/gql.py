@@ -10,11 +10,10 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from hub.errors import BadRequest
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
+from hub.marketdata.service import tick_topic
 from hub.subscription import Event
-from hub.topics import UnknownTopic, parse_topic
 
 
 @strawberry.type(description="One market data tick; `epoch` changes when Redis lost the history.")
@@ -35,11 +34,7 @@ async def ticks(
     epoch: str | None = None,
 ) -> AsyncGenerator[Tick, None]:
     """Live ticks of ``symbol`` (from ``sinceSequence`` while Redis still holds them)."""
-    try:
-        topic = parse_topic(f"ticks:{symbol}").name
-    except UnknownTopic:
-        raise BadRequest(f"invalid symbol {symbol!r}", field="symbol") from None
-    async for event in stream_topic(info, topic, since_sequence, epoch):
+    async for event in stream_topic(info, tick_topic(symbol), since_sequence, epoch):
         yield event.memo(("ticks", symbol), partial(_tick, event, symbol))
 
 
@@ -56,3 +51,8 @@ def _tick(event: Event, symbol: str) -> Tick:
         data=data,
     )
     return event.keyed(tick)
+
+
+@strawberry.type
+class Subscription:
+    ticks: Tick = strawberry.subscription(resolver=ticks)  # type: ignore[assignment]

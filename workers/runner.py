@@ -11,63 +11,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
-import asyncpg
 from arq.worker import Retry
 
-from hub.jobs import repository as jobs_repo
-from hub.jobs.registry import get_job_type
+from hub.domains import Resources
+from hub.jobs.context import (
+    TRANSIENT,
+    ClaimLost,
+    JobCancelled,
+    JobContext,
+    TransientJobError,
+)
 from hub.jobs.service import JobService
 
 log = logging.getLogger("tradehub.worker")
 
 HEARTBEAT_SECONDS = 5.0
-TRANSIENT = (
-    OSError,
-    ConnectionError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
-
-
-class JobCancelled(Exception):
-    """Raised at a progress point when the job's owner asked to cancel it."""
-
-
-class ClaimLost(Exception):
-    """This attempt no longer holds the job (the reaper gave it to another): stop, write nothing."""
-
-
-class TransientJobError(Exception):
-    """A failure worth retrying (with backoff) rather than failing the job."""
-
-
-@dataclass
-class JobContext:
-    """What a handler gets: its job id, the shared services, and progress/log/cancel points."""
-
-    job_id: str
-    service: JobService
-    pool: asyncpg.Pool
-    attempt: int
-    extras: dict[str, Any] = field(default_factory=dict)
-
-    async def progress(self, done: int, total: int | None = None) -> None:
-        """Report progress; raises JobCancelled if a cancel was requested meanwhile."""
-        row = await self.service.progress(self.job_id, done, total, attempt=self.attempt)
-        if row is None:
-            if await jobs_repo.cancel_requested(self.pool, self.job_id):
-                raise JobCancelled(self.job_id)
-            raise ClaimLost(self.job_id)
-        if row["cancel_requested"]:
-            raise JobCancelled(self.job_id)
-
-    async def log(self, message: str, **fields: Any) -> None:
-        await self.service.append_log(self.job_id, [{"message": message, **fields}])
 
 
 @contextlib.asynccontextmanager
@@ -106,21 +65,18 @@ def _backoff(attempt: int) -> float:
     return float(min(2 ** (attempt - 1), 30))
 
 
-async def run_job(
-    service: JobService, job_id: str, *, attempt: int, lease_seconds: float, extras: dict[str, Any]
-) -> str:
+async def run_job(resources: Resources, job_id: str, *, lease_seconds: float) -> str:
     """Run ``job_id`` if this worker wins the claim; returns what happened, for arq's log."""
+    service = resources.jobs
     row = await service.claim(job_id, lease_seconds)
     if row is None:
         return "not claimed (already taken, finished or cancelled)"
-    spec = get_job_type(row["job_type"])
+    spec = resources.job_types.get(row["job_type"])
     if spec is None:
         await service.finish(job_id, "FAILED", error=f"unknown job type {row['job_type']!r}")
         return "failed: unknown job type"
     claim = int(row["attempts"])  # every write below holds this attempt's claim
-    ctx = JobContext(
-        job_id=job_id, service=service, pool=service.pool, attempt=claim, extras=extras
-    )
+    ctx = JobContext(job_id=job_id, attempt=claim, resources=resources)
     try:
         handler = spec.load_handler()
         payload = spec.payload.model_validate(row["payload"])

@@ -1,10 +1,9 @@
-"""GraphQL for jobs and candles: types, queries, mutations and subscriptions."""
+"""GraphQL for jobs: the job types, ``job``/``jobs``, ``cancelJob``, ``jobProgress``, ``jobLog``."""
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -12,22 +11,14 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from hub.datasets import service as datasets
 from hub.errors import BadRequest
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
-from hub.gql.types import parse_time
-from hub.jobs.service import job_document, job_topic, log_topic, parse_job_id
+from hub.jobs.service import JobStatus, job_document, job_topic, log_topic, parse_job_id
 from hub.subscription import Event
+from hub.times import parse_iso
 
-
-@strawberry.enum
-class JobStatus(enum.Enum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
+strawberry.enum(JobStatus)  # the domain enum, as a GraphQL enum of the same name
 
 
 @strawberry.type
@@ -60,11 +51,15 @@ class Job:
             error=doc["error"],
             attempts=doc["attempts"],
             cancel_requested=doc["cancel_requested"],
-            created_at=parse_time(doc["created_at"]),  # type: ignore[arg-type]
-            updated_at=parse_time(doc["updated_at"]),  # type: ignore[arg-type]
-            started_at=parse_time(doc["started_at"]),
-            completed_at=parse_time(doc["completed_at"]),
+            created_at=parse_iso(doc["created_at"]),  # type: ignore[arg-type]
+            updated_at=parse_iso(doc["updated_at"]),  # type: ignore[arg-type]
+            started_at=parse_iso(doc["started_at"]),
+            completed_at=parse_iso(doc["completed_at"]),
         )
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        return cls.from_document(job_document(row))
 
 
 @strawberry.type
@@ -86,32 +81,9 @@ class JobLogEntry:
     data: JSON
 
 
-@strawberry.type
-class Candle:
-    ts: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-
-@strawberry.input
-class GenerateSyntheticDatasetInput:
-    symbol: str
-    timeframe: str = "1h"
-    bars: int = 1000
-    seed: int = 0
-    start: datetime | None = None
-    initial_price: float = 100.0
-    drift: float = 0.05
-    volatility: float = 0.6
-
-
 async def resolve_job(info: Info[Context, None], id: strawberry.ID) -> Job:
     ctx = info.context
-    row = await ctx.state.jobs.get(ctx.require_identity(), str(id))
-    return Job.from_document(job_document(row))
+    return Job.from_row(await ctx.state.jobs.get(ctx.require_identity(), str(id)))
 
 
 async def resolve_jobs(
@@ -133,75 +105,12 @@ async def resolve_jobs(
         limit=limit,
         offset=offset,
     )
-    return JobPage(items=[Job.from_document(job_document(r)) for r in rows], count=count)
-
-
-def _ns(value: datetime | None) -> int | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp() * 1_000_000) * 1000
-
-
-async def resolve_candles(
-    info: Info[Context, None],
-    symbol: str,
-    timeframe: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = 1000,
-) -> list[Candle]:
-    ctx = info.context
-    ctx.require_identity()
-    bars = await datasets.candles(
-        ctx.pool, symbol, timeframe, start_ns=_ns(start), end_ns=_ns(end), limit=limit
-    )
-    ts = bars["ts"] // 1000
-    return [
-        Candle(
-            ts=datetime.fromtimestamp(int(t) / 1e6, tz=UTC),
-            open=float(o),
-            high=float(h),
-            low=float(lo),
-            close=float(c),
-            volume=float(v),
-        )
-        for t, o, h, lo, c, v in zip(
-            ts.tolist(),
-            bars["open"].tolist(),
-            bars["high"].tolist(),
-            bars["low"].tolist(),
-            bars["close"].tolist(),
-            bars["volume"].tolist(),
-            strict=True,
-        )
-    ]
-
-
-async def generate_synthetic_dataset(
-    info: Info[Context, None], input: GenerateSyntheticDatasetInput
-) -> Job:
-    ctx = info.context
-    payload = {
-        "symbol": input.symbol,
-        "timeframe": input.timeframe,
-        "bars": input.bars,
-        "seed": input.seed,
-        "initial_price": input.initial_price,
-        "drift": input.drift,
-        "volatility": input.volatility,
-    }
-    if input.start is not None:
-        payload["start"] = input.start.isoformat()
-    row = await ctx.state.jobs.create(ctx.require_identity(), "dataset.synthetic", payload)
-    return Job.from_document(job_document(row))
+    return JobPage(items=[Job.from_row(r) for r in rows], count=count)
 
 
 async def cancel_job(info: Info[Context, None], id: strawberry.ID) -> Job:
     ctx = info.context
-    row = await ctx.state.jobs.cancel(ctx.require_identity(), str(id))
-    return Job.from_document(job_document(row))
+    return Job.from_row(await ctx.state.jobs.cancel(ctx.require_identity(), str(id)))
 
 
 async def job_progress(
@@ -212,7 +121,7 @@ async def job_progress(
     async for event in stream_topic(info, topic, None):
         doc = event.data()
         yield event.memo("jobProgress", partial(_job_update, event, doc))
-        if doc["status"] in ("COMPLETED", "FAILED", "CANCELLED"):
+        if JobStatus(doc["status"]).terminal:
             return
 
 
@@ -229,3 +138,27 @@ async def job_log(
         data = event.data()
         message = str(data.get("message", "")) if isinstance(data, dict) else ""
         yield event.keyed(JobLogEntry(sequence=event.seq, message=message, data=data))
+
+
+@strawberry.type
+class Query:
+    job: Job = strawberry.field(resolver=resolve_job, description="One of your jobs.")
+    jobs: JobPage = strawberry.field(
+        resolver=resolve_jobs, description="Your jobs (every job, for an admin), newest first."
+    )
+
+
+@strawberry.type
+class Mutation:
+    cancel_job: Job = strawberry.mutation(
+        resolver=cancel_job,
+        description="Cancel a job: a pending one at once, a running one at its next progress point.",
+    )
+
+
+@strawberry.type
+class Subscription:
+    # strawberry types subscription(resolver=...) as the resolver's return type, the
+    # AsyncGenerator, not the item type that the schema field has.
+    job_progress: JobUpdate = strawberry.subscription(resolver=job_progress)  # type: ignore[assignment]
+    job_log: JobLogEntry = strawberry.subscription(resolver=job_log)  # type: ignore[assignment]

@@ -2,44 +2,41 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-import numpy as np
 import orjson
 import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from hub.errors import BadRequest
-from hub.executions.documents import checkpoint_document, ns_of, trade_doc_from_row
-from hub.executions.service import BacktestRequest, parse_execution_id, status_topic, stream_topic
+from hub.errors import BadRequest, fields_named
+from hub.executions.documents import checkpoint_document, trade_doc_from_row
+from hub.executions.model import BacktestRequest, EventType, ExecutionStatus
+from hub.executions.service import parse_execution_id
+from hub.executions.topics import status_topic, stream_topic
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic as follow
-from hub.gql.types import parse_time
 from hub.subscription import Event
+from hub.times import datetime_of_ns, ns_of
+from hub.times import parse_iso as parse_time
 
+strawberry.enum(ExecutionStatus)  # the domain enum, as a GraphQL enum of the same name
+strawberry.enum(EventType)  # the domain enum, as a GraphQL enum of the same name
 
-@strawberry.enum
-class ExecutionStatus(enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-    COMPLETED = "completed"
-    FAILED = "failed"
-
-
-@strawberry.enum
-class EventType(enum.Enum):
-    TICK_RECEIVED = "tick_received"
-    STRATEGY_SIGNAL = "strategy_signal"
-    TRADE_EXECUTED = "trade_executed"
-    STATUS_CHANGED = "status_changed"
-    ERROR_OCCURRED = "error_occurred"
+# The domain's field names, as GraphQL's startBacktest input names them.
+INPUT_FIELDS = {
+    "strategy": "strategy",
+    "params": "params",
+    "symbols": "symbol",
+    "timeframe": "timeframe",
+    "start": "start",
+    "end": "end",
+    "initial_capital": "initialCapital",
+    "options": "options",
+}
 
 
 @strawberry.type
@@ -47,7 +44,7 @@ class Checkpoint:
     id: strawberry.ID
     processed: float
     metrics: JSON = strawberry.field(
-        description="seed 003's checkpoint fields (numbers as strings)"
+        description="The checkpoint's metrics as numbers (null when a metric has no value yet)"
     )
     created_at: datetime | None
 
@@ -235,24 +232,14 @@ class Execution:
             )
         seq, ts, balance = await info.context.state.executions.equity(
             int(self.execution_id),
-            start_ns=None if start is None else ns_of(_aware(start)),
-            end_ns=None if end is None else ns_of(_aware(end)),
+            start_ns=None if start is None else ns_of(start),
+            end_ns=None if end is None else ns_of(end),
+            max_points=max_points,
         )
-        if len(ts) > max_points:
-            from engine import lttb
-
-            keep = lttb(ts.astype(np.float64), balance, max_points)
-            seq, ts, balance = seq[keep], ts[keep], balance[keep]
         return [
-            EquityPoint(
-                sequence=s, timestamp=datetime.fromtimestamp(t // 1_000_000_000, tz=UTC), balance=b
-            )
+            EquityPoint(sequence=s, timestamp=datetime_of_ns(t), balance=b)
             for s, t, b in zip(seq.tolist(), ts.tolist(), balance.tolist(), strict=True)
         ]
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _limit(limit: int) -> None:
@@ -339,19 +326,20 @@ async def start_backtest(info: Info[Context, None], input: StartBacktestInput) -
     ctx = info.context
     if not isinstance(input.params, dict) or not isinstance(input.options, dict):
         raise BadRequest("params and options must be JSON objects", field="params")
-    row = await ctx.state.executions.start_backtest(
-        ctx.require_identity(),
-        BacktestRequest(
-            strategy=input.strategy,
-            params=input.params,
-            symbols=[input.symbol],
-            timeframe=input.timeframe,
-            start=input.start,
-            end=input.end,
-            initial_capital=input.initial_capital,
-            options=input.options,
-        ),
-    )
+    with fields_named(INPUT_FIELDS):
+        row = await ctx.state.executions.start_backtest(
+            ctx.require_identity(),
+            BacktestRequest(
+                strategy=input.strategy,
+                params=input.params,
+                symbols=[input.symbol],
+                timeframe=input.timeframe,
+                start=input.start,
+                end=input.end,
+                initial_capital=input.initial_capital,
+                options=input.options,
+            ),
+        )
     return Execution.from_row(row)
 
 
@@ -426,5 +414,40 @@ async def execution_status(
                 checkpoint=_checkpoint(doc["checkpoint"]),
             )
         )
-        if doc["status"] in ("stopped", "completed", "failed"):
+        if ExecutionStatus(doc["status"]).terminal:
             return
+
+
+@strawberry.type
+class Query:
+    execution: Execution = strawberry.field(
+        resolver=resolve_execution, description="One of your executions."
+    )
+    executions: list[Execution] = strawberry.field(
+        resolver=resolve_executions,
+        description="Your executions (every one, for an admin), newest first.",
+    )
+    strategies: list[Strategy] = strawberry.field(
+        resolver=resolve_strategies,
+        description="Every strategy with its parameter schema and defaults.",
+    )
+
+
+@strawberry.type
+class Mutation:
+    start_backtest: Execution = strawberry.mutation(
+        resolver=start_backtest, description="Start a backtest execution (a job runs it)."
+    )
+    stop_execution: Execution = strawberry.mutation(
+        resolver=stop_execution, description="Stop an execution at its next chunk."
+    )
+
+
+@strawberry.type
+class Subscription:
+    # strawberry types subscription(resolver=...) as the resolver's return type, the
+    # AsyncGenerator, not the item type that the schema field has.
+    execution_events: ExecutionEvent = strawberry.subscription(resolver=execution_events)  # type: ignore[assignment]
+    execution_trades: Trade = strawberry.subscription(resolver=execution_trades)  # type: ignore[assignment]
+    equity: EquityPoint = strawberry.subscription(resolver=equity)  # type: ignore[assignment]
+    execution_status: StatusUpdate = strawberry.subscription(resolver=execution_status)  # type: ignore[assignment]

@@ -1,0 +1,173 @@
+"""Writing a running execution: its status changes, its chunks, its resume point.
+
+Each change is one transaction holding the rows and the events it causes; the events are
+published once it commits. A chunk writes its equity, the trades it closed and their events, a
+metrics checkpoint with the engine's resumable state, and the execution's progress.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import numpy as np
+
+from hub.executions import repository as repo
+from hub.executions.documents import clean_metrics, equity_jsons, status_document
+from hub.executions.model import ACTIVE, ExecutionStatus
+from hub.executions.records import Drained, Streams
+from hub.executions.topics import status_topic, stream_topic
+
+if TYPE_CHECKING:
+    from hub.bus import Bus
+
+
+class RunWriter:
+    def __init__(self, pool: asyncpg.Pool, bus: Bus) -> None:
+        self.pool = pool
+        self.bus = bus
+
+    async def streams_from(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None) -> Streams:
+        """Where a run picks up: after its checkpoint (what came later is removed, to be
+        written again identically), or from the start, keeping the status events published
+        before any chunk (a sequence once published never changes content)."""
+        execution_id = row["execution_id"]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if checkpoint is not None:
+                await repo.truncate_after(
+                    conn,
+                    execution_id,
+                    checkpoint["last_event_seq"],
+                    checkpoint["last_trade_seq"],
+                    checkpoint["processed"],
+                )
+                first_event, first_trade = (
+                    checkpoint["last_event_seq"],
+                    checkpoint["last_trade_seq"],
+                )
+            else:
+                first_event = await repo.last_status_event(conn, execution_id)
+                first_trade = 0
+                await repo.truncate_after(conn, execution_id, first_event, 0, 0)
+                await repo.delete_checkpoints(conn, execution_id)
+        return Streams(execution_id, row["symbols"][0], row["strategy"], first_event, first_trade)
+
+    async def streams_at_end(self, row: asyncpg.Record) -> Streams:
+        """A run's streams where they stand, to append to (closing a run after its job)."""
+        execution_id = row["execution_id"]
+        return Streams(
+            execution_id,
+            row["symbols"][0],
+            row["strategy"],
+            await repo.last_sequence(self.pool, "execution_events", execution_id),
+            await repo.last_sequence(self.pool, "execution_trades", execution_id),
+        )
+
+    async def set_status(
+        self,
+        streams: Streams,
+        status: ExecutionStatus,
+        ts_ns: int,
+        *,
+        error: str | None = None,
+        final_value: float | None = None,
+        when_in: frozenset[ExecutionStatus] = ACTIVE,
+    ) -> asyncpg.Record | None:
+        """Move the execution to ``status`` if it is in ``when_in``, with a ``status_changed``
+        event (and ``error_occurred`` for an error) and whatever the streams hold; None when
+        it was not in ``when_in``."""
+        mark = streams.mark()
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await repo.set_status(
+                    conn,
+                    streams.execution_id,
+                    status,
+                    error=error,
+                    final_value=final_value,
+                    when_in=tuple(when_in),
+                )
+                if row is None:
+                    streams.restore(mark)
+                    return None
+                streams.event(
+                    "status_changed",
+                    ts_ns,
+                    {"status": status, **({"error": error} if error else {})},
+                )
+                if error is not None:
+                    streams.event("error_occurred", ts_ns, {"message": error})
+                events, trades, batches = streams.drain()
+                await repo.write_trades(conn, streams.execution_id, trades)
+                await repo.write_events(conn, streams.execution_id, events)
+        except BaseException:
+            streams.restore(mark)
+            raise
+        await self.bus.publish_batches(batches)
+        await self.announce(row)
+        return row
+
+    async def persist(
+        self,
+        execution_id: int,
+        drained: Drained,
+        start: int,
+        ts: np.ndarray,
+        equity: np.ndarray,
+        processed: int,
+        total: int,
+        metrics: dict[str, float],
+        state: dict[str, Any] | None,
+        timings: dict[str, float],
+    ) -> bool:
+        """Write one drained chunk in one transaction, then publish it; True when a stop was
+        requested. On failure the caller rewinds the streams to ``drained.mark``."""
+        tick = time.perf_counter()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await repo.write_equity(conn, execution_id, start + 1, ts, equity)
+            await repo.write_trades(conn, execution_id, drained.trades)
+            await repo.write_events(conn, execution_id, drained.events)
+            checkpoint = await repo.write_checkpoint(
+                conn,
+                execution_id,
+                processed,
+                clean_metrics(metrics),
+                state,
+                drained.last_event,
+                drained.last_trade,
+            )
+            row = await repo.set_progress(conn, execution_id, processed, total)
+        drained.committed[0] = True
+        assert row is not None
+        written = time.perf_counter()
+        timings["write"] = timings.get("write", 0.0) + written - tick
+        batches = list(drained.batches)
+        equity_topic = stream_topic(execution_id, "equity")
+        heard = await self.bus.listened([equity_topic, *(topic for topic, _, _ in batches)])
+        if equity_topic in heard:
+            batches.append((equity_topic, start + 1, equity_jsons(ts, equity)))
+        await self.bus.publish_batches([b for b in batches if b[0] in heard])
+        await self.announce(row, checkpoint)
+        timings["publish"] = timings.get("publish", 0.0) + time.perf_counter() - written
+        return bool(row["stop_requested"])
+
+    async def persist_now(self, streams: Streams, *args: Any, **kwargs: Any) -> bool:
+        """Drain and persist at once (no overlap with the next chunk)."""
+        drained = streams.take()
+        try:
+            return await self.persist(streams.execution_id, drained, *args, **kwargs)
+        except BaseException:
+            if not drained.committed[0]:
+                streams.restore(drained.mark)
+            raise
+
+    async def stop_requested(self, execution_id: int) -> bool:
+        return await repo.stop_requested(self.pool, execution_id)
+
+    async def announce(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None = None) -> None:
+        """Publish the status; pass the checkpoint just written to spare reading it back."""
+        if checkpoint is None:
+            checkpoint = await repo.latest_checkpoint(self.pool, row["execution_id"])
+        doc = status_document(row, checkpoint)
+        await self.bus.publish(status_topic(row["execution_id"]), row["version"], doc)

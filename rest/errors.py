@@ -1,0 +1,104 @@
+"""One error renderer per REST family, and the one wrapper that applies it.
+
+Every route of a family is wrapped by :meth:`Family.endpoint`, so the domain errors its
+services raise, and its auth failures, answer in the family's own format; the app's exception
+handlers use :func:`family_for` so that unknown paths (404), wrong methods (405) and server
+errors under a family's base path answer in that format too.
+
+| family | base paths | format |
+|---|---|---|
+| Executions (seed 003) | ``/api/trading/executions/`` | ``{"error": "..."}`` |
+| ORCA (seed 002) | ``/api/v1/trading/``, ``/api/v1/run-bot/``, ``/api/upload-tick-data``, ``/api/health/`` | ``{"detail", "status_code"}`` |
+| Sigma Lab (seed 001) | ``/api/v1/`` (shared with Cracktrader) | ``{"error": {code, message, details}, "request_id"}`` |
+| Cracktrader (seed 004) | its routes under ``/api/v1/`` | ``{"error": {code, message, details}}`` |
+| Stage1 (seed 000) and the hub's own | everything else | ``{"error": "..."}`` |
+
+Sigma Lab and Cracktrader share ``/api/v1``: an unknown path there answers in Sigma Lab's
+format, which is Cracktrader's plus ``request_id``, so a client of either reads it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub.errors import HubError
+from hub.http import JSONResponse
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+Renderer = Callable[[Request, HubError], dict[str, object]]
+
+
+def _plain(request: Request, exc: HubError) -> dict[str, object]:
+    return {"error": exc.message}
+
+
+def _coded(exc: HubError, code: str | None = None) -> dict[str, object]:
+    return {"code": code or exc.code, "message": exc.message, "details": exc.details}
+
+
+def _sigmalab(request: Request, exc: HubError) -> dict[str, object]:
+    return {"error": _coded(exc), "request_id": getattr(request.state, "request_id", None)}
+
+
+def _cracktrader(request: Request, exc: HubError) -> dict[str, object]:
+    # Seed 004 names a refused symbol INVALID_SYMBOL, with the symbols that would work.
+    code = "INVALID_SYMBOL" if exc.status_code == 400 and exc.field == "symbols" else None
+    return {"error": _coded(exc, code)}
+
+
+def _orca(request: Request, exc: HubError) -> dict[str, object]:
+    return {"detail": exc.message, "status_code": exc.status_code}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    render_body: Renderer
+    prefixes: tuple[str, ...] = ()
+
+    def render(self, request: Request, exc: HubError) -> Response:
+        return JSONResponse(
+            self.render_body(request, exc), status_code=exc.status_code, headers=exc.headers
+        )
+
+    def endpoint(self, fn: Endpoint) -> Endpoint:
+        """Answer every domain error ``fn`` raises in this family's format."""
+
+        @functools.wraps(fn)
+        async def wrapper(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except HubError as exc:
+                return self.render(request, exc)
+
+        return wrapper
+
+
+STAGE1 = Family("stage1", _plain)
+EXECUTIONS = Family("executions", _plain, ("/api/trading/executions/",))
+ORCA = Family(
+    "orca",
+    _orca,
+    ("/api/v1/trading/", "/api/v1/run-bot/", "/api/upload-tick-data", "/api/health/"),
+)
+SIGMALAB = Family("sigmalab", _sigmalab, ("/api/v1/",))
+CRACKTRADER = Family("cracktrader", _cracktrader)
+HUB = STAGE1  # the hub's own routes answer like Stage1: {"error": "..."}
+
+_BY_PREFIX = sorted(
+    ((prefix, family) for family in (EXECUTIONS, ORCA, SIGMALAB) for prefix in family.prefixes),
+    key=lambda pair: -len(pair[0]),
+)
+
+
+def family_for(path: str) -> Family:
+    """The family whose base path holds ``path`` (the most specific one)."""
+    for prefix, family in _BY_PREFIX:
+        if path.startswith(prefix) or path == prefix.rstrip("/"):
+            return family
+    return HUB
