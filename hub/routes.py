@@ -147,6 +147,37 @@ async def create_user(request: Request) -> Response:
     )
 
 
+async def update_user(request: Request) -> Response:
+    """Change a user's role or disable them (an admin); open sockets and tokens of theirs
+    follow within seconds."""
+    admin = require_admin(request)
+    body = await read_json_object(request)
+    role_name, disabled = body.get("role"), body.get("disabled")
+    if role_name is None and disabled is None:
+        raise BadRequest("send role and/or disabled", field="role")
+    role = None
+    if role_name is not None:
+        try:
+            role = Role(role_name)
+        except ValueError:
+            raise BadRequest(
+                f"role must be 'user' or 'admin', got {role_name!r}", field="role"
+            ) from None
+    if disabled is not None and not isinstance(disabled, bool):
+        raise BadRequest("disabled must be true or false", field="disabled")
+    row = await request.state.users.update_user(
+        admin, request.path_params["user_id"], role=role, disabled=disabled
+    )
+    return JSONResponse(
+        {
+            "user_id": str(row["user_id"]),
+            "username": row["username"],
+            "role": row["role"],
+            "disabled": row["disabled"],
+        }
+    )
+
+
 async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi_document(request.app.routes))
 
@@ -177,6 +208,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/auth/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/api/admin/users", list_users, methods=["GET"]),
         Route("/api/admin/users", create_user, methods=["POST"]),
+        Route("/api/admin/users/{user_id}", update_user, methods=["PATCH"]),
         Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]

@@ -117,3 +117,18 @@ async def revoked_keys(conn: Conn, key_ids: list[str]) -> set[str]:
         key_ids,
     )
     return set(key_ids) - {row["key_id"] for row in rows}
+
+
+async def update_user(
+    conn: Conn, user_id: str, role: str | None, disabled: bool | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """
+        update users set role = coalesce($2, role), disabled = coalesce($3, disabled)
+        where user_id = $1
+        returning user_id, username, role, disabled
+        """,
+        user_id,
+        role,
+        disabled,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,7 +24,7 @@ from hub.auth import (
     parse_api_key,
     verify_password,
 )
-from hub.errors import Unauthorized
+from hub.errors import BadRequest, NotFound, Unauthorized
 from hub.users import repository
 
 # How long a resolved credential is trusted without asking Postgres again: a revoked key, a
@@ -141,6 +142,12 @@ class Authenticator:
         self._cache: dict[str, _Cached] = {}
         self._users: dict[str, tuple[float, str | None, bool]] = {}  # id -> (until, role, disabled)
 
+    def forget_user(self, user_id: str) -> None:
+        """Drop a changed user from this process's caches (others drop it within the TTL)."""
+        self._users.pop(user_id, None)
+        for token in [t for t, c in self._cache.items() if c.identity.user_id == user_id]:
+            del self._cache[token]
+
     def forget(self, key_id: str) -> None:
         """Drop a revoked key from this process's cache (others drop it within the TTL)."""
         for token in [t for t in self._cache if parse_api_key(t) == key_id]:
@@ -221,6 +228,25 @@ class UserService:
 
     async def list_users(self) -> list[asyncpg.Record]:
         return await list_users(self.pool)
+
+    async def update_user(
+        self, admin: Identity, user_id: str, *, role: Role | None, disabled: bool | None
+    ) -> asyncpg.Record:
+        """Set a user's role and/or disabled flag. An admin may not demote or disable
+        themselves (the hub would be left without the admin who could undo it)."""
+        try:
+            uuid.UUID(user_id)
+        except ValueError:
+            raise NotFound(f"no user {user_id!r}") from None
+        if user_id == admin.user_id and (role is Role.USER or disabled):
+            raise BadRequest("you may not demote or disable yourself", field="role")
+        row = await repository.update_user(
+            self.pool, user_id, None if role is None else role.value, disabled
+        )
+        if row is None:
+            raise NotFound(f"no user {user_id!r}")
+        self.authenticator.forget_user(user_id)
+        return row
 
     async def create_user(self, username: str, *, role: Role, password: str | None) -> Identity:
         async with self.pool.acquire() as conn:
