@@ -4,17 +4,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 
 from hub.embedded import RunningServices, port_in_use, temporary_postgres
 from hub.settings import Settings
 
+Command = Callable[[Settings, argparse.Namespace], int]
+
 
 class CommandError(Exception):
     """A one-line reason a command cannot run; printed without a traceback, exit 1."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM stop this process as Ctrl-C does, however it was started.
+
+    A non-interactive shell starts background jobs (``tradehub up &`` in a script) with SIGINT
+    ignored, and Python then installs no KeyboardInterrupt handler, so ``kill -INT`` did
+    nothing. uvicorn and arq replace these handlers while they run, stop in their own orderly
+    way, and uvicorn hands the signal back to these handlers once it has stopped.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 def mask_url(url: str) -> str:
@@ -103,12 +124,29 @@ def _with_database(settings: Settings, work: object) -> None:
 # -- commands --------------------------------------------------------------------------------
 
 
+def until_stopped(command: Command) -> Command:
+    """For the commands that run until stopped (up, serve, worker): SIGINT or SIGTERM stops them
+    at any point, start-up included, and that is their normal end (exit 0)."""
+
+    @functools.wraps(command)
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        stop_on_signals()
+        try:
+            return command(settings, args)
+        except KeyboardInterrupt:
+            return 0
+
+    return run
+
+
+@until_stopped
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from hub.supervisor import run_up
 
     return run_up(settings, demo=args.demo)
 
 
+@until_stopped
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -126,6 +164,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["TRADEHUB_DATA_DIR"] = str(settings.data_dir)
     asyncio.run(_migrate(database_url))
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
+    # uvicorn stops on SIGINT or SIGTERM, then raises the signal again (a KeyboardInterrupt).
     uvicorn.run(
         "hub.app:create_app_from_env",
         factory=True,
@@ -142,6 +181,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+@until_stopped
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from hub.logs import configure_logging
     from workers.settings import run_worker

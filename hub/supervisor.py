@@ -17,7 +17,6 @@ import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
-from types import FrameType
 
 from hub.cli import (
     CommandError,
@@ -38,10 +37,6 @@ from hub.settings import Settings
 
 READY_TIMEOUT = 90.0
 CHILD_STOP_TIMEOUT = 6.0
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -82,7 +77,6 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             f"tradehub up is already running on {data_dir} (pid {existing.up_pid}, {existing.hub_url})"
         )
     check_port(settings.host, settings.port)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
 
     postgres: EmbeddedPostgres | None = None
     valkey: EmbeddedValkey | None = None

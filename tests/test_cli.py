@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -95,9 +96,10 @@ def test_token_create_prints_only_the_token(services: Services, tmp_path: Path) 
 
 def _descendants(pid: int) -> list[psutil.Process]:
     try:
-        return psutil.Process(pid).children(recursive=True)
+        children: list[psutil.Process] = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+    return children
 
 
 class Up:
@@ -237,7 +239,7 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
         again.stop()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_up_with_external_services_starts_nothing_embedded(
     services: Services, tmp_path: Path, signum: int
 ) -> None:
@@ -247,28 +249,42 @@ def test_up_with_external_services_starts_nothing_embedded(
         TRADEHUB_REDIS_URL=services.redis_url,
         TRADEHUB_REDIS_PREFIX=services.redis_prefix + "up:",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub", "--data-dir", str(tmp_path), "up", "--port", str(port)],
+    # Started as a script's background job (`tradehub up &`), which runs with SIGINT ignored.
+    command = [sys.executable, "-m", "hub", "--data-dir", str(tmp_path), "up", "--port", str(port)]
+    shell = subprocess.Popen(
+        ["bash", "-c", '"$@" & wait $!', "bash", *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
     try:
-        assert proc.stdout is not None
+        assert shell.stdout is not None
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, proc.stderr.read() if proc.stderr else ""
+            line = shell.stdout.readline()
+            assert line, shell.stderr.read() if shell.stderr else ""
             if line.startswith("Press Ctrl-C"):
                 break
-        names = {p.name() for p in _descendants(proc.pid)}
+        names = {p.name() for p in _descendants(shell.pid)}
         assert not any("postgres" in n or "valkey" in n for n in names), names
         assert not (tmp_path / "postgres").exists() and not (tmp_path / "valkey").exists()
         assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
     finally:
-        children = _descendants(proc.pid)
-        proc.send_signal(signum)
-        proc.communicate(timeout=30)
+        children = _descendants(shell.pid)
+        started = time.monotonic()
+        up = next(child for child in children if child.ppid() == shell.pid)
+        up.send_signal(signum)
+        try:
+            _, err = shell.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            for child in children:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
+            shell.communicate(timeout=10)
+            raise AssertionError(f"tradehub up ignored {signal.Signals(signum).name}") from None
+        elapsed = time.monotonic() - started
         _, alive = psutil.wait_procs(children, timeout=5)
         assert not alive
+    assert shell.returncode == 0, err
+    assert elapsed < 15
