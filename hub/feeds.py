@@ -11,7 +11,6 @@ Server -> client: ``{"op": "authenticated"}``, ``{"op": "subscribed", "channel",
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -59,7 +58,7 @@ class _FeedConnection(Session):
     def __init__(self, feed: BotFeed, websocket: WebSocket, send: Send) -> None:
         super().__init__(websocket, send, send_timeout=feed.send_timeout)
         self.feed = feed
-        self.streams: dict[str, asyncio.Task[None]] = {}
+        self.streams = self.children  # subscriptions by channel
 
     async def error(
         self, code: str, message: str, channel: str | None = None, **extra: Any
@@ -69,11 +68,6 @@ class _FeedConnection(Session):
             body["channel"] = channel
         body.update(extra)
         await self.send_json(body)
-
-    def children(self) -> list[asyncio.Task[Any]]:
-        tasks: list[asyncio.Task[Any]] = list(self.streams.values())
-        self.streams.clear()
-        return tasks
 
     async def handshake(self) -> bool:
         identity = getattr(self.state, "identity", None)  # from the upgrade request's header
@@ -221,13 +215,7 @@ class _FeedConnection(Session):
         if subscription.missed is not None:
             ack["missed"] = {"from": subscription.missed[0], "to": subscription.missed[1]}
         await self.send_json(ack)
-        task = asyncio.create_task(self._pump(channel, subscription), name=f"feed-{channel}")
-        self.streams[channel] = task
-        task.add_done_callback(lambda t: self._done(channel, t))
-
-    def _done(self, channel: str, task: asyncio.Task[None]) -> None:
-        if self.streams.get(channel) is task:
-            del self.streams[channel]
+        self.start_child(channel, self._pump(channel, subscription), name=f"feed-{channel}")
 
     async def _pump(self, channel: str, subscription: Subscription) -> None:
         try:
@@ -255,14 +243,10 @@ class _FeedConnection(Session):
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         channel = frame.get("channel")
-        task = self.streams.pop(channel, None) if isinstance(channel, str) else None
-        if task is None:
+        if not isinstance(channel, str) or not await self.stop_child(channel):
             raise FeedError(
                 "not_subscribed",
                 f"not subscribed to {channel!r}",
                 channel if isinstance(channel, str) else None,
             )
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            await task
         await self.send_json({"op": "unsubscribed", "channel": channel})

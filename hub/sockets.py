@@ -80,6 +80,8 @@ class Session:
         self.send_json = self.outbox.send_json
         self.close = self.outbox.close
         self.identity: Identity | None = None
+        # What serves the client, by its name on the wire (a channel, an operation id).
+        self.children: dict[str, asyncio.Task[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._expiry: asyncio.Task[None] | None = None
         self._unwatch: Any = None
@@ -101,10 +103,6 @@ class Session:
     async def credential_ended(self, code: int, reason: str) -> None:
         """Tell the client its credential no longer holds, then close with ``code``."""
         await self.close(code, reason)
-
-    def children(self) -> list[asyncio.Task[Any]]:
-        """Tasks serving the client (subscriptions, operations), ended at teardown."""
-        return []
 
     # -- the life of a session ----------------------------------------------------------
 
@@ -128,6 +126,28 @@ class Session:
                 raise
         finally:
             await self.teardown()
+
+    def start_child(self, key: str, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        """Serve ``key`` (a subscription, an operation) in its own task until it ends or
+        :meth:`stop_child`; every child is ended at teardown."""
+        task = asyncio.create_task(coroutine, name=name)
+        self.children[key] = task
+
+        def forget(done: asyncio.Task[Any]) -> None:
+            if self.children.get(key) is done:
+                del self.children[key]
+
+        task.add_done_callback(forget)
+
+    async def stop_child(self, key: str) -> bool:
+        """End the child serving ``key``; False when there is none."""
+        task = self.children.pop(key, None)
+        if task is None:
+            return False
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        return True
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], name: str | None = None) -> None:
         """A background task of the session (pings, closes), cancelled at teardown."""
@@ -165,7 +185,8 @@ class Session:
         await self.outbox.stop()
         if self._unwatch is not None:
             self._unwatch()
-        tasks = [*self.children(), *self._tasks, *([self._expiry] if self._expiry else [])]
+        tasks = [*self.children.values(), *self._tasks, *([self._expiry] if self._expiry else [])]
+        self.children.clear()
         current = asyncio.current_task()
         tasks = [t for t in tasks if t is not current]
         for task in tasks:

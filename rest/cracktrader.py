@@ -28,16 +28,22 @@ from rest.executions import checkpoint_body
 
 endpoint = CRACKTRADER.endpoint
 
-# The domain's field names, as seed 004's BacktestRequest names them.
+# BacktestRequest fields stored as they are, by the execution's column.
+CONFIG_COLUMNS = {
+    "strategy_name": "strategy",
+    "strategy_params": "params",
+    "timeframe": "timeframe",
+    "exchange": "exchange",
+    "options": "options",
+}
+
+# The domain's field names that seed 004's BacktestRequest names otherwise.
 REQUEST_FIELDS = {
     "strategy": "strategy_name",
     "params": "strategy_params",
-    "symbols": "symbols",
-    "timeframe": "timeframe",
     "start": "start_date",
     "end": "end_date",
     "initial_capital": "initial_cash",
-    "options": "options",
 }
 
 
@@ -279,17 +285,13 @@ async def results(request: Request) -> Response:
         raise NotFound("there is no run yet; start one with POST /api/v1/run/backtest")
     checkpoint = await request.state.executions.latest_checkpoint(row["execution_id"])
     summary = request.state.executions.summary(row, checkpoint)
-    config = {
-        "strategy_name": row["strategy"],
-        "strategy_params": row["params"],
-        "symbols": list(row["symbols"]),
-        "timeframe": row["timeframe"],
-        "start_date": iso(row["start_at"]),
-        "end_date": iso(row["end_at"]),
-        "initial_cash": float(row["initial_capital"]),
-        "exchange": row["exchange"],
-        "options": row["options"],
-    }
+    config = {name: row[column] for name, column in CONFIG_COLUMNS.items()}
+    config.update(
+        symbols=list(row["symbols"]),
+        start_date=iso(row["start_at"]),
+        end_date=iso(row["end_at"]),
+        initial_cash=float(row["initial_capital"]),
+    )
     return JSONResponse(
         {
             "run_id": row["execution_id"],

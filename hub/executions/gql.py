@@ -26,17 +26,8 @@ from hub.times import parse_iso as parse_time
 strawberry.enum(ExecutionStatus)  # the domain enum, as a GraphQL enum of the same name
 strawberry.enum(EventType)  # the domain enum, as a GraphQL enum of the same name
 
-# The domain's field names, as GraphQL's startBacktest input names them.
-INPUT_FIELDS = {
-    "strategy": "strategy",
-    "params": "params",
-    "symbols": "symbol",
-    "timeframe": "timeframe",
-    "start": "start",
-    "end": "end",
-    "initial_capital": "initialCapital",
-    "options": "options",
-}
+# The domain's field names that GraphQL's startBacktest input names otherwise.
+INPUT_FIELDS = {"symbols": "symbol", "initial_capital": "initialCapital"}
 
 
 @strawberry.type

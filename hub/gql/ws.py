@@ -153,12 +153,7 @@ class _Connection(Session):
         self.endpoint = endpoint
         self.legacy = protocol == LEGACY_WS
         self.acknowledged = False
-        self.operations: dict[str, asyncio.Task[None]] = {}
-
-    def children(self) -> list[asyncio.Task[Any]]:
-        tasks: list[asyncio.Task[Any]] = list(self.operations.values())
-        self.operations.clear()
-        return tasks
+        self.operations = self.children  # running operations by id
 
     async def handle(self, message: Message) -> None:
         await self._handle(_frame_text(message))
@@ -265,13 +260,7 @@ class _Connection(Session):
                 ],
             )
             return
-        task = asyncio.create_task(self._operation(op_id, payload), name=f"graphql-op-{op_id}")
-        self.operations[op_id] = task
-        task.add_done_callback(lambda t: self._finished(op_id, t))
-
-    def _finished(self, op_id: str, task: asyncio.Task[None]) -> None:
-        if self.operations.get(op_id) is task:
-            del self.operations[op_id]
+        self.start_child(op_id, self._operation(op_id, payload), name=f"graphql-op-{op_id}")
 
     # -- operations -------------------------------------------------------------------
 
