@@ -1,8 +1,12 @@
 """Gap-free sequences for durable topics, and the generic durable event log.
 
-Domains with their own tables (execution trades, equity) allocate sequences here and store the
-events themselves; topics without a table of their own (a job's log) store them in
-``topic_events`` through :class:`EventLog`, which is also their history source for the bus.
+A durable topic without a table of its own (a job's log, a plug-in domain's stream) appends
+through :class:`EventLog`: :func:`allocate` takes the next sequences from the topic's counter row
+in ``topic_sequences`` inside the writer's transaction (the row lock makes commit order equal
+sequence order), the events go to ``topic_events``, and the log is also the topic's history
+source for the bus. A domain whose table is the history (execution events, trades and equity)
+numbers its rows itself: only the attempt holding the run's job writes them, continuing from the
+last sequence committed (or checkpointed), so its sequences are gap-free without a counter.
 """
 
 from __future__ import annotations
