@@ -16,7 +16,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hub.cli import (
     CommandError,
@@ -24,7 +26,6 @@ from hub.cli import (
     check_port,
     check_postgres,
     check_redis,
-    mint_api_key,
 )
 from hub.embedded import (
     EmbeddedPostgres,
@@ -35,8 +36,13 @@ from hub.embedded import (
 )
 from hub.settings import Settings
 
+if TYPE_CHECKING:
+    from hub.users.service import NamedKey
+
 READY_TIMEOUT = 90.0
 CHILD_STOP_TIMEOUT = 6.0
+# The name of the admin key `tradehub up` mints (earlier versions added the start's time).
+UP_KEY_NAME = "tradehub up"
 
 
 def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -62,6 +68,36 @@ def _wait_ready(url: str, hub: subprocess.Popen[bytes], timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise CommandError(f"the hub did not answer {url} within {timeout:.0f} s")
+
+
+async def up_admin_key(url: str) -> NamedKey:
+    """The admin's ``tradehub up`` key: minted on the first start, the same one afterwards.
+
+    Minting one per start left a new valid admin credential behind at every start.
+    """
+    from hub.auth import Role
+    from hub.db import connect, migrate_url
+    from hub.users import service
+
+    await migrate_url(url)
+    conn = await connect(url)
+    try:
+        admin = await service.ensure_user(conn, "admin", role=Role.ADMIN)
+        return await service.ensure_named_api_key(conn, admin, UP_KEY_NAME)
+    finally:
+        await conn.close()
+
+
+def admin_key_lines(key: NamedKey, data_dir: Path) -> str:
+    """The banner's lines about the admin key: the token when minted, afterwards its id (the
+    secret is not stored) and the command that mints another."""
+    if key.token is not None:
+        return f"  admin API token (minted now, shown only this once):\n    {key.token}\n"
+    minted = key.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"  admin key  th_{key.key_id}_... (minted {minted}, shown at that start only)\n"
+        f"  new token  tradehub --data-dir {data_dir} token create --user admin --admin\n"
+    )
 
 
 def _browser_host(host: str) -> str:
@@ -98,10 +134,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             valkey.start()
             redis_url = valkey.url
 
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        token = asyncio.run(
-            mint_api_key(database_url, "admin", admin=True, name=f"tradehub up {stamp}")
-        )
+        admin_key = asyncio.run(up_admin_key(database_url))
         base = f"http://{_browser_host(settings.host)}:{settings.port}"
         RunningServices(os.getpid(), database_url, redis_url, base).write(data_dir)
 
@@ -130,7 +163,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
             f"  REST docs  {base}/docs\n"
             f"  health     {base}/api/health\n"
             f"  data       {data_dir}\n"
-            f"  admin API token (minted for this start):\n    {token}\n"
+            f"{admin_key_lines(admin_key, data_dir)}"
             "Press Ctrl-C to stop.\n",
             flush=True,
         )

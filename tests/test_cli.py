@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -12,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import asyncpg
 import httpx
 import psutil
 import pytest
 
+from hub.embedded import RunningServices
 from tests.conftest import Services, free_port
 
 TOKEN = re.compile(r"^th_[a-z0-9]{12}_[A-Za-z0-9_-]{32,64}$")
@@ -92,6 +95,21 @@ def test_token_create_prints_only_the_token(services: Services, tmp_path: Path) 
     migrate = tradehub("migrate", env=env)
     assert migrate.returncode == 0
     assert "nothing to apply" in migrate.stderr
+
+
+async def active_up_keys(database_url: str) -> list[str]:
+    """The ids of the admin's unrevoked keys that ``tradehub up`` minted."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            """
+            select k.key_id from api_keys k join users u using (user_id)
+            where u.username = 'admin' and k.revoked_at is null and k.name like 'tradehub up%'
+            """
+        )
+    finally:
+        await conn.close()
+    return [row["key_id"] for row in rows]
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -193,11 +211,22 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
     assert up.token not in err and dora not in err
     assert not (data_dir / "services.json").exists()
 
-    # A second start on the same folder finds every user and token of the first; --demo seeds
-    # a BTC/USD 1h dataset through a job.
+    # A second start on the same folder finds every user and token of the first, mints no
+    # second admin key (it names the first one, whose secret it cannot know, and says how to
+    # mint another); --demo seeds a BTC/USD 1h dataset through a job.
     again = Up(data_dir, free_port(), "--demo")
     try:
         again.wait_banner()
+        assert not again.token
+        key_id = up.token.split("_")[1]
+        assert any(f"th_{key_id}_..." in line for line in again.banner), again.banner
+        assert any(
+            f"tradehub --data-dir {data_dir} token create --user admin --admin" in line
+            for line in again.banner
+        ), again.banner
+        running = RunningServices.read(data_dir)
+        assert running is not None
+        assert asyncio.run(active_up_keys(running.database_url)) == [key_id]
         me = httpx.get(
             f"http://127.0.0.1:{again.port}/api/me",
             headers={"Authorization": f"Bearer {dora}"},
@@ -218,7 +247,7 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
         while time.monotonic() < deadline and status not in ("COMPLETED", "FAILED"):
             status = httpx.get(
                 f"http://127.0.0.1:{again.port}/api/jobs/{demo_job}",
-                headers={"X-Stage1-Token": again.token},
+                headers={"X-Stage1-Token": up.token},
                 timeout=10,
             ).json()["status"]
             time.sleep(0.2)
@@ -228,7 +257,7 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
             json={
                 "query": '{ candles(symbol: "BTC/USD", timeframe: "1h", limit: 2) { ts close } }'
             },
-            headers={"Authorization": f"Bearer {again.token}"},
+            headers={"Authorization": f"Bearer {up.token}"},
             timeout=10,
         ).json()["data"]["candles"]
         assert [c["ts"] for c in candles] == [
