@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -110,6 +111,35 @@ async def active_up_keys(database_url: str) -> list[str]:
     finally:
         await conn.close()
     return [row["key_id"] for row in rows]
+
+
+async def test_up_key_is_minted_once_and_an_earlier_versions_key_counts(
+    services: Services,
+) -> None:
+    from hub.db import connect
+    from hub.supervisor import UP_KEY_NAME
+    from hub.users import repository, service
+
+    conn, other = await connect(services.database_url), await connect(services.database_url)
+    try:
+        user = await service.ensure_user(conn, f"up-{secrets.token_hex(4)}")
+        # Two starts at once leave one key, and only the one that minted it has the token.
+        first, second = await asyncio.gather(
+            service.ensure_named_api_key(conn, user, UP_KEY_NAME),
+            service.ensure_named_api_key(other, user, UP_KEY_NAME),
+        )
+        assert first.key_id == second.key_id
+        assert sorted([first.token is None, second.token is None]) == [False, True]
+        # Once it is revoked, a key named by an earlier version ("tradehub up <time>") is the
+        # one; a name that merely starts the same is not.
+        await repository.revoke_api_key(conn, first.key_id, user.user_id)
+        await service.create_api_key(conn, user, "tradehub upgrade")
+        earlier = await service.create_api_key(conn, user, "tradehub up 2026-01-02 03:04:05Z")
+        found = await service.ensure_named_api_key(conn, user, UP_KEY_NAME)
+        assert found.token is None and earlier.startswith(f"th_{found.key_id}_")
+    finally:
+        await conn.close()
+        await other.close()
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
