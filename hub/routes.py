@@ -14,6 +14,7 @@ from hub.auth import Role, mint_jwt
 from hub.errors import BadRequest, NotFound
 from hub.http import JSONResponse, read_json_object, require_admin, require_identity
 from hub.openapi import openapi_document
+from hub.times import iso
 
 
 async def healthz(request: Request) -> Response:
@@ -113,7 +114,7 @@ async def list_users(request: Request) -> Response:
                     "username": row["username"],
                     "role": row["role"],
                     "disabled": row["disabled"],
-                    "created_at": row["created_at"].isoformat(),
+                    "created_at": iso(row["created_at"]),
                 }
                 for row in rows
             ]

@@ -141,7 +141,7 @@ async def cracktrader_health(request: Request) -> Response:
             "status": report.status,
             "checks": report.checks,
             "metrics": metrics,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "timestamp": iso(datetime.now(UTC)),
         }
     )
 

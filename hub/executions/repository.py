@@ -8,6 +8,7 @@ import asyncpg
 import numpy as np
 
 from hub.db import Conn
+from hub.executions.model import ACTIVE
 
 EXECUTION_COLUMNS = """e.execution_id, e.task_id, e.owner_id, e.execution_number, e.status, e.progress,
     e.processed, e.total, e.job_id, e.stop_requested, e.error_message, e.final_value, e.version,
@@ -132,7 +133,7 @@ async def set_status(
     *,
     error: str | None = None,
     final_value: float | None = None,
-    when_in: tuple[str, ...] = ("created", "running", "paused"),
+    when_in: tuple[str, ...] = tuple(ACTIVE),
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"""

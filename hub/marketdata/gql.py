@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 
 import strawberry
@@ -14,6 +14,7 @@ from hub.gql.context import Context
 from hub.gql.streams import stream_topic
 from hub.marketdata.service import tick_topic
 from hub.subscription import Event
+from hub.times import datetime_of_ns
 
 
 @strawberry.type(description="One market data tick; `epoch` changes when Redis lost the history.")
@@ -45,7 +46,7 @@ def _tick(event: Event, symbol: str) -> Tick:
         sequence=event.seq,
         epoch=event.epoch,
         symbol=symbol,
-        ts=datetime.fromtimestamp(ts / 1e9, tz=UTC) if isinstance(ts, int | float) else None,
+        ts=datetime_of_ns(int(ts)) if isinstance(ts, int | float) else None,
         price=data.get("price") if isinstance(data, dict) else None,
         size=data.get("size") if isinstance(data, dict) else None,
         data=data,
