@@ -151,6 +151,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from hub.logs import configure_logging
+    from hub.metrics import multiprocess_metrics
 
     database_url, redis_url = resolve_urls(settings, "serve")
     if settings.database_url or settings.redis_url:
@@ -164,20 +165,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     os.environ["TRADEHUB_DATA_DIR"] = str(settings.data_dir)
     asyncio.run(_migrate(database_url))
     configure_logging(json_lines=settings.log_json, level=settings.log_level)
-    # uvicorn stops on SIGINT or SIGTERM, then raises the signal again (a KeyboardInterrupt).
-    uvicorn.run(
-        "hub.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        ws_per_message_deflate=False,
-        ws_max_size=1 << 20,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-        lifespan="on",
-    )
+    # Several workers share one /metrics: each writes its numbers to this folder.
+    with multiprocess_metrics(settings.workers):
+        # uvicorn stops on SIGINT or SIGTERM, then raises the signal again (a KeyboardInterrupt).
+        uvicorn.run(
+            "hub.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            ws_per_message_deflate=False,
+            ws_max_size=1 << 20,
+            access_log=False,
+            log_config=None,
+            timeout_graceful_shutdown=5,
+            lifespan="on",
+        )
     return 0
 
 
