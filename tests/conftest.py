@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from pydantic import SecretStr
 import uvicorn
 from redis.asyncio import Redis
 
@@ -116,7 +117,7 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
         redis_url=services.redis_url,
         redis_prefix=services.redis_prefix,
         data_dir=tmp_path_factory.mktemp("data"),
-        secret="test-secret-" + secrets.token_hex(16),
+        secret=SecretStr("test-secret-" + secrets.token_hex(16)),
         db_pool_max=20,
         domains=["tests.jobtypes", "tests.notes"],
         gc_tuning=False,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
 
 from hub.domains import Domain, Resources
 from hub.executions import gql
@@ -29,10 +31,43 @@ async def start(resources: Resources) -> None:
     if resources.role == "hub":
         await asyncio.to_thread(_warm_request_kernels)
     elif resources.role == "worker":
-        from engine.backtest import warm_up
-
-        seconds = await asyncio.to_thread(warm_up)
+        seconds = await _in_daemon_thread(_warm_backtest_kernels)
         log.info("engine kernels ready", extra={"seconds": round(seconds, 2)})
+
+
+def _warm_backtest_kernels() -> float:
+    from engine.backtest import warm_up
+
+    return float(warm_up())
+
+
+async def _in_daemon_thread(work: Callable[[], float]) -> float:
+    """Run ``work`` in a daemon thread: a worker stopped during a first (minutes-long) compile
+    exits at once instead of waiting for it, as it would for asyncio's default executor."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[float] = loop.create_future()
+
+    def run() -> None:
+        try:
+            value = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            loop.call_soon_threadsafe(_settle, done, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, done, value, None)
+
+    threading.Thread(target=run, name="warm-up", daemon=True).start()
+    return await done
+
+
+def _settle(
+    future: asyncio.Future[float], value: float | None, error: BaseException | None
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value if value is not None else 0.0)
 
 
 domain = Domain(
