@@ -152,6 +152,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from hub.logs import configure_logging
     from hub.metrics import multiprocess_metrics
+    from hub.server import uvicorn_options
 
     database_url, redis_url = resolve_urls(settings, "serve")
     if settings.database_url or settings.redis_url:
@@ -174,12 +175,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
-            ws_per_message_deflate=False,
-            ws_max_size=1 << 20,
-            access_log=False,
-            log_config=None,
-            timeout_graceful_shutdown=5,
-            lifespan="on",
+            **uvicorn_options(settings),
         )
     return 0
 

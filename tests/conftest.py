@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 from hub.app import create_app
 from hub.auth import Role
 from hub.db import connect, migrate
+from hub.server import uvicorn_options
 from hub.settings import Settings
 from hub.users import service as users
 
@@ -131,14 +132,9 @@ class LiveServer:
         self.settings = settings
         self.port = free_port()
         self.app = create_app(settings)
+        # The options `tradehub serve` runs with: its protocols, deadlines and connection cap.
         config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            log_config=None,
-            access_log=False,
-            ws_per_message_deflate=False,
-            lifespan="on",
+            self.app, host="127.0.0.1", port=self.port, **uvicorn_options(settings)
         )
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task[None] | None = None
