@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Scope
 
 import rest
 from hub import routes
@@ -28,11 +29,16 @@ from hub.domains import load_domains, open_resources
 from hub.errors import HubError, ServerError, from_status
 from hub.feeds import BotFeed
 from hub.gql.app import HubGraphQL
+from hub.gql.http import GraphQLEndpoint
 from hub.gql.schema import build_schema
 from hub.gql.ws import GraphQLWebSocket
 from hub.logs import configure_logging
 from hub.metrics import Metrics
-from hub.middleware import AuthenticationMiddleware, RequestContextMiddleware
+from hub.middleware import (
+    AuthenticationMiddleware,
+    InputValidationMiddleware,
+    RequestContextMiddleware,
+)
 from hub.settings import Settings
 from rest.errors import family_for
 
@@ -48,6 +54,11 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = from_status(exc.status_code, str(exc.detail), dict(exc.headers or {}))
     return family_for(request.url.path).render(request, error)
+
+
+def render_refusal(scope: Scope, error: HubError) -> Response:
+    """A request refused before routing, in the format of the family its path belongs to."""
+    return family_for(scope.get("path", "")).render(Request(scope), error)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -93,11 +104,16 @@ def create_app(settings: Settings) -> Starlette:
                 "started_at": time.monotonic(),
             }
 
-    schema = build_schema(domains)
-    graphql = HubGraphQL(schema)
+    schema = build_schema(domains, max_rows=settings.graphql_max_rows)
+    graphiql = HubGraphQL(schema, allow_queries_via_get=False)
     route_list = [
         *routes.routes(),
-        Route("/graphql", graphql, methods=["GET", "POST"], include_in_schema=False),
+        Route(
+            "/graphql",
+            GraphQLEndpoint(schema, graphiql, settings),
+            methods=["GET", "POST"],
+            include_in_schema=False,
+        ),
         WebSocketRoute(
             "/graphql",
             GraphQLWebSocket(
@@ -121,6 +137,7 @@ def create_app(settings: Settings) -> Starlette:
                 expose_headers=["X-Request-ID"],
             )
         )
+    middleware.append(Middleware(InputValidationMiddleware, render=render_refusal))
     middleware.append(Middleware(AuthenticationMiddleware))
     handlers: dict[Any, Any] = {
         HubError: hub_error,

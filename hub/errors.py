@@ -63,6 +63,13 @@ class RateLimited(HubError):
     code = "RATE_LIMITED"
 
 
+class LimitReached(HubError):
+    """A cap on what one user may have at once (jobs, bars), not a rate: 429 without Retry-After."""
+
+    status_code = 429
+    code = "LIMIT_REACHED"
+
+
 class PayloadTooLarge(HubError):
     status_code = 413
     code = "PAYLOAD_TOO_LARGE"

@@ -173,11 +173,11 @@ class _FeedConnection(Session):
             raise FeedError("bad_channel", "subscribe needs a channel name")
         since = frame.get("since")
         if since is not None and (
-            isinstance(since, bool) or not isinstance(since, int) or since < 0
+            isinstance(since, bool) or not isinstance(since, int) or not 0 <= since < 2**63
         ):
             raise FeedError(
                 "bad_since",
-                f"since must be a non-negative integer sequence, got {since!r}",
+                f"since must be a sequence between 0 and 2^63-1, got {str(since)[:40]}",
                 channel,
             )
         epoch = frame.get("epoch")

@@ -36,9 +36,35 @@ async def read_json(request: Request, *, max_bytes: int | None = None) -> Any:
     if not body:
         raise BadRequest("request body is empty; expected a JSON object")
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON body: {exc}") from None
+        raise BadRequest(f"malformed JSON body (or not UTF-8): {exc}") from None
+    check_json(data, "body")
+    return data
+
+
+MAX_JSON_DEPTH = 64
+
+
+def check_json(value: Any, where: str, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse what no field of the hub accepts and Postgres cannot store: a NUL character in
+    any string or key, and nesting deeper than ``max_depth``; the error names the place."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest(f"{path} contains a NUL character", field=path)
+        elif isinstance(item, dict | list):
+            if depth >= max_depth:
+                raise BadRequest(f"{path} is nested more than {max_depth} levels deep", field=path)
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    if "\x00" in str(key):
+                        raise BadRequest(f"a key of {path} contains a NUL character", field=path)
+                    stack.append((child, f"{path}.{key}", depth + 1))
+            else:
+                stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
@@ -46,6 +72,11 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest(f"request body must be a JSON object, got {type(data).__name__}")
     return data
+
+
+def client_address(conn: HTTPConnection) -> str | None:
+    """The peer's address (proxies' forwarding headers are not trusted)."""
+    return conn.client.host if conn.client is not None else None
 
 
 def current_identity(conn: HTTPConnection) -> Identity | None:

@@ -35,3 +35,8 @@ class Keys:
     def topic_history(self, topic: str) -> str:
         """Stream holding a recent topic's bounded history."""
         return f"{self.prefix}hist:{topic}"
+
+    # -- limits -----------------------------------------------------------------------
+    def rate_limit(self, scope: str, subject: str) -> str:
+        """Counter of one subject's hits in the current window of a rate limit."""
+        return f"{self.prefix}rl:{scope}:{subject}"

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.auth import AuthError, credentials_from_headers
+from hub.errors import BadRequest, HubError
 from hub.metrics import Metrics
 from hub.users.service import Authenticator
 
@@ -113,6 +115,52 @@ class RequestContextMiddleware:
                     "request_id": request_id,
                 },
             )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def bad_input(scope: Scope) -> HubError | None:
+    """The first thing wrong with a request's path or query string that no route accepts:
+    bytes that are not UTF-8 once percent-decoded, or control characters (NUL included)."""
+    raw_path = scope.get("raw_path") or scope.get("path", "").encode()
+    try:
+        path = urllib.parse.unquote_to_bytes(raw_path).decode("utf-8")
+    except UnicodeDecodeError:
+        return BadRequest("the path is not UTF-8 once percent-decoded", field="path")
+    if _CONTROL.search(path):
+        return BadRequest("the path contains a control character", field="path")
+    query = scope.get("query_string", b"")
+    if query:
+        try:
+            pairs = urllib.parse.parse_qsl(
+                query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="strict"
+            )
+        except (UnicodeDecodeError, ValueError):
+            return BadRequest("the query string is not UTF-8 once percent-decoded", field="query")
+        for name, value in pairs:
+            if _CONTROL.search(name) or _CONTROL.search(value):
+                field = name if not _CONTROL.search(name) else "query"
+                return BadRequest(f"{field} contains a control character", field=field)
+    return None
+
+
+class InputValidationMiddleware:
+    """Refuse, before any route runs, a path or query string that no route accepts; the 400 is
+    rendered by ``render`` (each REST family's own format, by path)."""
+
+    def __init__(self, app: ASGIApp, render: Any) -> None:
+        self.app = app
+        self.render = render
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            error = bad_input(scope)
+            if error is not None:
+                response = self.render(scope, error)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class AuthenticationMiddleware:

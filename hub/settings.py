@@ -55,6 +55,25 @@ class Settings(BaseSettings):
     # means a tenth of the run, between 20,000 and 250,000 bars.
     backtest_chunk_bars: int | None = Field(default=None, ge=100)
 
+    # -- limits: what one caller may ask of the hub ------------------------------------
+    # Rows one GraphQL operation may return (aliases and nesting multiply), and its answer's size.
+    graphql_max_rows: int = Field(default=250_000, ge=1)
+    graphql_max_response_bytes: int = Field(default=64 << 20, ge=1024)
+    # A connection whose request headers are incomplete after this long is closed; one whose
+    # body stops arriving for this long is answered 408 and closed.
+    header_timeout: float = Field(default=10.0, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0)
+    # Open connections (HTTP and WebSocket) one client address may hold at once.
+    max_connections_per_client: int = Field(default=2048, ge=1)
+    # Failed logins allowed per username and per address within login_window_seconds; after
+    # that, 429 with Retry-After until the window has passed.
+    login_failures_per_user: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=20, ge=1)
+    login_window_seconds: int = Field(default=300, ge=1)
+    # Jobs one user may have pending or running at once, and the bars they may cover together.
+    max_active_jobs_per_user: int = Field(default=4, ge=1)
+    max_active_bars_per_user: int = Field(default=25_000_000, ge=1)
+
     @field_validator("cors_origins", "domains", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

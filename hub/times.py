@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from hub.errors import BadRequest
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Market times are int64 nanoseconds since the epoch: what they can hold, and what a series
+# before the epoch would need (no data source the hub serves starts before 1970).
+EARLIEST = EPOCH
+LATEST = datetime(2262, 4, 11, tzinfo=UTC)
 
 
 def aware(value: datetime) -> datetime:
@@ -21,6 +27,21 @@ def ns_of(value: datetime) -> int:
     """A datetime as nanoseconds since the epoch, exact to the microsecond (no float rounding)."""
     delta = aware(value) - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def checked_ns(value: datetime | None, field: str) -> int | None:
+    """``ns_of(value)`` for a time a client sent, or a 400 naming ``field`` when it is outside
+    what a market time can be (1970-01-01 to 2262-04-11)."""
+    if value is None:
+        return None
+    value = aware(value)
+    if not EARLIEST <= value < LATEST:
+        raise BadRequest(
+            f"{field} must be between {EARLIEST.date()} and {LATEST.date()}, "
+            f"got {value.isoformat()}",
+            field=field,
+        )
+    return ns_of(value)
 
 
 def datetime_of_ns(ns: int) -> datetime:

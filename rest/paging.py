@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from hub.errors import BadRequest
 from hub.http import query_int
+from hub.times import aware, checked_ns
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,5 @@ def query_datetime(request: Request, name: str) -> datetime | None:
         value = datetime.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{name} must be an ISO 8601 datetime, got {raw!r}", field=name) from None
-    if value.tzinfo is None:
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
+    checked_ns(value, name)
+    return aware(value)

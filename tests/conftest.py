@@ -122,6 +122,10 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
         db_pool_max=20,
         domains=["tests.jobtypes", "tests.notes"],
         gc_tuning=False,
+        # The whole suite shares one user set and one address (127.0.0.1): its caps are wide,
+        # and the abuse tests run their own hub with the defaults.
+        max_active_jobs_per_user=64,
+        login_failures_per_address=10_000,
     )
 
 

@@ -186,7 +186,10 @@ async def test_cancel_stops_a_running_job_and_keeps_no_half_series(
     server: LiveServer, client: httpx.AsyncClient, settings: Settings, alice: Account, bob: Account
 ) -> None:
     async with running_worker(settings):
-        job_id = await create_job(client, alice.token, symbol="CXL/USD", bars=5_000_000, seed=3)
+        # 5,000,000 minutes (an hour each would end past 2262, which the hub refuses).
+        job_id = await create_job(
+            client, alice.token, symbol="CXL/USD", bars=5_000_000, seed=3, timeframe="1m"
+        )
         async with gql_session(server.ws_url, alice.token) as session:
             request = GraphQLRequest(
                 gql(operation("JobProgress")), variable_values={"jobId": job_id}
@@ -218,7 +221,7 @@ async def test_cancel_stops_a_running_job_and_keeps_no_half_series(
     candles = await graphql(
         client,
         operation("Candles"),
-        {"symbol": "CXL/USD", "timeframe": "1h", "limit": 10},
+        {"symbol": "CXL/USD", "timeframe": "1m", "limit": 10},
         token=alice.token,
     )
     assert candles["data"] is None or candles["data"]["candles"] == []

@@ -8,8 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from hub.gql.context import Context
+from hub.gql.cost import rows
+from hub.gql.paced import paced
 from hub.jobs.gql import Job
-from hub.times import datetime_of_ns, ns_of
+from hub.times import checked_ns, datetime_of_ns
 
 
 @strawberry.type
@@ -47,22 +49,24 @@ async def resolve_candles(
     bars = await ctx.state.datasets.candles(
         symbol,
         timeframe,
-        start_ns=None if start is None else ns_of(start),
-        end_ns=None if end is None else ns_of(end),
+        start_ns=checked_ns(start, "start"),
+        end_ns=checked_ns(end, "end"),
         limit=limit,
     )
-    return [
-        Candle(ts=datetime_of_ns(t), open=o, high=h, low=lo, close=c, volume=v)
-        for t, o, h, lo, c, v in zip(
-            bars["ts"].tolist(),
-            bars["open"].tolist(),
-            bars["high"].tolist(),
-            bars["low"].tolist(),
-            bars["close"].tolist(),
-            bars["volume"].tolist(),
-            strict=True,
-        )
-    ]
+    return paced(
+        [
+            Candle(ts=datetime_of_ns(t), open=o, high=h, low=lo, close=c, volume=v)
+            for t, o, h, lo, c, v in zip(
+                bars["ts"].tolist(),
+                bars["open"].tolist(),
+                bars["high"].tolist(),
+                bars["low"].tolist(),
+                bars["close"].tolist(),
+                bars["volume"].tolist(),
+                strict=True,
+            )
+        ]
+    )
 
 
 async def generate_synthetic_dataset(
@@ -87,7 +91,9 @@ async def generate_synthetic_dataset(
 @strawberry.type
 class Query:
     candles: list[Candle] = strawberry.field(
-        resolver=resolve_candles, description="Bars of a dataset, oldest first."
+        resolver=resolve_candles,
+        description="Bars of a dataset, oldest first.",
+        metadata=rows("limit", 1000),
     )
 
 

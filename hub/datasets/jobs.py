@@ -6,12 +6,12 @@ import asyncio
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.auth import Identity
 from hub.datasets.timeframes import timeframe_ns
 from hub.jobs.registry import JobType
-from hub.times import ns_of
+from hub.times import EARLIEST, LATEST, ns_of
 
 if TYPE_CHECKING:
     from hub.datasets.service import DatasetService
@@ -43,7 +43,20 @@ class SyntheticDatasetPayload(BaseModel):
     @field_validator("start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if not EARLIEST <= value < LATEST:
+            raise ValueError(f"start must be between {EARLIEST.date()} and {LATEST.date()}")
+        return value
+
+    @model_validator(mode="after")
+    def _ends_in_range(self) -> SyntheticDatasetPayload:
+        end = ns_of(self.start) + self.bars * timeframe_ns(self.timeframe)
+        if end >= ns_of(LATEST):
+            raise ValueError(
+                f"{self.bars:,} bars of {self.timeframe} from {self.start.date()} end after "
+                f"{LATEST.date()}, the last time the hub can hold"
+            )
+        return self
 
     def total_units(self) -> int:
         return self.bars

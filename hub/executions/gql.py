@@ -18,9 +18,11 @@ from hub.executions.model import BacktestRequest, EventType, ExecutionStatus
 from hub.executions.service import parse_execution_id
 from hub.executions.topics import status_topic, stream_topic
 from hub.gql.context import Context
+from hub.gql.cost import rows
+from hub.gql.paced import paced
 from hub.gql.streams import stream_topic as follow
 from hub.subscription import Event
-from hub.times import datetime_of_ns, ns_of
+from hub.times import checked_ns, datetime_of_ns
 from hub.times import parse_iso as parse_time
 
 strawberry.enum(ExecutionStatus)  # the domain enum, as a GraphQL enum of the same name
@@ -164,7 +166,7 @@ class Execution:
         row = await info.context.state.executions.latest_checkpoint(int(self.execution_id))
         return None if row is None else _checkpoint(checkpoint_document(row))
 
-    @strawberry.field
+    @strawberry.field(metadata=rows("limit", 1000))  # type: ignore[untyped-decorator]
     async def events(
         self,
         info: Info[Context, None],
@@ -180,18 +182,20 @@ class Execution:
             limit=limit,
             offset=0,
         )
-        return [
-            ExecutionEvent(
-                sequence=r["sequence"],
-                event_type=EventType(r["event_type"]),
-                strategy_type=r["strategy_type"],
-                timestamp=r["ts"],
-                event=orjson.loads(r["event"]),
-            )
-            for r in rows
-        ]
+        return paced(
+            [
+                ExecutionEvent(
+                    sequence=r["sequence"],
+                    event_type=EventType(r["event_type"]),
+                    strategy_type=r["strategy_type"],
+                    timestamp=r["ts"],
+                    event=orjson.loads(r["event"]),
+                )
+                for r in rows
+            ]
+        )
 
-    @strawberry.field
+    @strawberry.field(metadata=rows("limit", 1000))  # type: ignore[untyped-decorator]
     async def trades(
         self, info: Info[Context, None], since_sequence: int = 0, limit: int = 1000
     ) -> list[Trade]:
@@ -204,11 +208,12 @@ class Execution:
             limit=limit,
             offset=0,
         )
-        return [Trade.from_document(r["sequence"], trade_doc_from_row(r)) for r in rows]
+        return paced([Trade.from_document(r["sequence"], trade_doc_from_row(r)) for r in rows])
 
     # strawberry types the field(description=...) decorator form as returning Any.
     @strawberry.field(  # type: ignore[untyped-decorator]
-        description="The equity curve, downsampled (LTTB) to at most maxPoints points."
+        description="The equity curve, downsampled (LTTB) to at most maxPoints points.",
+        metadata=rows("maxPoints", 1000),
     )
     async def equity(
         self,
@@ -223,14 +228,16 @@ class Execution:
             )
         seq, ts, balance = await info.context.state.executions.equity(
             int(self.execution_id),
-            start_ns=None if start is None else ns_of(start),
-            end_ns=None if end is None else ns_of(end),
+            start_ns=checked_ns(start, "start"),
+            end_ns=checked_ns(end, "end"),
             max_points=max_points,
         )
-        return [
-            EquityPoint(sequence=s, timestamp=datetime_of_ns(t), balance=b)
-            for s, t, b in zip(seq.tolist(), ts.tolist(), balance.tolist(), strict=True)
-        ]
+        return paced(
+            [
+                EquityPoint(sequence=s, timestamp=datetime_of_ns(t), balance=b)
+                for s, t, b in zip(seq.tolist(), ts.tolist(), balance.tolist(), strict=True)
+            ]
+        )
 
 
 def _limit(limit: int) -> None:
@@ -242,8 +249,8 @@ def _limit(limit: int) -> None:
 class StrategyParam:
     name: str
     type: str
-    default: JSON
-    bounds: JSON
+    default: JSON | None = strawberry.field(description="null when the parameter has none")
+    bounds: JSON | None = strawberry.field(description="[low, high], or null when unbounded")
     description: str
 
 
@@ -257,14 +264,16 @@ class Strategy:
 @strawberry.input
 class StartBacktestInput:
     strategy: str
-    params: JSON = strawberry.field(default_factory=dict)
+    params: JSON | None = strawberry.field(
+        default=None, description="the strategy's parameters (its defaults when omitted)"
+    )
     symbol: str
     timeframe: str = "1h"
     start: datetime | None = None
     end: datetime | None = None
     initial_capital: float = 10_000.0
-    options: JSON = strawberry.field(
-        default_factory=dict, description="fill, fees, slippage, direction, sizing..."
+    options: JSON | None = strawberry.field(
+        default=None, description="fill, fees, slippage, direction, sizing..."
     )
 
 
@@ -315,20 +324,22 @@ def resolve_strategies(info: Info[Context, None]) -> list[Strategy]:
 
 async def start_backtest(info: Info[Context, None], input: StartBacktestInput) -> Execution:
     ctx = info.context
-    if not isinstance(input.params, dict) or not isinstance(input.options, dict):
+    params: Any = {} if input.params is None else input.params
+    options: Any = {} if input.options is None else input.options
+    if not isinstance(params, dict) or not isinstance(options, dict):
         raise BadRequest("params and options must be JSON objects", field="params")
     with fields_named(INPUT_FIELDS):
         row = await ctx.state.executions.start_backtest(
             ctx.require_identity(),
             BacktestRequest(
                 strategy=input.strategy,
-                params=input.params,
+                params=params,
                 symbols=[input.symbol],
                 timeframe=input.timeframe,
                 start=input.start,
                 end=input.end,
                 initial_capital=input.initial_capital,
-                options=input.options,
+                options=options,
             ),
         )
     return Execution.from_row(row)
@@ -416,10 +427,12 @@ class Query:
     )
     executions: list[Execution] = strawberry.field(
         resolver=resolve_executions,
+        metadata=rows("limit", 50),
         description="Your executions (every one, for an admin), newest first.",
     )
     strategies: list[Strategy] = strawberry.field(
         resolver=resolve_strategies,
+        metadata=rows(fixed=20),
         description="Every strategy with its parameter schema and defaults.",
     )
 

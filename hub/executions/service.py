@@ -29,7 +29,7 @@ from hub.executions.model import (
 )
 from hub.executions.pipeline import BacktestRun
 from hub.executions.runs import RunWriter
-from hub.times import ns_of
+from hub.times import checked_ns, ns_of
 
 if TYPE_CHECKING:
     from hub.datasets.service import DatasetService
@@ -131,8 +131,8 @@ class ExecutionService:
             timeframe_ns(request.timeframe)
         except ValueError as exc:
             raise BadRequest(str(exc), field="timeframe") from None
-        start_ns = None if request.start is None else ns_of(request.start)
-        end_ns = None if request.end is None else ns_of(request.end)
+        start_ns = checked_ns(request.start, "start")
+        end_ns = checked_ns(request.end, "end")
         if start_ns is not None and end_ns is not None and end_ns <= start_ns:
             raise BadRequest(
                 "the date range is empty: the end must be after the start", field="end"

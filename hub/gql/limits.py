@@ -1,11 +1,13 @@
-"""Depth, alias and token limits, shared by the HTTP and WebSocket GraphQL paths."""
+"""Depth, alias and token limits and text rules, shared by the HTTP and WebSocket paths."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from graphql import ValidationRule
+from graphql import GraphQLError, StringValueNode, ValidationRule
 from strawberry.extensions import (
+    AddValidationRules,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -19,8 +21,17 @@ MAX_ALIASES = 30
 MAX_TOKENS = 2000
 
 
+class NoNulCharacters(ValidationRule):
+    """No string literal may carry a NUL character: no field accepts one, and Postgres cannot
+    store it (variables are checked where they arrive)."""
+
+    def enter_string_value(self, node: StringValueNode, *_args: Any) -> None:
+        if "\x00" in node.value:
+            self.report_error(GraphQLError("string values may not contain a NUL character", node))
+
+
 def validation_rules() -> list[type[ValidationRule]]:
-    return [depth_validator(MAX_DEPTH, None), alias_validator(MAX_ALIASES)]
+    return [depth_validator(MAX_DEPTH, None), alias_validator(MAX_ALIASES), NoNulCharacters]
 
 
 def extensions() -> list[Callable[[], SchemaExtension]]:
@@ -28,4 +39,5 @@ def extensions() -> list[Callable[[], SchemaExtension]]:
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: AddValidationRules([NoNulCharacters]),
     ]

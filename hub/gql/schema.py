@@ -6,15 +6,26 @@ import time
 from collections.abc import Iterable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.tools import merge_types
-from strawberry.types import Info
+from strawberry.types import ExecutionContext, Info
 
 from hub import health
 from hub.domains import Domain, load_domains
 from hub.gql import limits
 from hub.gql.context import Context
-from hub.gql.errors import ErrorCodes
+from hub.gql.cost import DEFAULT_MAX_ROWS, limiter
+from hub.gql.errors import ErrorCodes, error_extensions, log_errors
 from hub.gql.types import Health, HealthStatus
+
+
+class HubSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            error_extensions(error)
+        log_errors(errors, execution_context.operation_name if execution_context else None)
 
 
 @strawberry.type
@@ -39,14 +50,17 @@ def _merged(name: str, types: Iterable[type | None]) -> type | None:
     return merge_types(name, present) if present else None
 
 
-def build_schema(domains: list[Domain] | None = None) -> strawberry.Schema:
-    """The schema of ``domains`` (the built-in ones when omitted: the exported contract)."""
+def build_schema(
+    domains: list[Domain] | None = None, *, max_rows: int = DEFAULT_MAX_ROWS
+) -> strawberry.Schema:
+    """The schema of ``domains`` (the built-in ones when omitted: the exported contract), with
+    the depth, alias, token and row limits on every operation."""
     domains = domains if domains is not None else load_domains()
     query = _merged("Query", [HubQuery, *(d.query for d in domains)])
     assert query is not None
-    return strawberry.Schema(
+    return HubSchema(
         query=query,
         mutation=_merged("Mutation", [d.mutation for d in domains]),
         subscription=_merged("Subscription", [d.subscription for d in domains]),
-        extensions=[*limits.extensions(), ErrorCodes],
+        extensions=[*limits.extensions(), limiter(max_rows), ErrorCodes],
     )

@@ -34,10 +34,12 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.auth import AuthError, Identity, credentials_from_headers
+from hub.errors import HubError
 from hub.gql import limits
 from hub.gql.context import Context
 from hub.gql.errors import format_error
 from hub.gql.shared import SharedResults, shaping_variables, variables_key
+from hub.http import check_json
 from hub.sockets import Session, SessionClose
 
 log = logging.getLogger("tradehub.graphql.ws")
@@ -45,6 +47,7 @@ log = logging.getLogger("tradehub.graphql.ws")
 TRANSPORT_WS = "graphql-transport-ws"
 MAX_CACHED_QUERY = 8 * 1024
 LEGACY_WS = "graphql-ws"
+MAX_VARIABLE_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,13 @@ class _Connection(Session):
         ):
             await self._error(
                 op_id, [GraphQLError("payload needs a query string and object variables")]
+            )
+            return
+        try:
+            check_json(variables, "variables", max_depth=MAX_VARIABLE_DEPTH)
+        except HubError as exc:
+            await self._error(
+                op_id, [GraphQLError(exc.message, extensions={"code": "BAD_REQUEST"})]
             )
             return
         prepared = self.endpoint.documents.prepare(query, operation_name)

@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from hub.errors import BadRequest
 from hub.gql.context import Context
+from hub.gql.cost import rows
 from hub.gql.streams import stream_topic
 from hub.jobs.service import JobStatus, job_document, job_topic, log_topic, parse_job_id
 from hub.subscription import Event
@@ -144,7 +145,9 @@ async def job_log(
 class Query:
     job: Job = strawberry.field(resolver=resolve_job, description="One of your jobs.")
     jobs: JobPage = strawberry.field(
-        resolver=resolve_jobs, description="Your jobs (every job, for an admin), newest first."
+        resolver=resolve_jobs,
+        description="Your jobs (every job, for an admin), newest first.",
+        metadata=rows("limit", 50),
     )
 
 

@@ -26,6 +26,22 @@ async def insert(
     return row
 
 
+async def lock_owner(conn: Conn, owner_id: str) -> None:
+    """Serialise this transaction with the owner's other job creations (until it ends)."""
+    await conn.execute("select pg_advisory_xact_lock(hashtextextended($1::text, 7))", owner_id)
+
+
+async def active_load(conn: Conn, owner_id: str) -> tuple[int, int]:
+    """How many of the owner's jobs are pending or running, and the units (bars) they cover."""
+    row = await conn.fetchrow(
+        """select count(*) as jobs, coalesce(sum(total), 0) as units from jobs
+           where owner_id = $1 and status in ('PENDING', 'RUNNING')""",
+        owner_id,
+    )
+    assert row is not None
+    return int(row["jobs"]), int(row["units"])
+
+
 async def add_to_payload(conn: Conn, job_id: str, values: dict[str, Any]) -> None:
     await conn.execute(
         "update jobs set payload = payload || $2::jsonb where job_id = $1", job_id, values

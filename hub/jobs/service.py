@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from hub.auth import Identity
-from hub.errors import BadRequest, Forbidden, NotFound
+from hub.errors import BadRequest, Forbidden, LimitReached, NotFound
 from hub.eventlog import EventLog
 from hub.jobs import repository as repo
 from hub.times import iso
@@ -104,7 +104,9 @@ class JobService:
             await spec.check(self.resources, identity, model)
         clean = model.model_dump(mode="json")
         total = int(model.total_units()) if hasattr(model, "total_units") else 0
-        row = await repo.insert(self.pool, identity.user_id, job_type, clean, total)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._within_caps(conn, identity, total)
+            row = await repo.insert(conn, identity.user_id, job_type, clean, total)
         # Committed: only now may a worker see it.
         await self.enqueue(str(row["job_id"]), attempt=1)
         await self._announce(row)
@@ -123,7 +125,35 @@ class JobService:
         written beside it); call :meth:`after_insert` once that transaction commits."""
         if self.types.get(job_type) is None:
             raise BadRequest(f"unknown job type {job_type!r}", field="job_type")
+        await self._within_caps(conn, identity, total)
         return await repo.insert(conn, identity.user_id, job_type, payload, total)
+
+    async def _within_caps(self, conn: asyncpg.Connection, identity: Identity, units: int) -> None:
+        """Refuse (429) a job that would take its owner past the jobs or bars they may have
+        pending or running at once; the owner's creations are serialised meanwhile."""
+        settings = self.resources.settings
+        await repo.lock_owner(conn, identity.user_id)
+        jobs, load = await repo.active_load(conn, identity.user_id)
+        if jobs + 1 > settings.max_active_jobs_per_user:
+            raise LimitReached(
+                f"you have {jobs} jobs pending or running, and at most "
+                f"{settings.max_active_jobs_per_user} may be at once "
+                "(TRADEHUB_MAX_ACTIVE_JOBS_PER_USER): wait for one to end, or cancel one",
+                details={
+                    "cap": "max_active_jobs_per_user",
+                    "limit": settings.max_active_jobs_per_user,
+                },
+            )
+        if load + units > settings.max_active_bars_per_user:
+            raise LimitReached(
+                f"this job covers {units:,} bars and your running jobs {load:,}: more than the "
+                f"{settings.max_active_bars_per_user:,} one user may have in work at once "
+                "(TRADEHUB_MAX_ACTIVE_BARS_PER_USER)",
+                details={
+                    "cap": "max_active_bars_per_user",
+                    "limit": settings.max_active_bars_per_user,
+                },
+            )
 
     async def add_to_payload(self, conn: asyncpg.Connection, job_id: str, **values: Any) -> None:
         """Add keys to a job's payload in the caller's transaction (an id the domain row got

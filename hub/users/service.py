@@ -25,7 +25,9 @@ from hub.auth import (
     verify_password,
 )
 from hub.errors import BadRequest, NotFound, Unauthorized
+from hub.ratelimit import Limit, RateLimiter
 from hub.users import repository
+from hub.users.sessions import SessionMonitor
 
 # How long a resolved credential is trusted without asking Postgres again: a revoked key, a
 # disabled user or a changed role takes effect within this many seconds on every process.
@@ -204,17 +206,34 @@ class UserService:
     """The users domain's service: logins, keys, the user list, and resolving credentials."""
 
     def __init__(self, resources: Any) -> None:
-        from hub.users.sessions import SessionMonitor
-
         self.pool: asyncpg.Pool = resources.pool
         self.authenticator = Authenticator(self.pool, resources.settings.jwt_secret)
         self.sessions = SessionMonitor(self.pool)
+        settings = resources.settings
+        self.limiter = RateLimiter(resources.redis, resources.keys)
+        window = settings.login_window_seconds
+        self.user_failures = Limit("login:user", settings.login_failures_per_user, window)
+        self.address_failures = Limit("login:address", settings.login_failures_per_address, window)
 
     async def authenticate(self, token: str) -> Identity:
         return await self.authenticator.authenticate(token)
 
-    async def login(self, username: str, password: str) -> Identity:
-        return await login(self.pool, username, password)
+    async def login(self, username: str, password: str, address: str | None = None) -> Identity:
+        """A password login, refused (429 with Retry-After) once a username or an address has
+        failed too often within the window, before the password is even looked at."""
+        limits = [(self.user_failures, username)]
+        if address:
+            limits.append((self.address_failures, address))
+        for limit, subject in limits:
+            await self.limiter.check(limit, subject)
+        try:
+            identity = await login(self.pool, username, password)
+        except Unauthorized:
+            for limit, subject in limits:
+                await self.limiter.hit(limit, subject)
+            raise
+        await self.limiter.reset(self.user_failures, username)
+        return identity
 
     async def create_api_key(self, identity: Identity, name: str) -> str:
         async with self.pool.acquire() as conn:
