@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
 
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -13,15 +15,74 @@ from hub import health
 from hub.auth import Role, mint_jwt
 from hub.errors import BadRequest, NotFound
 from hub.http import JSONResponse, read_json_object, require_admin, require_identity
-from hub.openapi import openapi_document
+from hub.openapi import describe, openapi_document
 from hub.times import iso
+from rest.errors import HUB, ORCA, STAGE1
+from rest.models import AccessToken, Alive, Health, NotReady, Ready
+
+# -- what the routes take and answer, for /openapi.json (the routes build plain dicts) -----
 
 
+class Credentials(BaseModel):
+    username: str
+    password: str
+
+
+class Caller(BaseModel):
+    user_id: uuid.UUID
+    username: str
+    role: Role
+
+
+class KeyRequest(BaseModel):
+    name: str = Field("", description="a label for the key; its first 200 characters are kept")
+
+
+class NewKey(BaseModel):
+    api_key: str = Field(description="the whole key: in this answer and nowhere else")
+    key_id: str
+
+
+class KeyPath(BaseModel):
+    key_id: str
+
+
+class UserPath(BaseModel):
+    user_id: uuid.UUID
+
+
+class UserState(Caller):
+    disabled: bool
+
+
+class UserRow(UserState):
+    created_at: datetime
+
+
+class Users(BaseModel):
+    users: list[UserRow]
+
+
+class NewUser(BaseModel):
+    username: str = Field(min_length=1, max_length=64, description="printable characters")
+    password: str | None = Field(None, min_length=8, description="none: the user cannot log in")
+    role: Role = Role.USER
+
+
+class UserChange(BaseModel):
+    """At least one of the two."""
+
+    role: Role | None = None
+    disabled: bool | None = None
+
+
+@describe(STAGE1, answers={200: Alive}, public=True)
 async def healthz(request: Request) -> Response:
     """Liveness: the process answers."""
     return JSONResponse({"status": "ok"})
 
 
+@describe(STAGE1, answers={200: Ready, 503: NotReady}, public=True)
 async def readyz(request: Request) -> Response:
     """Readiness: 200 when Postgres and Redis both answer, 503 naming what failed."""
     report = await health.check(request.state.pool, request.state.redis)
@@ -46,12 +107,14 @@ async def _health_body(request: Request, timestamp: str) -> Response:
     return JSONResponse(body, status_code=503 if report.status == "unhealthy" else 200)
 
 
+@describe(STAGE1, answers={200: Health, 503: Health}, public=True)
 async def api_health(request: Request) -> Response:
     """Detailed health (Stage1's, with ORCA's checks): timestamp as Stage1 shows it."""
     now = datetime.now(UTC)
     return await _health_body(request, now.isoformat(timespec="seconds").replace("+00:00", "Z"))
 
 
+@describe(ORCA, answers={200: Health, 503: Health}, public=True)
 async def orca_health(request: Request) -> Response:
     """Detailed health (ORCA's root check, with Stage1's fields): ORCA's timestamp form,
     microseconds and no zone ("2025-01-21T20:00:00.000000", UTC)."""
@@ -65,6 +128,9 @@ async def metrics(request: Request) -> Response:
     )
 
 
+@describe(
+    HUB, answers={200: AccessToken}, errors=[401, 429], public=True, body=Credentials, tag="hub"
+)
 async def login(request: Request) -> Response:
     """Exchange a username and password for a JWT access token."""
     body = await read_json_object(request)
@@ -77,13 +143,16 @@ async def login(request: Request) -> Response:
     return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
 
+@describe(HUB, answers={200: Caller}, tag="hub")
 async def me(request: Request) -> Response:
+    """The caller: who the credentials name."""
     identity = require_identity(request)
     return JSONResponse(
         {"user_id": identity.user_id, "username": identity.username, "role": identity.role.value}
     )
 
 
+@describe(HUB, answers={201: NewKey}, body=KeyRequest, tag="hub")
 async def create_key(request: Request) -> Response:
     """A new API key for the caller; the key is in this response and nowhere else."""
     identity = require_identity(request)
@@ -95,7 +164,9 @@ async def create_key(request: Request) -> Response:
     return JSONResponse({"api_key": token, "key_id": token.split("_")[1]}, status_code=201)
 
 
+@describe(HUB, answers={204: None}, errors=[404], path=KeyPath, tag="hub")
 async def revoke_key(request: Request) -> Response:
+    """Revoke one of the caller's API keys; every process refuses it within seconds."""
     identity = require_identity(request)
     key_id = request.path_params["key_id"]
     if not await request.state.users.revoke_api_key(identity, key_id):
@@ -103,7 +174,9 @@ async def revoke_key(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@describe(HUB, answers={200: Users}, errors=[403], tag="hub")
 async def list_users(request: Request) -> Response:
+    """Every user (an admin)."""
     require_admin(request)
     rows = await request.state.users.list_users()
     return JSONResponse(
@@ -122,7 +195,9 @@ async def list_users(request: Request) -> Response:
     )
 
 
+@describe(HUB, answers={201: Caller}, errors=[403], body=NewUser, tag="hub")
 async def create_user(request: Request) -> Response:
+    """Create a user (an admin); an existing username gets the role and password given."""
     require_admin(request)
     body = await read_json_object(request)
     username = body.get("username")
@@ -148,6 +223,9 @@ async def create_user(request: Request) -> Response:
     )
 
 
+@describe(
+    HUB, answers={200: UserState}, errors=[403, 404], path=UserPath, body=UserChange, tag="hub"
+)
 async def update_user(request: Request) -> Response:
     """Change a user's role or disable them (an admin); open sockets and tokens of theirs
     follow within seconds."""

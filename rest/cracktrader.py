@@ -25,6 +25,15 @@ from hub.openapi import describe
 from hub.times import iso, iso_ns
 from rest.errors import CRACKTRADER
 from rest.executions import checkpoint_body
+from rest.models import (
+    CracktraderHealth,
+    DetailedStatus,
+    Exchanges,
+    Results,
+    RunAnswer,
+    RunStatus,
+    Strategies,
+)
 
 endpoint = CRACKTRADER.endpoint
 
@@ -127,7 +136,7 @@ async def _checkpoint(request: Request, row: Any) -> dict[str, Any] | None:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: CracktraderHealth}, public=True)
 async def cracktrader_health(request: Request) -> Response:
     """Overall health with checks and metrics."""
     report = await health.check(request.state.pool, request.state.redis)
@@ -147,7 +156,7 @@ async def cracktrader_health(request: Request) -> Response:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: RunStatus})
 async def status(request: Request) -> Response:
     """Current run status."""
     row = await _current(request)
@@ -179,7 +188,7 @@ async def _trades(
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: DetailedStatus})
 async def status_detailed(request: Request) -> Response:
     """Extended status: recent trades, equity curve, performance metrics, health."""
     row = await _current(request)
@@ -202,10 +211,7 @@ async def status_detailed(request: Request) -> Response:
 
 
 @endpoint
-@describe(
-    tags=["cracktrader"],
-    requestBody={"content": {"application/json": {"schema": BacktestBody.model_json_schema()}}},
-)
+@describe(CRACKTRADER, answers={200: RunAnswer}, errors=[409, 429], body=BacktestBody)
 async def run_backtest(request: Request) -> Response:
     """Start a backtest; ``run_id`` is the execution id."""
     identity = require_identity(request)
@@ -236,7 +242,7 @@ async def run_backtest(request: Request) -> Response:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={}, errors=[501], body=LiveBody)
 async def run_live(request: Request) -> Response:
     """Start paper or live trading (not available yet)."""
     require_identity(request)
@@ -250,7 +256,7 @@ async def run_live(request: Request) -> Response:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: RunAnswer}, errors=[404])
 async def run_stop(request: Request) -> Response:
     """Stop the current run (at its next chunk)."""
     identity = require_identity(request)
@@ -269,7 +275,7 @@ async def run_stop(request: Request) -> Response:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: RunAnswer}, errors=[409])
 async def run_reset(request: Request) -> Response:
     """Reset the runner to idle (the run itself stays readable by its id)."""
     await request.state.executions.reset_current_run(require_identity(request))
@@ -277,7 +283,7 @@ async def run_reset(request: Request) -> Response:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: Results}, errors=[404])
 async def results(request: Request) -> Response:
     """Full results of the last run."""
     row = await _current(request)
@@ -309,7 +315,7 @@ async def results(request: Request) -> Response:
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: Strategies})
 async def strategies(request: Request) -> Response:
     """Available strategies with their parameter schema and defaults."""
     from engine.backtest import describe_strategies
@@ -348,7 +354,7 @@ EXCHANGES = [
 
 
 @endpoint
-@describe(tags=["cracktrader"])
+@describe(CRACKTRADER, answers={200: Exchanges})
 async def exchanges(request: Request) -> Response:
     """Common exchanges and their sandbox notes. Backtests run on the hub's datasets whatever the
     exchange named; it is recorded with the run."""

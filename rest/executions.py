@@ -21,20 +21,24 @@ from hub.errors import BadRequest
 from hub.executions.documents import COUNT_METRICS, VALUE_METRICS, trade_doc_from_row
 from hub.executions.model import Direction, EventType
 from hub.http import JSONResponse, query_int, require_identity
-from hub.openapi import describe
+from hub.openapi import ErrorStatus, describe
 from hub.times import iso, iso_ns, ns_of
 from rest.errors import EXECUTIONS
+from rest.models import (
+    Equity,
+    EquityQuery,
+    Events,
+    EventsQuery,
+    ExecutionPath,
+    ExecutionState,
+    LatestMetrics,
+    Trades,
+    TradesQuery,
+)
 from rest.paging import page_of, query_datetime
 
 BASE = "/api/trading/executions/{execution_id}"
-
-
-def _param(name: str, kind: str = "integer", description: str = "") -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": {"type": kind}, "description": description}
-
-
-_PAGING = [_param("page"), _param("page_size")]
-_SINCE = _param("since_sequence", description="only items with a larger sequence")
+_OWNED: list[ErrorStatus] = [403, 404]  # another user's execution; none with that id
 
 
 async def _execution(request: Request) -> Any:
@@ -78,14 +82,14 @@ def _header(row: Any) -> dict[str, Any]:
     }
 
 
-@describe(tags=["executions"])
+@describe(EXECUTIONS, answers={200: ExecutionState}, errors=_OWNED, path=ExecutionPath)
 async def execution_status(request: Request) -> Response:
     """Get execution status: current status and the latest metrics checkpoint."""
     row = await _execution(request)
     return JSONResponse(status_body(await request.state.executions.status_document(row)))
 
 
-@describe(tags=["executions"], parameters=[_SINCE, _param("event_type", "string"), *_PAGING])
+@describe(EXECUTIONS, answers={200: Events}, errors=_OWNED, path=ExecutionPath, query=EventsQuery)
 async def execution_events(request: Request) -> Response:
     """Get execution events, incrementally by ``since_sequence`` and filtered by ``event_type``."""
     row = await _execution(request)
@@ -117,10 +121,7 @@ async def execution_events(request: Request) -> Response:
     )
 
 
-@describe(
-    tags=["executions"],
-    parameters=[_SINCE, _param("instrument", "string"), _param("direction", "string"), *_PAGING],
-)
+@describe(EXECUTIONS, answers={200: Trades}, errors=_OWNED, path=ExecutionPath, query=TradesQuery)
 async def execution_trades(request: Request) -> Response:
     """Get execution trades, incrementally by ``since_sequence``, by instrument and direction."""
     row = await _execution(request)
@@ -154,16 +155,7 @@ async def execution_trades(request: Request) -> Response:
     )
 
 
-@describe(
-    tags=["executions"],
-    parameters=[
-        _SINCE,
-        _param("start_time", "string"),
-        _param("end_time", "string"),
-        _param("max_points", description="downsample (LTTB) to at most this many points"),
-        *_PAGING,
-    ],
-)
+@describe(EXECUTIONS, answers={200: Equity}, errors=_OWNED, path=ExecutionPath, query=EquityQuery)
 async def execution_equity(request: Request) -> Response:
     """Get the equity curve: incremental, by time range, downsampled to ``max_points``."""
     row = await _execution(request)
@@ -208,7 +200,7 @@ async def execution_equity(request: Request) -> Response:
     )
 
 
-@describe(tags=["executions"])
+@describe(EXECUTIONS, answers={200: LatestMetrics}, errors=_OWNED, path=ExecutionPath)
 async def latest_metrics(request: Request) -> Response:
     """Get the latest metrics checkpoint."""
     row = await _execution(request)

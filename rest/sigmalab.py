@@ -9,12 +9,15 @@ from starlette.routing import BaseRoute, Route
 from hub.auth import mint_jwt
 from hub.errors import BadRequest
 from hub.http import JSONResponse, read_json_object
+from hub.openapi import describe
 from rest.errors import SIGMALAB
+from rest.models import AccessToken, TokenRequest
 
 endpoint = SIGMALAB.endpoint
 
 
 @endpoint
+@describe(SIGMALAB, answers={200: AccessToken}, errors=[401, 429], public=True, body=TokenRequest)
 async def auth_token(request: Request) -> Response:
     """Get an authentication token (a JWT) for a username and password."""
     body = await read_json_object(request)

@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from hub.http import JSONResponse, query_int, require_identity
 from hub.openapi import describe
 from rest.errors import STAGE1
+from rest.models import Job, JobPath, Jobs, JobsQuery
 
 
 def stage1_time(value: datetime | None) -> str | None:
@@ -43,16 +44,7 @@ def job_object(row: Any) -> dict[str, Any]:
     }
 
 
-_PAGING = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 50}},
-    {"name": "offset", "in": "query", "schema": {"type": "integer", "default": 0}},
-]
-
-
-@describe(
-    tags=["stage1"],
-    parameters=[{"name": "job_type", "in": "query", "schema": {"type": "string"}}, *_PAGING],
-)
+@describe(STAGE1, answers={200: Jobs}, query=JobsQuery)
 async def list_jobs(request: Request) -> Response:
     """List jobs (yours; every job for an admin), newest first."""
     identity = require_identity(request)
@@ -64,7 +56,7 @@ async def list_jobs(request: Request) -> Response:
     return JSONResponse({"jobs": jobs, "count": len(jobs)})
 
 
-@describe(tags=["stage1"])
+@describe(STAGE1, answers={200: Job}, errors=[403, 404], path=JobPath)
 async def get_job(request: Request) -> Response:
     """Get job status by ID."""
     identity = require_identity(request)
