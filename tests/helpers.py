@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx
 from arq.worker import Worker
 
 from hub.settings import Settings
@@ -85,3 +86,27 @@ def hub_env(settings: Settings, **extra: str) -> dict[str, str]:
         "TRADEHUB_DOMAINS": "tests.jobtypes,tests.notes",
         **extra,
     }
+
+
+async def generate_dataset(
+    base_url: str, admin: Any, symbol: str, bars: int, seed: int = 0, **extra: Any
+) -> None:
+    """A synthetic dataset made the way a client makes one (the GraphQL mutation, a worker
+    running the job); returns once the job completed. A worker must be running."""
+    from tests.conftest import operation
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        body = await graphql(
+            http,
+            operation("GenerateSyntheticDataset"),
+            {"input": {"symbol": symbol, "bars": bars, "seed": seed, **extra}},
+            token=admin.token,
+        )
+        job_id = body["data"]["generateSyntheticDataset"]["jobId"]
+
+        async def generated() -> bool:
+            got = (await http.get(f"/api/jobs/{job_id}", headers=admin.headers)).json()
+            assert got["status"] not in ("FAILED", "CANCELLED"), got
+            return bool(got["status"] == "COMPLETED")
+
+        await eventually(generated, timeout=120)

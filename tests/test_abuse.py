@@ -16,7 +16,7 @@ from graphql import get_introspection_query
 
 from hub.settings import Settings
 from tests.conftest import Account, LiveServer, make_account, operation
-from tests.helpers import eventually, graphql, running_worker
+from tests.helpers import generate_dataset, graphql, running_worker
 
 SYMBOL = "ABUSE/USD"
 BARS = 100_000
@@ -47,21 +47,8 @@ async def strict(settings: Settings) -> AsyncIterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 async def candles_dataset(server: LiveServer, settings: Settings, admin: Account) -> str:
-    async with running_worker(settings), httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        body = await graphql(
-            http,
-            operation("GenerateSyntheticDataset"),
-            {"input": {"symbol": SYMBOL, "bars": BARS, "seed": 5}},
-            token=admin.token,
-        )
-        job_id = body["data"]["generateSyntheticDataset"]["jobId"]
-
-        async def generated() -> bool:
-            got = (await http.get(f"/api/jobs/{job_id}", headers=admin.headers)).json()
-            assert got["status"] not in ("FAILED", "CANCELLED")
-            return bool(got["status"] == "COMPLETED")
-
-        await eventually(generated, timeout=120)
+    async with running_worker(settings):
+        await generate_dataset(server.url, admin, SYMBOL, BARS, seed=5)
     return SYMBOL
 
 

@@ -17,7 +17,7 @@ from gql import GraphQLRequest, gql
 
 from hub.settings import Settings
 from tests.conftest import Account, LiveServer, operation
-from tests.helpers import eventually, gql_session, graphql, running_worker
+from tests.helpers import eventually, generate_dataset, gql_session, graphql, running_worker
 
 SYMBOL = "EXE/USD"
 BARS = 30_000
@@ -33,21 +33,7 @@ async def worker(settings: Settings) -> AsyncIterator[None]:
 
 @pytest.fixture(scope="module")
 async def dataset(server: LiveServer, worker: None, admin: Account) -> dict[str, np.ndarray]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        body = await graphql(
-            http,
-            operation("GenerateSyntheticDataset"),
-            {"input": {"symbol": SYMBOL, "bars": BARS, "seed": 99}},
-            token=admin.token,
-        )
-        job_id = body["data"]["generateSyntheticDataset"]["jobId"]
-
-        async def done() -> bool:
-            status = (await http.get(f"/api/jobs/{job_id}", headers=admin.headers)).json()["status"]
-            assert status not in ("FAILED", "CANCELLED")
-            return bool(status == "COMPLETED")
-
-        await eventually(done, timeout=120)
+    await generate_dataset(server.url, admin, SYMBOL, BARS, seed=99)
     return await server.lifespan_state.datasets.candles(  # type: ignore[no-any-return]
         SYMBOL, "1h", start_ns=None, end_ns=None, limit=100_000
     )

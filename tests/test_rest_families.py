@@ -12,11 +12,11 @@ import httpx
 import numpy as np
 import pytest
 
-from hub.executions.documents import num
+from hub.executions.documents import VALUE_METRICS, num
 from hub.settings import Settings
 from rest.executions import checkpoint_body, fixed2
 from tests.conftest import Account, LiveServer, operation
-from tests.helpers import eventually, graphql, running_worker
+from tests.helpers import eventually, generate_dataset, graphql, running_worker
 
 SYMBOL = "FAM/USD"
 
@@ -28,19 +28,7 @@ async def run_id(server: LiveServer, settings: Settings, admin: Account) -> Asyn
         running_worker(settings),
         httpx.AsyncClient(base_url=server.url, timeout=30) as http,
     ):
-        body = await graphql(
-            http,
-            operation("GenerateSyntheticDataset"),
-            {"input": {"symbol": SYMBOL, "bars": 3000, "seed": 7}},
-            token=admin.token,
-        )
-        job_id = body["data"]["generateSyntheticDataset"]["jobId"]
-
-        async def generated() -> bool:
-            got = (await http.get(f"/api/jobs/{job_id}", headers=admin.headers)).json()
-            return bool(got["status"] == "COMPLETED")
-
-        await eventually(generated, timeout=120)
+        await generate_dataset(server.url, admin, SYMBOL, 3000, seed=7)
         await http.delete("/api/v1/run/reset", headers=admin.headers)
         started = await http.post(
             "/api/v1/run/backtest",
@@ -169,22 +157,7 @@ def test_undefined_checkpoint_metrics_are_the_seed_strings() -> None:
         "losing_trades": 0,
         "created_at": "2026-01-12T10:30:00Z",
     }
-    for key in (
-        "total_return",
-        "total_pnl",
-        "realized_pnl",
-        "unrealized_pnl",
-        "win_rate",
-        "max_drawdown",
-        "max_drawdown_pct",
-        "sharpe_ratio",
-        "sortino_ratio",
-        "calmar_ratio",
-        "profit_factor",
-        "average_win",
-        "average_loss",
-        "exposure",
-    ):
+    for key in VALUE_METRICS:
         doc[key] = None
     doc["profit_factor"] = float("inf")
     doc["total_pnl"] = 1250.0
