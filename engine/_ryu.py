@@ -85,6 +85,9 @@ _LANES_0F = np.uint64(0x000F000F000F000F)
 _ASCII_ZEROS = np.uint64(0x3030303030303030)
 # write_f64_nb's hint when a column has no guess of its number of decimals.
 NO_HINT = 99
+# Its hint after a value that needed Ryu's full algorithm (17 significant digits, random
+# doubles): the next value goes straight to Ryu, skipping the two checks that would fail.
+FULL_HINT = 98
 # Biased exponents of [2**-23, 2**53), where _short_decimal_nb applies.
 _SHORT_MIN_EXPONENT = 1023 - 23
 _SHORT_END_EXPONENT = 1023 + 53
@@ -446,7 +449,8 @@ def write_f64_nb(at: int, value: float, bits: np.uint64, hint: int) -> tuple[int
     does (``ryu::Buffer::format_finite`` rules, ``NaN`` / ``Infinity`` / ``-Infinity``
     otherwise); return the address after it and the hint for the column's next value. The
     text is at most 24 bytes. ``hint`` is the number of decimals to try first (NO_HINT for
-    none): pass each column's returned hint back in with its next value."""
+    none, FULL_HINT to go straight to Ryu): pass each column's returned hint back in with its
+    next value. Hints only choose which exact path answers; the text never depends on them."""
     ieee_mantissa = bits & _MANTISSA_MASK
     ieee_exponent = int((bits >> _U52) & _EXPONENT_MASK)
     if ieee_exponent == 0x7FF and ieee_mantissa != _U0:
@@ -465,7 +469,7 @@ def write_f64_nb(at: int, value: float, bits: np.uint64, hint: int) -> tuple[int
     short = False
     digits = _U0
     exponent = 0
-    if _SHORT_MIN_EXPONENT <= ieee_exponent < _SHORT_END_EXPONENT:
+    if hint != FULL_HINT and _SHORT_MIN_EXPONENT <= ieee_exponent < _SHORT_END_EXPONENT:
         if hint != NO_HINT:
             short, digits, exponent = _hinted_decimal_nb(abs(value), hint)
         if not short:
@@ -473,6 +477,11 @@ def write_f64_nb(at: int, value: float, bits: np.uint64, hint: int) -> tuple[int
             hint = -exponent if short and -22 <= exponent <= 22 else NO_HINT
     if not short:
         digits, exponent = f64_to_decimal_nb(ieee_mantissa, ieee_exponent)
+        # Ryu's digits say whether the column looks short (try the hint next) or full.
+        if digits >= _U10_15:
+            hint = FULL_HINT
+        else:
+            hint = -exponent if -22 <= exponent <= 22 else NO_HINT
     length = decimal_length_nb(digits)
     point = length + exponent  # 10**(point-1) <= |v| < 10**point
     if 0 <= exponent and point <= 16:

@@ -25,12 +25,13 @@ from engine.sim_options import BacktestOptions, check_bars, check_params, sim_co
 from engine.sim_sweep import SweepResult, expand_grid, sweep_bars, sweep_runner, top_n
 from engine.simulate import (
     Fill,
+    SignalSource,
     SimConfig,
     SimState,
     initial_state,
     open_pnl_nb,
     open_trade_record,
-    simulate_nb,
+    run_bars_nb,
     state_from_dict,
     state_to_dict,
 )
@@ -202,18 +203,12 @@ class BacktestRun:
         """Simulate the next ``n_bars`` bars (all remaining when None)."""
         start = self._state.i
         stop = self.total if n_bars is None else min(self.total, start + max(0, int(n_bars)))
-        pieces = []
-        capacity = min(4096, max(16, (stop - start) // 32))  # doubled when it fills up
-        while self._state.i < stop:
-            buffer = np.empty(capacity, dtype=trade_dt)
-            self._state, written = simulate_nb(
-                self._signals, self._open, self._high, self._low, self._close, self._ts,
-                self._hours_ok, self._cfg, self._state, stop, self._equity, self._cash,
-                self._position, buffer,
-            )  # fmt: skip
-            pieces.append(buffer[:written])
-            capacity *= 2
-        trades = np.concatenate(pieces) if pieces else np.empty(0, dtype=trade_dt)
+        self._state, buffer, written, _ = run_bars_nb(
+            SignalSource.Array, self._signals, 0, 0, self._open, self._high, self._low,
+            self._close, self._ts, self._hours_ok, self._cfg, self._state, stop, False,
+            self._equity, self._cash, self._position, _trade_buffer(stop - start),
+        )  # fmt: skip
+        trades = buffer[:written].copy()
         self._trades.append(trades)
         window = slice(start, stop)
         return BacktestChunk(
@@ -223,16 +218,7 @@ class BacktestRun:
 
     def metrics(self) -> dict[str, float]:
         """The metrics of the bars simulated so far (an open position marked to the last one)."""
-        state = self._state
-        n = state.i
-        last_close = float(self._close[n - 1]) if n else 0.0
-        unrealized = open_pnl_nb(state, self._cfg, last_close) if n else 0.0
-        ts_first = int(self._ts[0]) if n else 0
-        ts_last = int(self._ts[n - 1]) if n else 0
-        vector = metrics_vector_nb(
-            state.acc, self._cfg.initial_capital, ts_first, ts_last, unrealized
-        )
-        return metrics_dict(vector)
+        return _metrics(self._state, self._cfg, self._ts, self._close)
 
     def open_trade(self) -> np.ndarray:
         """The open position as a ``trade_dt`` record (empty when flat)."""
@@ -251,6 +237,24 @@ class BacktestRun:
             position=self._position,
             metrics=self.metrics(),
         )
+
+
+def _trade_buffer(n_bars: int) -> np.ndarray:
+    """Room for the trades of ``n_bars`` bars at a trade every 64 bars; the kernel grows it."""
+    return np.empty(16 + n_bars // 64, dtype=trade_dt)
+
+
+def _metrics(
+    state: SimState, cfg: SimConfig, ts: np.ndarray, close: np.ndarray
+) -> dict[str, float]:
+    """The metrics after ``state.i`` bars, an open position marked to the last close."""
+    n = state.i
+    last_close = float(close[n - 1]) if n else 0.0
+    unrealized = open_pnl_nb(state, cfg, last_close) if n else 0.0
+    ts_first = int(ts[0]) if n else 0
+    ts_last = int(ts[n - 1]) if n else 0
+    vector = metrics_vector_nb(state.acc, cfg.initial_capital, ts_first, ts_last, unrealized)
+    return metrics_dict(vector)
 
 
 def _price_columns(cfg: SimConfig) -> list[str]:
@@ -325,8 +329,59 @@ def run_backtest(
     entry = get_strategy(strategy)
     if isinstance(entry, RunnerStrategy):
         return entry.runner(ohlcv, dict(params or {}), **options)
-    bars, values, cfg, hours_ok = prepare(ohlcv, entry, params, options)
-    return BacktestRun(bars, entry.signals(bars, values), cfg, hours_ok).result()
+    cfg, hours = sim_config(options)
+    values = check_params(entry.name, entry.params, params)
+    if entry.check is not None:
+        entry.check(values)
+    columns = _price_columns(cfg)
+    # A kernel computing its signals from the close checks the timestamps and the close as it
+    # goes: one pass over the bars. Stops and next-open fills check their columns before.
+    scan = entry.one_pass is None or columns != ["close"]
+    bars = check_bars(ohlcv, columns, scan=scan)
+    if entry.one_pass is None:
+        signals = entry.signals(bars, values)
+        source, fast, slow = SignalSource.Array, 0, 0
+    else:
+        signals = np.empty(0, dtype=np.uint8)
+        source, fast, slow = entry.one_pass(values)
+    return _run_once(ohlcv, bars, columns, (source, signals, fast, slow), not scan, cfg, hours)
+
+
+def _run_once(
+    ohlcv: Mapping[str, Any],
+    bars: dict[str, np.ndarray],
+    columns: list[str],
+    signal_source: tuple[int, np.ndarray, int, int],
+    check: bool,
+    cfg: SimConfig,
+    hours: Sequence[int] | None,
+) -> BacktestResult:
+    """``BacktestRun(...).result()`` in one kernel call: the same arrays, trades and metrics.
+    ``signal_source`` is ``run_bars_nb``'s (source, signals, fast, slow)."""
+    source, signals, fast, slow = signal_source
+    ts = bars["ts"]
+    close = bars["close"]
+    n = ts.shape[0]
+    equity = np.empty(n)
+    cash = np.empty(n)
+    position = np.empty(n)
+    state, buffer, written, bad = run_bars_nb(
+        source, signals, fast, slow, bars.get("open", close), bars.get("high", close),
+        bars.get("low", close), close, ts, hours_mask(ts, hours), cfg,
+        initial_state(cfg.initial_capital), n, check, equity, cash,
+        position, _trade_buffer(n),
+    )  # fmt: skip
+    if bad >= 0:
+        check_bars(ohlcv, columns)  # raises the refusal a scan before the run would have
+        raise AssertionError(f"run_bars_nb refused bar {bad}, which check_bars accepts")
+    trades = np.concatenate([buffer[:written], open_trade_record(state, cfg, ts, close)])
+    return BacktestResult(
+        trades=trades,
+        equity=equity,
+        cash=cash,
+        position=position,
+        metrics=_metrics(state, cfg, ts, close),
+    )
 
 
 def run_sweep(

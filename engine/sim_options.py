@@ -122,9 +122,13 @@ def sim_config(options: Mapping[str, Any]) -> tuple[SimConfig, list[int] | None]
     return cfg, hours
 
 
-def check_bars(ohlcv: Any, price_columns: Sequence[str]) -> dict[str, np.ndarray]:
+def check_bars(
+    ohlcv: Any, price_columns: Sequence[str], *, scan: bool = True
+) -> dict[str, np.ndarray]:
     """Contiguous arrays of every column, ``ts`` as int64 ns, after checking lengths, order
-    and the prices the run will use."""
+    and the prices the run will use. ``scan=False`` leaves out the scans of the values (ts
+    strictly increasing, prices positive and finite) for a kernel that checks them as it goes
+    and calls this again, scanning, when it finds a bad bar."""
     if not isinstance(ohlcv, Mapping):
         raise ValueError(f"ohlcv must map column names to arrays, got {type(ohlcv).__name__}")  # noqa: TRY004
     for key in ("ts", *price_columns):
@@ -154,6 +158,8 @@ def check_bars(ohlcv: Any, price_columns: Sequence[str]) -> dict[str, np.ndarray
                 # maps): a copy costs less than that compile in the middle of a request.
                 array = array.copy()
         bars[key] = array
+    if not scan and all(bars[key].dtype.kind == "f" for key in price_columns):
+        return bars
     i = first_unsorted_nb(bars["ts"])
     if i >= 0:
         raise ValueError(

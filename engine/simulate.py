@@ -43,6 +43,7 @@ import numpy as np
 from numba import njit, prange
 
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
+from engine.indicators import _add_nb
 from engine.metrics import (
     N_METRICS,
     MetricsAcc,
@@ -58,6 +59,7 @@ __all__ = [
     "DirectionMode",
     "Fill",
     "SignalFlag",
+    "SignalSource",
     "SimConfig",
     "SimState",
     "Sizing",
@@ -68,9 +70,10 @@ __all__ = [
     "initial_state_nb",
     "open_pnl_nb",
     "open_trade_record",
-    "simulate_nb",
+    "run_bars_nb",
     "state_from_dict",
     "state_to_dict",
+    "sweep_crossings_nb",
     "sweep_row_nb",
     "sweep_signals_nb",
 ]
@@ -203,12 +206,16 @@ _MAX_BARS = ExitReason.MaxBars
 _HOURS = ExitReason.Hours
 _CLOSED = TradeStatus.Closed
 _OPEN = TradeStatus.Open
+_BULL = SignalFlag.LongEntry | SignalFlag.ShortExit  # a bullish crossing
+_BEAR = SignalFlag.LongExit | SignalFlag.ShortEntry
 
 # The event logic below takes and returns scalars and NamedTuples only: every array passed to a
 # function costs an atomic incref/decref pair, which on a signal bar costs more than the logic.
+# It is inlined into the bar loop (numba IR inlining): a call there returned its NamedTuples
+# through the stack and made the loop spill the values every bar needs.
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _entry_units_nb(cfg: SimConfig, side: int, quote: float, px: float, cash: float) -> float:
     """Units an entry buys (side 1) or sells short (side -1); vectorbt's buy_nb/sell_nb sizing.
     Zero when nothing can be bought: no cash, or slippage in points eating the whole price."""
@@ -224,7 +231,7 @@ def _entry_units_nb(cfg: SimConfig, side: int, quote: float, px: float, cash: fl
     return units
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _decide_nb(flags: int, side: int, direction: int, entry_ok: bool) -> tuple[int, int]:
     """Side to hold after this bar's signals, and the exit reason if that closes a trade."""
     le = (flags & SignalFlag.LongEntry) != 0
@@ -268,7 +275,7 @@ def _decide_nb(flags: int, side: int, direction: int, entry_ok: bool) -> tuple[i
     return 0, 0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _execute_nb(
     cfg: SimConfig, state: SimState, target: int, quote: float, reason: int, i: int, ts_i: int
 ) -> tuple[SimState, ClosedTrade, bool]:
@@ -363,7 +370,7 @@ def _execute_nb(
     return out, trade, closed
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _stop_exit_nb(
     cfg: SimConfig, side: int, ref: float, o: float, h: float, lo: float, gap_ok: bool
 ) -> tuple[int, float]:
@@ -400,7 +407,7 @@ def _stop_exit_nb(
     return 0, 0.0
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _bar_events_nb(
     cfg: SimConfig,
     state: SimState,
@@ -502,9 +509,65 @@ def _bar_events_nb(
     return state, first, second, k
 
 
+class SignalSourceT(NamedTuple):
+    """Where ``run_bars_nb`` takes each bar's signal flags from."""
+
+    Array: int = 0  # the ``signals`` argument
+    SmaCross: int = 1  # the crossing of two simple moving averages of the close
+    EmaCross: int = 2  # the same with exponential ones
+
+
+SignalSource = SignalSourceT()
+
+_NAN = np.nan
+_INF = np.inf
+# sma_1d_nb rebuilds its running sum at the wraps of its ring that are multiples of this.
+_SMA_REFRESH_EVERY = 1024
+
+
+_UNORDERED = 0  # an average still NaN (warming up)
+_ABOVE = 1
+_BELOW = 2
+_EQUAL = 3
+# Quotients whose dividends cross-multiplied differ by more than this factor compare the same
+# way once rounded: each product is within 2**-53 of its exact value, and the quotients then
+# differ by more than 2**-48 - 3 * 2**-53, far more than their own roundings can close.
+_ORDER_MARGIN = 1.0 + 2.0**-48
+
+
 @njit(cache=True, nogil=True)
-def simulate_nb(
+def _sma_order_nb(fast_sum: float, fast: float, slow_sum: float, slow: float) -> int:
+    """How ``fast_sum / fast`` compares with ``slow_sum / slow`` once both are rounded, as
+    ``sma_1d_nb``'s outputs compare, for positive sums: by cross-multiplying (two products
+    instead of two divisions) unless the two are too close to tell, then by the divisions."""
+    a = fast_sum * slow
+    b = slow_sum * fast
+    if a > b * _ORDER_MARGIN:
+        return _ABOVE
+    if b > a * _ORDER_MARGIN:
+        return _BELOW
+    x = fast_sum / fast
+    y = slow_sum / slow
+    if x > y:
+        return _ABOVE
+    if x < y:
+        return _BELOW
+    return _EQUAL
+
+
+@njit(cache=True, nogil=True)
+def _grown_nb(trades: np.ndarray, used: int) -> np.ndarray:
+    grown = np.empty(2 * trades.shape[0] + 16, dtype=trade_dt)
+    grown[:used] = trades[:used]
+    return grown
+
+
+@njit(cache=True, nogil=True)
+def run_bars_nb(
+    source: int,
     signals: np.ndarray,
+    fast: int,
+    slow: int,
     open_: np.ndarray,
     high: np.ndarray,
     low: np.ndarray,
@@ -514,37 +577,159 @@ def simulate_nb(
     cfg: SimConfig,
     state: SimState,
     stop: int,
+    check: bool,
     equity_out: np.ndarray,
     cash_out: np.ndarray,
     position_out: np.ndarray,
-    trades_out: np.ndarray,
-) -> tuple[SimState, int]:
+    trades: np.ndarray,
+) -> tuple[SimState, np.ndarray, int, int]:
     """Simulate bars ``state.i`` up to ``stop``; equals ``vbt.Portfolio.from_signals``.
 
+    Each bar's signal flags come from ``signals[i]`` (``source`` Array), or, in the same loop,
+    from the crossing of the ``fast`` over the ``slow`` moving average of the close: exactly
+    ``cross_signals_nb`` of ``sma_1d_nb`` / ``ema_1d_nb`` (SmaCross, EmaCross; from bar 0
+    only, over a positive finite close). One pass over the bars: the averages, the crossings,
+    the orders, the per-bar outputs and the metrics.
+
     Per-bar outputs are written at their bar index when ``equity_out`` is not empty (a sweep
-    passes empty arrays and keeps only the metrics). Closed trades are written from
-    ``trades_out[0]`` on; the run returns early, before a bar, when fewer than two free records
-    remain, and the caller resumes it with a fresh buffer. Returns the new state and the number
-    of trade records written.
+    passes empty arrays and keeps only the metrics, and no trades). Closed trades are written
+    from ``trades[0]`` on, into a larger copy when it fills up. With ``check``, a bar whose
+    timestamp is not above the previous one or whose close is not positive and finite stops
+    the run before it is simulated. Returns the state, the trade array, the number of trades
+    in it and the first bad bar (-1 when none).
+
+    The loops nest so that the one every bar goes through holds no call: bars with no signal,
+    no pending order and no position to watch (stops, hours, max_bars) only mark to market
+    and fold the metrics; the bar that needs the event logic leaves it.
     """
     store = equity_out.shape[0] > 0
-    capacity = trades_out.shape[0]
     has_hours = hours_ok.shape[0] > 0
-    # Bars with no signal, no pending order and no position to watch skip the event logic.
     watch_position = (
         not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit)) or has_hours or cfg.max_bars > 0
     )
+    crossing = source != SignalSource.Array
+    exponential = source == SignalSource.EmaCross
+    # The averages as sma_1d_nb / ema_1d_nb compute them, without their ring buffers: the
+    # close is finite, so the value leaving an SMA window is close[i - window].
+    fast_f = float(fast)
+    slow_f = float(slow)
+    warm_up = max(fast, slow)
+    fast_sum = slow_sum = 0.0  # SMA running sums; EMA seeds
+    fast_ema = slow_ema = _NAN
+    fast_alpha = 2.0 / (fast + 1) if crossing else 0.0
+    slow_alpha = 2.0 / (slow + 1) if crossing else 0.0
+    fast_wrap = fast  # values until the SMA's ring would wrap
+    slow_wrap = slow
+    fast_wraps = slow_wraps = 0
+    fast_every = max(1, _SMA_REFRESH_EVERY // fast) if crossing else 1
+    slow_every = max(1, _SMA_REFRESH_EVERY // slow) if crossing else 1
+    was = _UNORDERED  # the averages' order on the previous bar
     n = 0
+    bad = -1
+    flags = 0
     i = state.i
+    if i < 0 or stop > close.shape[0]:
+        # Also tells the compiler that no index below is negative: no wraparound code per bar.
+        raise ValueError("run_bars_nb: state.i and stop must lie within the bars")
     cash = state.cash
     position = state.position
     pending = state.pending_reason
     acc = state.acc
-    while i < stop:
-        if store and n + 2 > capacity:
-            break
-        flags = signals[i]
-        if flags != 0 or pending != 0 or (watch_position and position != 0.0):
+    prev_ts = ts[i - 1] if i > 0 else 0
+    # Trade records need up to two free slots per event bar. The array is grown out here:
+    # reassigning it in the loops below would cost an atomic reference count per bar.
+    capacity = trades.shape[0] if store else stop + 2
+    while True:
+        while i < stop and n + 2 <= capacity:
+            # Quiet bars: mark to market and fold, until a bar needs the event logic.
+            while i < stop:
+                c = close[i]
+                if check:
+                    ts_i = ts[i]
+                    if not (c > 0.0 and c < _INF) or (i > 0 and ts_i <= prev_ts):
+                        bad = i
+                        break
+                    prev_ts = ts_i
+                if crossing:
+                    seen = i + 1
+                    if exponential:
+                        if seen < fast:
+                            fast_sum += c
+                        elif seen == fast:
+                            fast_ema = (fast_sum + c) / fast
+                        else:
+                            fast_ema = ((c - fast_ema) * fast_alpha) + fast_ema
+                        if seen < slow:
+                            slow_sum += c
+                        elif seen == slow:
+                            slow_ema = (slow_sum + c) / slow
+                        else:
+                            slow_ema = ((c - slow_ema) * slow_alpha) + slow_ema
+                        if fast_ema > slow_ema:
+                            now = _ABOVE
+                        elif fast_ema < slow_ema:
+                            now = _BELOW
+                        elif fast_ema == slow_ema:
+                            now = _EQUAL
+                        else:
+                            now = _UNORDERED
+                    else:
+                        fast_wrap -= 1
+                        if fast_wrap == 0:
+                            fast_wrap = fast
+                            fast_wraps += 1
+                        if fast_wrap == fast and (fast_wraps % fast_every == 0 or fast_wraps == 1):
+                            # sma_1d_nb rebuilds its sum from the ring: compensated, in order.
+                            total = comp = 0.0
+                            for j in range(seen - fast, seen):
+                                total, comp = _add_nb(total, comp, close[j])
+                            fast_sum = total + comp
+                        elif seen > fast:
+                            fast_sum += c - close[i - fast]
+                        else:
+                            fast_sum += c
+                        slow_wrap -= 1
+                        if slow_wrap == 0:
+                            slow_wrap = slow
+                            slow_wraps += 1
+                        if slow_wrap == slow and (slow_wraps % slow_every == 0 or slow_wraps == 1):
+                            total = comp = 0.0
+                            for j in range(seen - slow, seen):
+                                total, comp = _add_nb(total, comp, close[j])
+                            slow_sum = total + comp
+                        elif seen > slow:
+                            slow_sum += c - close[i - slow]
+                        else:
+                            slow_sum += c
+                        now = (
+                            _UNORDERED
+                            if seen < warm_up
+                            else _sma_order_nb(fast_sum, fast_f, slow_sum, slow_f)
+                        )
+                    flags = 0
+                    if now == _ABOVE and (was == _BELOW or was == _EQUAL):
+                        flags = _BULL
+                    elif now == _BELOW and (was == _ABOVE or was == _EQUAL):
+                        flags = _BEAR
+                    was = now
+                else:
+                    flags = int(signals[i])
+                if flags != 0 or pending != 0 or (watch_position and position != 0.0):
+                    break
+                equity = cash + position * c
+                if store:
+                    equity_out[i] = equity
+                    cash_out[i] = cash
+                    position_out[i] = position
+                if position == 0.0 and equity == acc.prev_equity:
+                    acc = acc_count_bar_nb(acc)  # a zero return, the same drawdown
+                else:
+                    acc = acc_bar_nb(acc, equity, position != 0.0)
+                i += 1
+            if i >= stop or bad >= 0:
+                break
+            # Bar i needs the event logic: a signal, an order pending or a position to watch.
+            c = close[i]
             entry_ok = hours_ok[i] if has_hours else True
             state = SimState(
                 i,
@@ -561,11 +746,11 @@ def simulate_nb(
                 acc,
             )
             state, first, second, k = _bar_events_nb(
-                cfg, state, int(flags), open_[i], high[i], low[i], close[i], ts[i], entry_ok
+                cfg, state, flags, open_[i], high[i], low[i], c, ts[i], entry_ok
             )
             for j in range(k if store else 0):
                 t = first if j == 0 else second
-                rec = trades_out[n]
+                rec = trades[n]
                 rec["id"] = t.id
                 rec["entry_index"] = t.entry_index
                 rec["exit_index"] = i
@@ -586,17 +771,20 @@ def simulate_nb(
             position = state.position
             pending = state.pending_reason
             acc = state.acc
-        equity = cash + position * close[i]
-        if store:
-            equity_out[i] = equity
-            cash_out[i] = cash
-            position_out[i] = position
-        if position == 0.0 and equity == acc.prev_equity:
-            # Flat and unchanged: a zero return and the same drawdown; only the count moves.
-            acc = acc_count_bar_nb(acc)
-        else:
-            acc = acc_bar_nb(acc, equity, position != 0.0)
-        i += 1
+            equity = cash + position * c
+            if store:
+                equity_out[i] = equity
+                cash_out[i] = cash
+                position_out[i] = position
+            if position == 0.0 and equity == acc.prev_equity:
+                acc = acc_count_bar_nb(acc)
+            else:
+                acc = acc_bar_nb(acc, equity, position != 0.0)
+            i += 1
+        if i >= stop or bad >= 0:
+            break
+        trades = _grown_nb(trades, n)
+        capacity = trades.shape[0]
     out = SimState(
         i,
         cash,
@@ -611,7 +799,7 @@ def simulate_nb(
         state.trade_id,
         acc,
     )
-    return out, n
+    return out, trades, n, bad
 
 
 @njit(cache=True, nogil=True)
@@ -722,7 +910,10 @@ def _config_nb(a: np.ndarray) -> SimConfig:
 
 @njit(cache=True, nogil=True)
 def sweep_row_nb(
+    source: int,
     signals: np.ndarray,
+    fast: int,
+    slow: int,
     open_: np.ndarray,
     high: np.ndarray,
     low: np.ndarray,
@@ -732,27 +923,16 @@ def sweep_row_nb(
     cfg_array: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """One sweep row: ``simulate_nb`` from the initial state over every bar, keeping nothing
+    """One sweep row: ``run_bars_nb`` from the initial state over every bar, keeping nothing
     but the metrics, written into ``out`` (``metrics_vector_nb``)."""
     cfg = _config_nb(cfg_array)
     n = close.shape[0]
     no_f8 = np.empty(0)
-    end, _ = simulate_nb(
-        signals,
-        open_,
-        high,
-        low,
-        close,
-        ts,
-        hours_ok,
-        cfg,
-        initial_state_nb(cfg.initial_capital),
-        n,
-        no_f8,
-        no_f8,
-        no_f8,
+    end, _, _, _ = run_bars_nb(
+        source, signals, fast, slow, open_, high, low, close, ts, hours_ok, cfg,
+        initial_state_nb(cfg.initial_capital), n, False, no_f8, no_f8, no_f8,
         np.empty(0, dtype=trade_dt),
-    )
+    )  # fmt: skip
     unrealized = open_pnl_nb(end, cfg, close[n - 1]) if n > 0 else 0.0
     ts_first = ts[0] if n > 0 else 0
     ts_last = ts[n - 1] if n > 0 else 0
@@ -771,9 +951,39 @@ def sweep_signals_nb(
     cfg_array: np.ndarray,
 ) -> np.ndarray:
     """Metrics of one run per row of ``signals`` (2-D, one row per parameter combination), in
-    parallel over rows; row k equals ``simulate_nb`` on ``signals[k]`` from the initial state
+    parallel over rows; row k equals ``run_bars_nb`` on ``signals[k]`` from the initial state
     (``cfg_array`` is ``config_array(cfg)``)."""
     out = np.empty((signals.shape[0], N_METRICS))
     for row in prange(signals.shape[0]):
-        sweep_row_nb(signals[row], open_, high, low, close, ts, hours_ok, cfg_array, out[row])
+        sweep_row_nb(
+            SignalSource.Array, signals[row], 0, 0, open_, high, low, close, ts, hours_ok,
+            cfg_array, out[row],
+        )  # fmt: skip
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_crossings_nb(
+    source: int,
+    fast: np.ndarray,
+    slow: np.ndarray,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    ts: np.ndarray,
+    hours_ok: np.ndarray,
+    cfg_array: np.ndarray,
+) -> np.ndarray:
+    """Metrics of the crossover of the ``fast[k]`` over the ``slow[k]`` average (``source``
+    SmaCross or EmaCross) for every k, in parallel over k: row k equals ``run_bars_nb`` of
+    that pair from the initial state. Each row computes its own two averages in its loop, so
+    nothing of size bars x combinations is ever stored."""
+    out = np.empty((fast.shape[0], N_METRICS))
+    no_signals = np.empty(0, dtype=np.uint8)
+    for k in prange(fast.shape[0]):
+        sweep_row_nb(
+            source, no_signals, fast[k], slow[k], open_, high, low, close, ts, hours_ok,
+            cfg_array, out[k],
+        )  # fmt: skip
     return out

@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.indicators import bollinger_1d_nb, ema_1d_nb, rsi_1d_nb, sma_1d_nb
-from engine.metrics import N_METRICS
-from engine.simulate import SignalFlag, sweep_row_nb
+from engine.simulate import SignalFlag, SignalSource, sweep_crossings_nb
 
 __all__ = [
     "BAR_STRATEGIES",
@@ -58,8 +57,6 @@ _BEAR = _LX | _SE
 Bars = Mapping[str, np.ndarray]
 SignalFn = Callable[[Bars, Mapping[str, Any]], np.ndarray]
 SweepFn = Callable[[Bars, Sequence[Mapping[str, Any]], np.ndarray, np.ndarray], np.ndarray]
-
-_TABLE_BYTES = 128 << 20
 
 
 class ParamSpec(TypedDict):
@@ -84,6 +81,9 @@ class BarStrategy:
     # sweep simulates each combination's signals.
     sweep: SweepFn | None = None
     check: Callable[[Mapping[str, Any]], None] | None = None  # rules across parameters
+    # Signals the simulator computes in its own loop, one pass over the bars: the parameters
+    # to ``run_bars_nb``'s (source, fast, slow). Without it the simulator reads ``signals``.
+    one_pass: Callable[[Mapping[str, Any]], tuple[int, int, int]] | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,45 +114,6 @@ def cross_signals_nb(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.zeros(a.shape[0], dtype=np.uint8)
     if a.shape[0] > 0:
         cross_signals_into_nb(a, b, out)
-    return out
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def ma_table_nb(close: np.ndarray, windows: np.ndarray, exponential: bool) -> np.ndarray:
-    """One moving average per window, in parallel: row k is ``sma_1d_nb(close, windows[k])``
-    (or ``ema_1d_nb``)."""
-    out = np.empty((windows.shape[0], close.shape[0]))
-    for k in prange(windows.shape[0]):
-        if exponential:
-            out[k] = ema_1d_nb(close, windows[k])
-        else:
-            out[k] = sma_1d_nb(close, windows[k])
-    return out
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def sweep_crossover_nb(
-    table: np.ndarray,
-    fast: np.ndarray,
-    slow: np.ndarray,
-    open_: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    ts: np.ndarray,
-    hours_ok: np.ndarray,
-    cfg_array: np.ndarray,
-) -> np.ndarray:
-    """Metrics of the crossover of ``table[fast[k]]`` over ``table[slow[k]]`` for every k, in
-    parallel; row k equals ``sweep_signals_nb`` on ``cross_signals_nb`` of that pair. Each row's
-    signals live in a buffer of its own that stays in cache instead of a k x n matrix."""
-    n = close.shape[0]
-    out = np.empty((fast.shape[0], N_METRICS))
-    for k in prange(fast.shape[0]):
-        signals = np.zeros(n, dtype=np.uint8)
-        if n > 0:
-            cross_signals_into_nb(table[fast[k]], table[slow[k]], signals)
-        sweep_row_nb(signals, open_, high, low, close, ts, hours_ok, cfg_array, out[k])
     return out
 
 
@@ -211,58 +172,41 @@ def hours_mask(ts: np.ndarray, hours: Sequence[int] | None) -> np.ndarray:
 
 
 def _crossover(exponential: bool) -> SignalFn:
+    average = ema_1d_nb if exponential else sma_1d_nb
+
     def signals(bars: Bars, params: Mapping[str, Any]) -> np.ndarray:
-        # The two averages are independent: one thread each.
-        windows = np.array([int(params["fast"]), int(params["slow"])], dtype=np.int64)
-        table = ma_table_nb(bars["close"], windows, exponential)
-        out: np.ndarray = cross_signals_nb(table[0], table[1])
+        close = bars["close"]
+        out: np.ndarray = cross_signals_nb(
+            average(close, int(params["fast"])), average(close, int(params["slow"]))
+        )
         return out
 
     return signals
 
 
+def _crossover_source(exponential: bool) -> Callable[[Mapping[str, Any]], tuple[int, int, int]]:
+    source = SignalSource.EmaCross if exponential else SignalSource.SmaCross
+
+    def one_pass(params: Mapping[str, Any]) -> tuple[int, int, int]:
+        return source, int(params["fast"]), int(params["slow"])
+
+    return one_pass
+
+
 def _crossover_sweep(exponential: bool) -> SweepFn:
+    source = SignalSource.EmaCross if exponential else SignalSource.SmaCross
+
     def sweep(
         bars: Bars, combos: Sequence[Mapping[str, Any]], cfg_array: np.ndarray, hours_ok: np.ndarray
     ) -> np.ndarray:
         close = bars["close"]
-        n = close.shape[0]
-        # Each distinct window's average is computed once per batch of combinations; a batch
-        # holds at most _TABLE_BYTES of averages.
-        max_windows = max(2, _TABLE_BYTES // max(8 * n, 1))
-        parts = []
-        start = 0
-        while start < len(combos):
-            windows: set[int] = set()
-            stop = start
-            while stop < len(combos):
-                pair = {int(combos[stop]["fast"]), int(combos[stop]["slow"])}
-                if stop > start and len(windows | pair) > max_windows:
-                    break
-                windows |= pair
-                stop += 1
-            part = combos[start:stop]
-            ordered = np.array(sorted(windows), dtype=np.int64)
-            row = {int(w): k for k, w in enumerate(ordered)}
-            fast = np.array([row[int(c["fast"])] for c in part], dtype=np.int64)
-            slow = np.array([row[int(c["slow"])] for c in part], dtype=np.int64)
-            table = ma_table_nb(close, ordered, exponential)
-            parts.append(
-                sweep_crossover_nb(
-                    table,
-                    fast,
-                    slow,
-                    bars.get("open", close),
-                    bars.get("high", close),
-                    bars.get("low", close),
-                    close,
-                    bars["ts"],
-                    hours_ok,
-                    cfg_array,
-                )
-            )
-            start = stop
-        return np.concatenate(parts)
+        fast = np.array([int(c["fast"]) for c in combos], dtype=np.int64)
+        slow = np.array([int(c["slow"]) for c in combos], dtype=np.int64)
+        out: np.ndarray = sweep_crossings_nb(
+            source, fast, slow, bars.get("open", close), bars.get("high", close),
+            bars.get("low", close), close, bars["ts"], hours_ok, cfg_array,
+        )  # fmt: skip
+        return out
 
     return sweep
 
@@ -353,6 +297,7 @@ BAR_STRATEGIES: dict[str, BarStrategy] = {
             _crossover(False),
             _crossover_sweep(False),
             _check_fast_slow,
+            _crossover_source(False),
         ),
         BarStrategy(
             "ema_crossover",
@@ -364,6 +309,7 @@ BAR_STRATEGIES: dict[str, BarStrategy] = {
             _crossover(True),
             _crossover_sweep(True),
             _check_fast_slow,
+            _crossover_source(True),
         ),
         BarStrategy(
             "threshold",
