@@ -220,8 +220,6 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 
 rest_api = schemathesis.pytest.from_fixture("rest_schema")
 graphql_api = schemathesis.pytest.from_fixture("graphql_schema")
-# The suite's own plug-in domain (tests/notes), registered by the test settings.
-NOTES = "Query.notes"
 
 
 @rest_api.parametrize()
@@ -229,16 +227,20 @@ def test_rest_conforms(case: Any) -> None:
     case.call_and_validate(checks=REST_CHECKS)
 
 
-@graphql_api.exclude(name=NOTES).parametrize()
+# Left out until the failure below is fixed (an xfailed subtest would stop `pytest -x` here).
+@graphql_api.exclude(name="Query.notes").parametrize()
 def test_graphql_has_no_server_errors(case: Any) -> None:
     case.call_and_validate(checks=[no_graphql_server_error])
 
 
 @pytest.mark.xfail(
     strict=False,
-    reason='notes(board: "") answers INTERNAL_ERROR: tests/notes/service.py board() parses the '
-    "topic 'notes:', and hub.topics.parse raises UnknownTopic, not a HubError",
+    reason="tests/notes/service.py board() parses the topic 'notes:' for an empty board, and "
+    "hub.topics.parse raises UnknownTopic (not a HubError): INTERNAL_ERROR instead of a 400",
 )
-@graphql_api.include(name=NOTES).parametrize()
-def test_graphql_notes_has_no_server_errors(case: Any) -> None:
-    case.call_and_validate(checks=[no_graphql_server_error])
+def test_graphql_notes_of_an_empty_board(fuzzed: Fuzzed, accounts: dict[str, Account]) -> None:
+    """What schemathesis found in Query.notes, the suite's own plug-in domain (tests/notes)."""
+    query = '{ notes(board: "", limit: 0) { author } }'
+    with httpx.Client(base_url=fuzzed.url, headers=accounts["user"].headers) as http:
+        errors = http.post("/graphql", json={"query": query}).json()["errors"]
+    assert errors[0]["extensions"]["code"] != "INTERNAL_ERROR", errors
