@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Scope
@@ -54,6 +54,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = from_status(exc.status_code, str(exc.detail), dict(exc.headers or {}))
     return family_for(request.url.path).render(request, error)
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away mid-request (its body stalled and the server answered 408, or it
+    hung up): nobody will read an answer, and it is not the hub's error."""
+    log.debug("client disconnected mid-request", extra={"path": request.url.path})
+    return Response(status_code=400)
 
 
 def render_refusal(scope: Scope, error: HubError) -> Response:
@@ -140,6 +147,7 @@ def create_app(settings: Settings) -> Starlette:
     middleware.append(Middleware(InputValidationMiddleware, render=render_refusal))
     middleware.append(Middleware(AuthenticationMiddleware))
     handlers: dict[Any, Any] = {
+        ClientDisconnect: client_gone,
         HubError: hub_error,
         HTTPException: http_error,
         Exception: server_error,

@@ -14,7 +14,13 @@ from starlette.routing import BaseRoute, Route
 from hub import health
 from hub.auth import Role, mint_jwt
 from hub.errors import BadRequest, NotFound
-from hub.http import JSONResponse, read_json_object, require_admin, require_identity
+from hub.http import (
+    JSONResponse,
+    client_address,
+    read_json_object,
+    require_admin,
+    require_identity,
+)
 from hub.openapi import describe, openapi_document
 from hub.times import iso
 from rest.errors import HUB, ORCA, STAGE1
@@ -137,7 +143,7 @@ async def login(request: Request) -> Response:
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise BadRequest("username and password are required strings", field="username")
-    identity = await request.state.users.login(username, password)
+    identity = await request.state.users.login(username, password, client_address(request))
     settings = request.state.settings
     token, ttl = mint_jwt(identity, settings.jwt_secret, settings.jwt_ttl_seconds)
     return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})

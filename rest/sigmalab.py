@@ -8,7 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from hub.auth import mint_jwt
 from hub.errors import BadRequest
-from hub.http import JSONResponse, read_json_object
+from hub.http import JSONResponse, client_address, read_json_object
 from hub.openapi import describe
 from rest.errors import SIGMALAB
 from rest.models import AccessToken, TokenRequest
@@ -26,7 +26,7 @@ async def auth_token(request: Request) -> Response:
         raise BadRequest("username is required", field="username")
     if not isinstance(password, str) or not password:
         raise BadRequest("password is required", field="password")
-    identity = await request.state.users.login(username, password)
+    identity = await request.state.users.login(username, password, client_address(request))
     settings = request.state.settings
     token, ttl = mint_jwt(identity, settings.jwt_secret, settings.jwt_ttl_seconds)
     return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": ttl})

@@ -21,8 +21,8 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from pydantic import SecretStr
 import uvicorn
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 ROOT = Path(__file__).resolve().parent.parent

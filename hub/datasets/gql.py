@@ -53,19 +53,12 @@ async def resolve_candles(
         end_ns=checked_ns(end, "end"),
         limit=limit,
     )
+    columns = [bars[k].tolist() for k in ("ts", "open", "high", "low", "close", "volume")]
     return paced(
-        [
-            Candle(ts=datetime_of_ns(t), open=o, high=h, low=lo, close=c, volume=v)
-            for t, o, h, lo, c, v in zip(
-                bars["ts"].tolist(),
-                bars["open"].tolist(),
-                bars["high"].tolist(),
-                bars["low"].tolist(),
-                bars["close"].tolist(),
-                bars["volume"].tolist(),
-                strict=True,
-            )
-        ]
+        list(zip(*columns, strict=True)),
+        lambda r: Candle(
+            ts=datetime_of_ns(r[0]), open=r[1], high=r[2], low=r[3], close=r[4], volume=r[5]
+        ),
     )
 
 

@@ -183,16 +183,14 @@ class Execution:
             offset=0,
         )
         return paced(
-            [
-                ExecutionEvent(
-                    sequence=r["sequence"],
-                    event_type=EventType(r["event_type"]),
-                    strategy_type=r["strategy_type"],
-                    timestamp=r["ts"],
-                    event=orjson.loads(r["event"]),
-                )
-                for r in rows
-            ]
+            rows,
+            lambda r: ExecutionEvent(
+                sequence=r["sequence"],
+                event_type=EventType(r["event_type"]),
+                strategy_type=r["strategy_type"],
+                timestamp=r["ts"],
+                event=orjson.loads(r["event"]),
+            ),
         )
 
     @strawberry.field(metadata=rows("limit", 1000))  # type: ignore[untyped-decorator]
@@ -208,7 +206,7 @@ class Execution:
             limit=limit,
             offset=0,
         )
-        return paced([Trade.from_document(r["sequence"], trade_doc_from_row(r)) for r in rows])
+        return paced(rows, lambda r: Trade.from_document(r["sequence"], trade_doc_from_row(r)))
 
     # strawberry types the field(description=...) decorator form as returning Any.
     @strawberry.field(  # type: ignore[untyped-decorator]
@@ -232,11 +230,10 @@ class Execution:
             end_ns=checked_ns(end, "end"),
             max_points=max_points,
         )
+        points = list(zip(seq.tolist(), ts.tolist(), balance.tolist(), strict=True))
         return paced(
-            [
-                EquityPoint(sequence=s, timestamp=datetime_of_ns(t), balance=b)
-                for s, t, b in zip(seq.tolist(), ts.tolist(), balance.tolist(), strict=True)
-            ]
+            points,
+            lambda p: EquityPoint(sequence=p[0], timestamp=datetime_of_ns(p[1]), balance=p[2]),
         )
 
 

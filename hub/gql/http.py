@@ -3,13 +3,12 @@
 The body is read under the same limit as REST (``TRADEHUB_MAX_BODY_BYTES``) and must be one JSON
 object with a ``query`` string, object ``variables`` (no deeper than ``MAX_VARIABLE_DEPTH``, no
 NUL characters) and an optional ``operationName``; anything else is a 400 in GraphQL's error
-format. A large answer is encoded in a thread, and one over ``TRADEHUB_GRAPHQL_MAX_RESPONSE_BYTES``
+format. A large answer is encoded a slice at a time, and one over ``TRADEHUB_GRAPHQL_MAX_RESPONSE_BYTES``
 is replaced by an error. ``GET /graphql`` serves GraphiQL (strawberry's view), not operations.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -24,11 +23,12 @@ from hub.errors import HubError
 from hub.gql.context import Context
 from hub.gql.cost import COST_KEY
 from hub.gql.errors import format_error
+from hub.gql.paced import encode
 from hub.http import check_json, read_json
 from hub.settings import Settings
 
-# Answers costing more rows than this are encoded in a thread, not on the event loop.
-ENCODE_IN_THREAD_ROWS = 2_000
+# Answers costing more rows than this are encoded a slice at a time, the loop free in between.
+ENCODE_IN_SLICES_ROWS = 2_000
 MAX_VARIABLE_DEPTH = 32
 HTTP_OPERATIONS = {OperationType.QUERY, OperationType.MUTATION}
 
@@ -86,8 +86,8 @@ class GraphQLEndpoint:
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [format_error(e) for e in result.errors]
-        if context.extras.get(COST_KEY, 0) > ENCODE_IN_THREAD_ROWS:
-            body = await asyncio.to_thread(orjson.dumps, answer)
+        if context.extras.get(COST_KEY, 0) > ENCODE_IN_SLICES_ROWS:
+            body = await encode(answer)
         else:
             body = orjson.dumps(answer)
         if len(body) > self.max_response_bytes:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graphql import GraphQLError, StringValueNode, ValidationRule
+from graphql import ASTValidationRule, GraphQLError, StringValueNode, ValidationRule
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as alias_validator
 from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
@@ -35,9 +35,12 @@ def validation_rules() -> list[type[ValidationRule]]:
 
 
 def extensions() -> list[Callable[[], SchemaExtension]]:
+    """The limits as strawberry extensions, built once: the rule classes are the same objects
+    on every request, so a parsed and validated document is cached by its text."""
+    rules: list[type[ASTValidationRule]] = list(validation_rules())
     return [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: AddValidationRules([NoNulCharacters]),
+        lambda: ParserCache(maxsize=512),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=512),
     ]
