@@ -64,7 +64,8 @@ FAMILY_ERRORS = {
     "cracktrader": "CracktraderError",
 }
 ERROR_STATUSES = {
-    400: "Invalid request: a malformed or out-of-range parameter or body",
+    400: "Invalid request: a malformed or out-of-range parameter, or a body that is not the "
+    "JSON object described (today also one over the size limit)",
     401: "No valid credentials: missing, unknown, revoked, expired or a disabled user's",
     403: "Not the caller's: another user's resource, or an admin's route",
     404: "Not found",
