@@ -52,7 +52,18 @@ async def hub_error(request: Request, exc: Exception) -> Response:
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    error = from_status(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path; a path served by
+        # several routes (one per method) allows all of theirs.
+        methods = {
+            method
+            for route in request.app.routes
+            if isinstance(route, Route) and route.path_regex.match(request.url.path)
+            for method in route.methods or ()
+        }
+        headers["Allow"] = ", ".join(sorted(methods))
+    error = from_status(exc.status_code, str(exc.detail), headers)
     return family_for(request.url.path).render(request, error)
 
 

@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from hub.auth import Identity
-from hub.errors import BadRequest, Forbidden, Unauthorized
+from hub.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthorized
 
 
 class JSONResponse(Response):
@@ -24,13 +24,13 @@ async def read_json(request: Request, *, max_bytes: int | None = None) -> Any:
     limit = max_bytes if max_bytes is not None else request.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BadRequest(f"request body is {declared} bytes, more than the limit of {limit}")
+        raise PayloadTooLarge(f"request body is {declared} bytes, more than the limit of {limit}")
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BadRequest(f"request body is more than the limit of {limit} bytes")
+            raise PayloadTooLarge(f"request body is more than the limit of {limit} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body:

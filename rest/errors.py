@@ -59,7 +59,8 @@ def _orca(request: Request, exc: HubError) -> dict[str, object]:
 class Family:
     name: str
     render_body: Renderer
-    prefixes: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = ()  # base paths: every path under them is the family's
+    paths: tuple[str, ...] = ()  # single routes the family owns outside a base of its own
 
     def render(self, request: Request, exc: HubError) -> Response:
         return JSONResponse(
@@ -84,7 +85,8 @@ EXECUTIONS = Family("executions", _plain, ("/api/trading/executions/",))
 ORCA = Family(
     "orca",
     _orca,
-    ("/api/v1/trading/", "/api/v1/run-bot/", "/api/upload-tick-data", "/api/health/"),
+    ("/api/v1/trading/", "/api/v1/run-bot/"),
+    ("/api/upload-tick-data", "/api/health/"),
 )
 SIGMALAB = Family("sigmalab", _sigmalab, ("/api/v1/",))
 CRACKTRADER = Family("cracktrader", _cracktrader)
@@ -96,8 +98,15 @@ _BY_PREFIX = sorted(
 )
 
 
+_BY_PATH = {path: family for family in (EXECUTIONS, ORCA, SIGMALAB) for path in family.paths}
+
+
 def family_for(path: str) -> Family:
-    """The family whose base path holds ``path`` (the most specific one)."""
+    """The family that owns ``path``: its own route, else the most specific base holding it
+    (a base's own path without its final slash included)."""
+    found = _BY_PATH.get(path)
+    if found is not None:
+        return found
     for prefix, family in _BY_PREFIX:
         if path.startswith(prefix) or path == prefix.rstrip("/"):
             return family

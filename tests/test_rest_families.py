@@ -230,3 +230,14 @@ def _admin(account: Account) -> Any:
     from hub.auth import Identity, Role
 
     return Identity(account.user_id, account.username, Role.ADMIN)
+
+
+async def test_health_routes_keep_their_own_family_and_405_names_every_method(
+    client: httpx.AsyncClient, admin: Account
+) -> None:
+    stage1 = await client.post("/api/health")
+    assert stage1.status_code == 405 and set(stage1.json()) == {"error"}
+    orca = await client.post("/api/health/")
+    assert orca.status_code == 405 and set(orca.json()) == {"detail", "status_code"}
+    both = await client.put("/api/admin/users", headers=admin.headers)
+    assert both.status_code == 405 and both.headers["allow"] == "GET, HEAD, POST"

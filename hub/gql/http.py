@@ -64,7 +64,8 @@ class GraphQLEndpoint:
         try:
             query, variables, operation_name = await self._read(request)
         except HubError as exc:
-            return _json(_error_body(exc.message, "BAD_REQUEST", **exc.details), 400)
+            code = "PAYLOAD_TOO_LARGE" if exc.status_code == 413 else "BAD_REQUEST"
+            return _json(_error_body(exc.message, code, **exc.details), exc.status_code)
         state = request.state
         context = Context(
             request=request,

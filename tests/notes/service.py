@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, Field
 
+from hub.errors import BadRequest
 from hub.eventlog import EventLog
 
 if TYPE_CHECKING:
@@ -36,6 +38,12 @@ class NotesService:
         return stored[0][0]
 
     async def board(self, board: str, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        if not re.fullmatch(BOARD, board):
+            raise BadRequest(
+                f"a board is 1-32 of a-z, 0-9 and -, got {board[:40]!r}", field="board"
+            )
+        if not 1 <= limit <= 1000:
+            raise BadRequest(f"limit must be between 1 and 1000, got {limit}", field="limit")
         topic = self.resources.topics.parse(f"notes:{board}")
         events: list[StoredEvent] = await EventLog(self.resources.pool).events_after(
             topic, 0, limit
