@@ -17,7 +17,7 @@ from hub.settings import Settings
 from tests.conftest import Account, free_port
 from tests.helpers import hub_env
 from tests.test_cli_signals import BackgroundJob, answers
-from tests.test_metrics import sample
+from tests.test_prometheus import sample
 
 
 def uvicorn_workers(serve_pid: int, port: int) -> list[int]:
