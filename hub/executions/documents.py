@@ -12,6 +12,7 @@ Executions family at its edge.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,12 @@ def num(value: float | None) -> str | None:
         return None
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    return np.format_float_positional(float(value), unique=True, trim="0")
+    text = repr(float(value))
+    if "e" in text:  # rare (below 1e-4 or from 1e16): the same digits, positionally
+        text = format(Decimal(text), "f")
+        if "." not in text:
+            text += ".0"
+    return text
 
 
 def event_json(event_type: str, strategy_type: str, ts: int | str, event: bytes) -> bytes:
