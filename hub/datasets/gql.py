@@ -9,9 +9,11 @@ from strawberry.types import Info
 
 from hub.gql.context import Context
 from hub.gql.cost import rows
-from hub.gql.paced import paced
+from hub.gql.paced import paced_slices
 from hub.jobs.gql import Job
 from hub.times import checked_ns, datetime_of_ns
+
+CANDLE_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
 
 
 @strawberry.type
@@ -53,13 +55,15 @@ async def resolve_candles(
         end_ns=checked_ns(end, "end"),
         limit=limit,
     )
-    columns = [bars[k].tolist() for k in ("ts", "open", "high", "low", "close", "volume")]
-    return paced(
-        list(zip(*columns, strict=True)),
-        lambda r: Candle(
-            ts=datetime_of_ns(r[0]), open=r[1], high=r[2], low=r[3], close=r[4], volume=r[5]
-        ),
-    )
+
+    def build(start: int, stop: int) -> list[Candle]:
+        ts, o, h, lo, c, v = (bars[k][start:stop].tolist() for k in CANDLE_COLUMNS)
+        return [
+            Candle(ts=datetime_of_ns(t), open=o[i], high=h[i], low=lo[i], close=c[i], volume=v[i])
+            for i, t in enumerate(ts)
+        ]
+
+    return paced_slices(len(bars["ts"]), build)
 
 
 async def generate_synthetic_dataset(

@@ -12,8 +12,8 @@ Executions family at its edge.
 from __future__ import annotations
 
 import math
-from decimal import Decimal
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import numpy as np

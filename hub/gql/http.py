@@ -9,12 +9,13 @@ is replaced by an error. ``GET /graphql`` serves GraphiQL (strawberry's view), n
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import strawberry
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
@@ -37,6 +38,11 @@ def _error_body(message: str, code: str, **extensions: Any) -> bytes:
     return orjson.dumps(
         {"data": None, "errors": [{"message": message, "extensions": {"code": code, **extensions}}]}
     )
+
+
+async def _iterate(parts: list[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
 
 
 def _json(body: bytes, status_code: int = 200) -> Response:
@@ -87,19 +93,30 @@ class GraphQLEndpoint:
         answer: dict[str, Any] = {"data": result.data}
         if result.errors:
             answer["errors"] = [format_error(e) for e in result.errors]
-        if context.extras.get(COST_KEY, 0) > ENCODE_IN_SLICES_ROWS:
-            body = await encode(answer)
-        else:
+        if context.extras.get(COST_KEY, 0) <= ENCODE_IN_SLICES_ROWS:
             body = orjson.dumps(answer)
-        if len(body) > self.max_response_bytes:
-            body = _error_body(
-                f"the answer is {len(body):,} bytes, more than the {self.max_response_bytes:,} "
-                "one response may carry: ask for fewer rows or fields",
-                "RESPONSE_TOO_LARGE",
-                bytes=len(body),
-                limit=self.max_response_bytes,
-            )
-        return _json(body)
+            return _json(self._capped(body, len(body)) or body)
+        parts = await encode(answer)
+        size = sum(len(part) for part in parts)
+        refusal = self._capped(b"", size)
+        if refusal is not None:
+            return _json(refusal)
+        # Sent part by part: the transport takes one slice at a time, the loop free between.
+        return StreamingResponse(
+            _iterate(parts), media_type="application/json", headers={"Content-Length": str(size)}
+        )
+
+    def _capped(self, body: bytes, size: int) -> bytes | None:
+        """The error that replaces an answer of ``size`` bytes over the cap, else None."""
+        if size <= self.max_response_bytes:
+            return None
+        return _error_body(
+            f"the answer is {size:,} bytes, more than the {self.max_response_bytes:,} "
+            "one response may carry: ask for fewer rows or fields",
+            "RESPONSE_TOO_LARGE",
+            bytes=size,
+            limit=self.max_response_bytes,
+        )
 
     async def _read(self, request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
         payload = await read_json(request, max_bytes=self.max_body_bytes)
