@@ -117,6 +117,13 @@ def _checkpoint(doc: dict[str, Any] | None) -> Checkpoint | None:
     )
 
 
+# Execution fields served as the row stores them.
+_AS_STORED = (
+    "execution_number", "task_type", "strategy", "params", "timeframe", "processed", "total",
+    "error_message", "final_value", "started_at", "completed_at", "created_at",
+)  # fmt: skip
+
+
 @strawberry.type
 class Execution:
     execution_id: strawberry.ID
@@ -141,24 +148,13 @@ class Execution:
     @classmethod
     def from_row(cls, row: Any) -> Execution:
         return cls(
+            **{name: row[name] for name in _AS_STORED},
             execution_id=strawberry.ID(str(row["execution_id"])),
             task_id=strawberry.ID(str(row["task_id"])),
-            execution_number=row["execution_number"],
-            task_type=row["task_type"],
-            strategy=row["strategy"],
-            params=row["params"],
             symbols=list(row["symbols"]),
-            timeframe=row["timeframe"],
             initial_capital=float(row["initial_capital"]),
             status=ExecutionStatus(row["status"]),
             progress=float(row["progress"]),
-            processed=row["processed"],
-            total=row["total"],
-            error_message=row["error_message"],
-            final_value=row["final_value"],
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
-            created_at=row["created_at"],
         )
 
     @strawberry.field
