@@ -185,9 +185,11 @@ async def main(bars: int, runs: int) -> None:
                 warm.append(time.perf_counter() - t0)
             status_body = (await http.get(f"/api/trading/executions/{run_id}/status/")).json()
             jobs = (
-                await http.get("/api/jobs", params={"job_type": "execution.backtest", "limit": 3})
+                await http.get("/api/jobs", params={"job_type": "execution.backtest", "limit": runs})
             ).json()
-            print("worker phases of the last run (s):", [j["result"] for j in jobs["jobs"]])
+            print("worker phases of each run (s), first run first:")
+            for job in reversed(jobs["jobs"]):
+                print("  ", orjson.loads(job["result"])["seconds"] if job["result"] else job)
 
         k, e = min(kernel), min(e2e)
         print(

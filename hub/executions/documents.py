@@ -47,6 +47,33 @@ def num(value: float | None) -> str | None:
     return text
 
 
+def nums(values: np.ndarray) -> list[str | None]:
+    """``num`` for an array: repr for the whole array at once, ``num`` itself only for the
+    values repr writes with an exponent, and for NaN and the infinities."""
+    floats = values.tolist()
+    texts = list(map(repr, floats))
+    joined = "".join(texts)
+    if "e" not in joined and "n" not in joined:  # "n": nan, inf
+        return texts  # type: ignore[return-value]
+    return [num(v) if ("e" in t or "n" in t) else t for t, v in zip(texts, floats, strict=True)]
+
+
+def num_tokens(values: np.ndarray) -> list[bytes]:
+    """Each value's ``num`` as a JSON token, as orjson writes it in a document: the string in
+    quotes, or ``null``."""
+    texts = nums(values)
+    if not texts:
+        return []
+    if None in texts:
+        return [orjson.dumps(text) for text in texts]
+    return ('"' + '"\x00"'.join(texts) + '"').encode().split(b"\x00")  # type: ignore[arg-type]
+
+
+def number_tokens(values: list[Any]) -> list[bytes]:
+    """Each number as orjson writes it in a document (floats in their shortest form)."""
+    return orjson.dumps(values)[1:-1].split(b",") if values else []
+
+
 def event_json(event_type: str, strategy_type: str, ts: int | str, event: bytes) -> bytes:
     """An execution event (``event`` is already-encoded JSON; ``ts`` ns or its ISO string)."""
     stamp = ts if isinstance(ts, str) else iso_ns(ts)
@@ -56,6 +83,18 @@ def event_json(event_type: str, strategy_type: str, ts: int | str, event: bytes)
         stamp.encode(),
         event,
     )
+
+
+def event_jsons(
+    types: list[str], strategy_type: str, stamps: list[str], events: list[bytes]
+) -> list[bytes]:
+    """``event_json`` for consecutive events, the strategy encoded once."""
+    strategy = orjson.dumps(strategy_type)
+    return [
+        b'{"event_type":"%s","strategy_type":%s,"timestamp":"%s","event":%s}'
+        % (kind.encode(), strategy, stamp.encode(), event)
+        for kind, stamp, event in zip(types, stamps, events, strict=True)
+    ]
 
 
 def iso_times(ns: np.ndarray) -> list[str]:

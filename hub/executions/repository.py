@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import asyncpg
 import numpy as np
 
 from hub.db import Conn
+from hub.executions import copyrows
 from hub.executions.model import ACTIVE
 
 EXECUTION_COLUMNS = """e.execution_id, e.task_id, e.owner_id, e.execution_number, e.status, e.progress,
@@ -195,46 +197,25 @@ async def stop_requested(conn: Conn, execution_id: int) -> bool:
 # -- streams ----------------------------------------------------------------------------
 
 
-async def write_events(
-    conn: asyncpg.Connection, execution_id: int, rows: list[tuple[Any, ...]]
-) -> None:
-    """``rows``: (sequence, event_type, strategy_type, ts datetime, event json text)."""
-    if rows:
-        await conn.copy_records_to_table(
+async def write_events(conn: asyncpg.Connection, payload: bytes | None) -> None:
+    """``payload``: binary COPY of ``copyrows.EVENT_COLUMNS`` (``copyrows.events_copy``)."""
+    if payload is not None:
+        await conn.copy_to_table(
             "execution_events",
-            records=[(execution_id, *row) for row in rows],
-            columns=["execution_id", "sequence", "event_type", "strategy_type", "ts", "event"],
+            source=io.BytesIO(payload),
+            columns=copyrows.EVENT_COLUMNS,
+            format="binary",
         )
 
 
-TRADE_COLUMNS = [
-    "sequence",
-    "instrument",
-    "direction",
-    "status",
-    "entry_index",
-    "exit_index",
-    "entry_time",
-    "exit_time",
-    "entry_price",
-    "exit_price",
-    "units",
-    "pnl",
-    "return_pct",
-    "fees",
-    "exit_reason",
-    "details",
-]
-
-
-async def write_trades(
-    conn: asyncpg.Connection, execution_id: int, rows: list[tuple[Any, ...]]
-) -> None:
-    if rows:
-        await conn.copy_records_to_table(
+async def write_trades(conn: asyncpg.Connection, payload: bytes | None) -> None:
+    """``payload``: binary COPY of ``copyrows.TRADE_COLUMNS`` (``copyrows.trades_copy``)."""
+    if payload is not None:
+        await conn.copy_to_table(
             "execution_trades",
-            records=[(execution_id, *row) for row in rows],
-            columns=["execution_id", *TRADE_COLUMNS],
+            source=io.BytesIO(payload),
+            columns=copyrows.TRADE_COLUMNS,
+            format="binary",
         )
 
 

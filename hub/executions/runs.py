@@ -98,13 +98,13 @@ class RunWriter:
                 )
                 if error is not None:
                     streams.event("error_occurred", ts_ns, {"message": error})
-                events, trades, batches = streams.drain()
-                await repo.write_trades(conn, streams.execution_id, trades)
-                await repo.write_events(conn, streams.execution_id, events)
+                drained = streams.take()
+                await repo.write_trades(conn, drained.trades_copy())
+                await repo.write_events(conn, drained.events_copy())
         except BaseException:
             streams.restore(mark)
             raise
-        await self.bus.publish_batches(batches)
+        await self.bus.publish_batches(drained.batches())
         await self.announce(row)
         return row
 
@@ -126,8 +126,8 @@ class RunWriter:
         tick = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.write_equity(conn, execution_id, start + 1, ts, equity)
-            await repo.write_trades(conn, execution_id, drained.trades)
-            await repo.write_events(conn, execution_id, drained.events)
+            await repo.write_trades(conn, drained.trades_copy())
+            await repo.write_events(conn, drained.events_copy())
             checkpoint = await repo.write_checkpoint(
                 conn,
                 execution_id,
@@ -142,12 +142,12 @@ class RunWriter:
         assert row is not None
         written = time.perf_counter()
         timings["write"] = timings.get("write", 0.0) + written - tick
-        batches = list(drained.batches)
         equity_topic = stream_topic(execution_id, "equity")
-        heard = await self.bus.listened([equity_topic, *(topic for topic, _, _ in batches)])
+        heard = await self.bus.listened([equity_topic, *drained.topics()])
+        batches = drained.batches(heard)
         if equity_topic in heard:
             batches.append((equity_topic, start + 1, equity_jsons(ts, equity)))
-        await self.bus.publish_batches([b for b in batches if b[0] in heard])
+        await self.bus.publish_batches(batches)
         await self.announce(row, checkpoint)
         timings["publish"] = timings.get("publish", 0.0) + time.perf_counter() - written
         return bool(row["stop_requested"])
