@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import numpy as np
 
+from hub.executions.curves import Downsampled, stored_sizes
 from hub.executions.documents import num
 from hub.executions.model import ExecutionStatus
 from hub.executions.records import Drained, Streams
@@ -67,6 +68,8 @@ class BacktestRun:
         self.execution_id: int = row["execution_id"]
         self.checkpoint = checkpoint
         self.last_ts = 0  # the market time reached, for status events
+        self.curve: list[tuple[np.ndarray, np.ndarray]] = []  # (ts, equity) of each chunk
+        self.resumed = False  # then self.curve misses what earlier attempts wrote
         self.timings: dict[str, float] = {
             "load": 0.0,
             "engine": 0.0,
@@ -89,6 +92,7 @@ class BacktestRun:
         resumable = self.checkpoint is not None and self.checkpoint["state"] is not None
         resumable = resumable and isinstance(entry, BarStrategy)
         streams = await self.writer.streams_from(row, self.checkpoint if resumable else None)
+        self.resumed = resumable
         clock = time.perf_counter()
         try:
             bars = await self._bars()
@@ -109,7 +113,13 @@ class BacktestRun:
             if final is None:
                 return {"execution_id": self.execution_id, "status": "stopped"}
             end_ts = int(bars["ts"][-1]) if total else 0
-            await self.status(streams, ExecutionStatus.COMPLETED, end_ts, final_value=final)
+            await self.status(
+                streams,
+                ExecutionStatus.COMPLETED,
+                end_ts,
+                final_value=final,
+                downsampled=await self._downsampled(),
+            )
             return {
                 "execution_id": self.execution_id,
                 "status": "completed",
@@ -150,12 +160,24 @@ class BacktestRun:
             None if row["end_at"] is None else ns_of(row["end_at"]),
         )
 
+    async def _downsampled(self) -> list[Downsampled]:
+        """The finished curve's stored downsamples, from the chunks this attempt simulated
+        (or, for a resumed run, as stored)."""
+        if self.resumed:
+            curve = await self.writer.stored_curve(self.execution_id)
+        else:
+            ts = np.concatenate([t for t, _ in self.curve]) if self.curve else np.empty(0, "i8")
+            equity = np.concatenate([e for _, e in self.curve]) if self.curve else np.empty(0)
+            curve = (np.arange(1, len(ts) + 1, dtype=np.int64), ts, equity)
+        return await asyncio.to_thread(stored_sizes, curve)
+
     def _options(self) -> dict[str, Any]:
         return {**self.row["options"], "initial_capital": float(self.row["initial_capital"])}
 
     async def _persist(self, drained: Drained, chunk: Any, total: int, state: Any) -> bool:
         if len(chunk.ts):
             self.last_ts = int(chunk.ts[-1])
+        self.curve.append((chunk.ts, chunk.equity))
         stop = await self.writer.persist(
             self.execution_id,
             drained,
@@ -260,6 +282,7 @@ class BacktestRun:
             streams.add_trades(trades[closing], details)
             metrics = result.metrics if stop == total else {"processed": float(stop)}
             self.last_ts = int(bars["ts"][stop - 1])
+            self.curve.append((bars["ts"][start:stop], result.equity[start:stop]))
             stopped = await self.writer.persist_now(
                 streams,
                 start,

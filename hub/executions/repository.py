@@ -410,3 +410,36 @@ async def equity_chunks(
         after,
         limit,
     )
+
+
+async def write_downsampled(
+    conn: asyncpg.Connection,
+    execution_id: int,
+    curves: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]],
+) -> None:
+    """``curves``: (max_points, sequences, ns times, balances) of a finished curve's LTTB."""
+    await conn.executemany(
+        """insert into execution_equity_lttb (execution_id, max_points, seq, ts, balance)
+           values ($1, $2, $3, $4, $5)
+           on conflict (execution_id, max_points) do update
+           set seq = excluded.seq, ts = excluded.ts, balance = excluded.balance""",
+        [
+            (
+                execution_id,
+                max_points,
+                np.ascontiguousarray(seq, dtype="<i8").tobytes(),
+                np.ascontiguousarray(ts, dtype="<i8").tobytes(),
+                np.ascontiguousarray(balance, dtype="<f8").tobytes(),
+            )
+            for max_points, seq, ts, balance in curves
+        ],
+    )
+
+
+async def downsampled(conn: Conn, execution_id: int, max_points: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        """select seq, ts, balance from execution_equity_lttb
+           where execution_id = $1 and max_points = $2""",
+        execution_id,
+        max_points,
+    )

@@ -14,6 +14,7 @@ import asyncpg
 import numpy as np
 
 from hub.executions import repository as repo
+from hub.executions.curves import Curve, Downsampled, decode
 from hub.executions.documents import clean_metrics, equity_jsons, status_document
 from hub.executions.model import ACTIVE, ExecutionStatus
 from hub.executions.records import Drained, Streams
@@ -73,10 +74,11 @@ class RunWriter:
         error: str | None = None,
         final_value: float | None = None,
         when_in: frozenset[ExecutionStatus] = ACTIVE,
+        downsampled: list[Downsampled] | None = None,
     ) -> asyncpg.Record | None:
         """Move the execution to ``status`` if it is in ``when_in``, with a ``status_changed``
-        event (and ``error_occurred`` for an error) and whatever the streams hold; None when
-        it was not in ``when_in``."""
+        event (and ``error_occurred`` for an error), whatever the streams hold and the curve's
+        ``downsampled`` forms; None when it was not in ``when_in``."""
         mark = streams.mark()
         try:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -101,6 +103,8 @@ class RunWriter:
                 drained = streams.take()
                 await repo.write_trades(conn, drained.trades_copy())
                 await repo.write_events(conn, drained.events_copy())
+                if downsampled:
+                    await repo.write_downsampled(conn, streams.execution_id, downsampled)
         except BaseException:
             streams.restore(mark)
             raise
@@ -161,6 +165,10 @@ class RunWriter:
             if not drained.committed[0]:
                 streams.restore(drained.mark)
             raise
+
+    async def stored_curve(self, execution_id: int) -> Curve:
+        """The curve as written so far (a resumed run holds only the bars it simulated)."""
+        return decode(await repo.equity_chunks(self.pool, execution_id))
 
     async def stop_requested(self, execution_id: int) -> bool:
         return await repo.stop_requested(self.pool, execution_id)

@@ -20,6 +20,7 @@ from hub.auth import Identity
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.executions import repository as repo
+from hub.executions.curves import Curves
 from hub.executions.documents import status_document
 from hub.executions.model import (
     ACTIVE,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from hub.jobs.service import JobService
 
 BACKTEST_JOB = "execution.backtest"
-CURVE_CACHE_BYTES = 256 * 1024 * 1024
 MAX_CURVE_POINTS = 1_000_000
 
 
@@ -109,7 +109,7 @@ class ExecutionService:
         self.jobs: JobService = resources.service("jobs")
         self.datasets: DatasetService = resources.service("datasets")
         self.runs = RunWriter(self.pool, self.bus)
-        self._curves: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.curves = Curves(self.pool)
 
     # -- starting ---------------------------------------------------------------------
 
@@ -345,33 +345,6 @@ class ExecutionService:
 
     # -- the equity curve -------------------------------------------------------------
 
-    async def _load_curve(
-        self, execution_id: int, since: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
-        status = await repo.status_of(self.pool, execution_id)
-        finished = status is not None and ExecutionStatus(status).terminal
-        chunks = await repo.equity_chunks(self.pool, execution_id, 0 if finished else since)
-        if not chunks:
-            empty = np.empty(0, dtype=np.int64)
-            return empty, empty, np.empty(0), False
-        seq = np.concatenate(
-            [np.arange(c["first_seq"], c["first_seq"] + c["count"], dtype=np.int64) for c in chunks]
-        )
-        ts = np.concatenate([np.frombuffer(c["ts"], dtype="<i8") for c in chunks])
-        balance = np.concatenate([np.frombuffer(c["balance"], dtype="<f8") for c in chunks])
-        return seq, ts, balance, finished
-
-    def _remember(
-        self, execution_id: int, curve: tuple[np.ndarray, np.ndarray, np.ndarray]
-    ) -> None:
-        """Finished curves never change: keep the most recent ones decoded (bounded by bytes)."""
-        self._curves[execution_id] = curve
-        while (
-            sum(sum(a.nbytes for a in c) for c in self._curves.values()) > CURVE_CACHE_BYTES
-            and len(self._curves) > 1
-        ):
-            self._curves.pop(next(iter(self._curves)))
-
     async def equity(
         self,
         execution_id: int,
@@ -383,33 +356,13 @@ class ExecutionService:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sequences, times (ns) and balances of the stored curve after ``since`` within the
         window, downsampled (LTTB, which keeps the first and last point and the shape) to at
-        most ``max_points`` points when given."""
+        most ``max_points`` points when given; a completed run's whole curve at one of
+        ``curves.STORED_SIZES`` is read as the run stored it."""
         if max_points is not None and not 2 <= max_points <= MAX_CURVE_POINTS:
             raise BadRequest(
                 f"max_points must be between 2 and {MAX_CURVE_POINTS}, got {max_points}",
                 field="max_points",
             )
-        cached = self._curves.get(execution_id)
-        if cached is not None:
-            seq, ts, balance = cached
-        else:
-            seq, ts, balance, finished = await self._load_curve(execution_id, since)
-            if finished:
-                self._remember(execution_id, (seq, ts, balance))
-        if len(seq):
-            keep = seq > since
-            if start_ns is not None:
-                keep &= ts >= start_ns
-            if end_ns is not None:
-                keep &= ts <= end_ns
-            if not keep.all():
-                seq, ts, balance = seq[keep], ts[keep], balance[keep]
-        if max_points is not None and len(ts) > max_points:
-            from engine import lttb
-
-            if max_points == 2:  # LTTB's buckets need a third point; two are the ends
-                picked = np.array([0, len(ts) - 1])
-            else:
-                picked = lttb(ts.astype(np.float64), balance, max_points)
-            seq, ts, balance = seq[picked], ts[picked], balance[picked]
-        return seq, ts, balance
+        return await self.curves.read(
+            execution_id, since=since, start_ns=start_ns, end_ns=end_ns, max_points=max_points
+        )
