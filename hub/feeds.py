@@ -51,12 +51,12 @@ class BotFeed:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
         await websocket.accept()
-        await _FeedConnection(self, websocket, send).run()
+        await _FeedConnection(self, websocket, send, receive).run()
 
 
 class _FeedConnection(Session):
-    def __init__(self, feed: BotFeed, websocket: WebSocket, send: Send) -> None:
-        super().__init__(websocket, send, send_timeout=feed.send_timeout)
+    def __init__(self, feed: BotFeed, websocket: WebSocket, send: Send, receive: Receive) -> None:
+        super().__init__(websocket, send, send_timeout=feed.send_timeout, receive=receive)
         self.feed = feed
         self.streams = self.children  # subscriptions by channel
 

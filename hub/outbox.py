@@ -4,6 +4,15 @@ Sends are serialised by a lock; instead of arming a timer around every frame (a 
 cost of a frame at fan-out rates), a watchdog looks once in a while at how long the current send
 has been waiting. A send stalled past the timeout closes the connection and cancels the task
 serving it, so its socket, tasks and buffers are released even though the client never reads.
+
+Under uvicorn's websockets (sans-I/O) protocol, a frame that can leave at once is written to the
+socket directly as pre-built bytes: when no other send is in progress or waiting, the socket
+takes more without waiting (uvicorn has not paused writing), no close was sent or received and
+no extension (deflate) is in use, ``transport.write`` of the frame is exactly what uvicorn's
+``send`` would have done, minus the ASGI layers (middleware ``send`` wrappers, which only watch
+``websocket.accept`` and HTTP responses) and the per-frame serialisation; a fan-out hands the
+same frame bytes (:func:`hub.wsframe.text_frame`) to every subscriber. Anything else takes the
+ordinary ASGI ``send``, and so does every frame under another server or protocol.
 """
 
 from __future__ import annotations
@@ -15,18 +24,41 @@ import time
 from typing import Any
 
 import orjson
-from starlette.types import Send
+from starlette.types import Receive, Send
 from starlette.websockets import WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State
+
+from hub.wsframe import text_frame
 
 log = logging.getLogger("tradehub.ws")
 
+_OPEN = State.OPEN
+
+
+def frame_writer(receive: Receive | None) -> WebSocketsSansIOProtocol | None:
+    """The uvicorn connection behind an accepted WebSocket's ASGI ``receive``, when frames can
+    be written to it directly (its sans-I/O protocol, no extension negotiated); else None."""
+    protocol = getattr(receive, "__self__", None)
+    if not isinstance(protocol, WebSocketsSansIOProtocol):
+        return None
+    conn = getattr(protocol, "conn", None)
+    if conn is None or conn.extensions or getattr(protocol, "transport", None) is None:
+        return None
+    return protocol
+
 
 class Outbox:
-    def __init__(self, send: Send, *, send_timeout: float) -> None:
+    def __init__(self, send: Send, *, send_timeout: float, receive: Receive | None = None) -> None:
         self._send = send
         self.send_timeout = send_timeout
         self._lock = asyncio.Lock()
         self._send_started: float | None = None
+        # Sends through the ASGI path that have started and not finished (holding the lock or
+        # waiting for it): a direct write only goes out when there are none, so it never
+        # overtakes one.
+        self._pending = 0
+        self._writer = frame_writer(receive)
         self._runner: asyncio.Task[object] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self.closed = False
@@ -43,9 +75,47 @@ class Outbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watchdog
 
+    def write_now(self, frame: bytes) -> bool:
+        """Write a pre-built text frame (:func:`hub.wsframe.text_frame`) if it can leave at once
+        and in order; False when it must go the ordinary way (:meth:`send_payload`) instead."""
+        protocol = self._writer
+        if (
+            protocol is None
+            or self._pending
+            or self.closed
+            or protocol.close_sent
+            or protocol.disconnected
+            or not protocol.writable.is_set()
+            or protocol.conn.state is not _OPEN
+            or protocol.conn.expect_continuation_frame
+        ):
+            return False
+        transport = protocol.transport
+        if transport.is_closing():
+            return False
+        try:
+            transport.write(frame)
+        except (OSError, RuntimeError):  # the ordinary path meets the same failure and says so
+            return False
+        return True
+
     async def send_text(self, text: str) -> None:
         if self.closed:
             return
+        if self._writer is not None and self.write_now(text_frame(text.encode())):
+            return
+        await self._send_asgi(text)
+
+    async def send_payload(self, payload: bytes) -> None:
+        """Send UTF-8 ``payload`` (already encoded, never re-encoded) as a text frame."""
+        if self.closed:
+            return
+        if self._writer is not None and self.write_now(text_frame(payload)):
+            return
+        await self._send_asgi(payload.decode())
+
+    async def _send_asgi(self, text: str) -> None:
+        self._pending += 1
         try:
             async with self._lock:
                 self._send_started = time.monotonic()
@@ -53,6 +123,8 @@ class Outbox:
                 self._send_started = None
         except (OSError, RuntimeError, WebSocketDisconnect):
             self.closed = True
+        finally:
+            self._pending -= 1
 
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send_text(orjson.dumps(message).decode())

@@ -11,7 +11,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from starlette.types import Message, Send
+from starlette.types import Message, Receive, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hub.auth import Identity
@@ -72,11 +72,21 @@ class Session:
     """One WebSocket connection: :meth:`run` accepts frames until the client leaves, the outbox
     closes it, or its credential stops holding, and always releases every task it started."""
 
-    def __init__(self, websocket: WebSocket, send: Send, *, send_timeout: float) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        send: Send,
+        *,
+        send_timeout: float,
+        receive: Receive | None = None,
+    ) -> None:
         self.websocket = websocket
         self.state = websocket.state
-        self.outbox = Outbox(send, send_timeout=send_timeout)
+        # ``receive`` (the server's own) lets the outbox write frames to the socket directly.
+        self.outbox = Outbox(send, send_timeout=send_timeout, receive=receive)
         self.send_text = self.outbox.send_text
+        self.send_payload = self.outbox.send_payload
+        self.write_now = self.outbox.write_now
         self.send_json = self.outbox.send_json
         self.close = self.outbox.close
         self.identity: Identity | None = None

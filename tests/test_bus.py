@@ -329,3 +329,14 @@ async def test_no_leak_after_a_thousand_subscribe_cycles(bus: Bus, pool: asyncpg
     counts = await bus.redis.pubsub_numsub(bus.keys.topic_channel(topic))
     assert counts[0][1] == 0
     assert len(asyncio.all_tasks()) <= tasks_before
+
+
+def test_text_frames_are_what_websockets_writes() -> None:
+    from websockets.frames import Frame, Opcode
+
+    from hub.wsframe import text_frame
+
+    for size in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        payload = b"a" * size
+        expected = Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+        assert text_frame(payload) == expected

@@ -59,15 +59,15 @@ def variables_key(variables: dict[str, Any] | None, shaping: frozenset[str]) -> 
 
 
 class SharedResults:
-    """A bounded LRU of encoded ``next`` payloads."""
+    """A bounded LRU of encoded ``next`` payloads (UTF-8 JSON, sent as they are)."""
 
     def __init__(self, capacity: int = CACHE_ENTRIES) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: tuple[Any, ...]) -> str | None:
+    def get(self, key: tuple[Any, ...]) -> bytes | None:
         value = self._entries.get(key)
         if value is None:
             self.misses += 1
@@ -75,7 +75,7 @@ class SharedResults:
             self.hits += 1
         return value
 
-    def put(self, key: tuple[Any, ...], value: str) -> None:
+    def put(self, key: tuple[Any, ...], value: bytes) -> None:
         self._entries[key] = value
         if len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

@@ -41,6 +41,7 @@ from hub.gql.errors import format_error
 from hub.gql.shared import SharedResults, shaping_variables, variables_key
 from hub.http import check_json
 from hub.sockets import Session, SessionClose
+from hub.wsframe import text_frame
 
 log = logging.getLogger("tradehub.graphql.ws")
 
@@ -138,7 +139,7 @@ class GraphQLWebSocket:
             await websocket.close(code=4406, reason="Subprotocol not acceptable")
             return
         await websocket.accept(subprotocol=protocol)
-        await _Connection(self, websocket, protocol, send).run()
+        await _Connection(self, websocket, protocol, send, receive).run()
 
 
 def _frame_text(message: Message) -> str:
@@ -150,9 +151,14 @@ def _frame_text(message: Message) -> str:
 
 class _Connection(Session):
     def __init__(
-        self, endpoint: GraphQLWebSocket, websocket: WebSocket, protocol: str, send: Send
+        self,
+        endpoint: GraphQLWebSocket,
+        websocket: WebSocket,
+        protocol: str,
+        send: Send,
+        receive: Receive,
     ) -> None:
-        super().__init__(websocket, send, send_timeout=endpoint.send_timeout)
+        super().__init__(websocket, send, send_timeout=endpoint.send_timeout, receive=receive)
         self.endpoint = endpoint
         self.legacy = protocol == LEGACY_WS
         self.acknowledged = False
@@ -277,9 +283,9 @@ class _Connection(Session):
         else:
             await self.send_json({"type": "error", "id": op_id, "payload": formatted})
 
-    def _next_prefix(self, op_id: str) -> str:
-        kind = "data" if self.legacy else "next"
-        return '{"id":' + orjson.dumps(op_id).decode() + ',"type":"' + kind + '","payload":'
+    def _next_prefix(self, op_id: str) -> bytes:
+        kind = b"data" if self.legacy else b"next"
+        return b'{"id":' + orjson.dumps(op_id) + b',"type":"' + kind + b'","payload":'
 
     async def _complete(self, op_id: str) -> None:
         await self.send_json({"type": "complete", "id": op_id})
@@ -317,7 +323,7 @@ class _Connection(Session):
             body: dict[str, Any] = {"data": result.data}
             if result.errors:
                 body["errors"] = [format_error(e) for e in result.errors]
-            await self.send_text(self._next_prefix(op_id) + orjson.dumps(body).decode() + "}")
+            await self.send_payload(self._next_prefix(op_id) + orjson.dumps(body) + b"}")
             await self._complete(op_id)
             return
         await self._subscription(op_id, prepared, variables, context)
@@ -350,6 +356,7 @@ class _Connection(Session):
         )
         prefix = self._next_prefix(op_id)
         shared = self.endpoint.shared
+        write_now = self.write_now
         iterator = stream.__aiter__()
         try:
             while True:
@@ -358,19 +365,21 @@ class _Connection(Session):
                 except StopAsyncIteration:
                     break
                 event_key = getattr(item, "_th_event_key", None)
-                key = (event_key, *group) if event_key is not None else None
-                text = shared.get(key) if key is not None else None
-                if text is None:
+                key = (event_key, group) if event_key is not None else None
+                payload = shared.get(key) if key is not None else None
+                if payload is None:
                     result = execute_subscription_event(executor.build_per_event_executor(item))
                     if inspect.isawaitable(result):
                         result = await result
                     body: dict[str, Any] = {"data": result.data}
                     if result.errors:
                         body["errors"] = [format_error(e) for e in result.errors]
-                    text = orjson.dumps(body).decode()
+                    payload = orjson.dumps(body)
                     if key is not None:
-                        shared.put(key, text)
-                await self.send_text(prefix + text + "}")
+                        shared.put(key, payload)
+                message = prefix + payload + b"}"
+                if not write_now(text_frame(message)):
+                    await self.send_payload(message)
                 if self.closed:
                     return
         except asyncio.CancelledError:
