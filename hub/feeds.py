@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket
 
 from hub.auth import AuthError
 from hub.sockets import Session, TopicRefused, open_subscription
-from hub.subscription import Subscription, SubscriptionClosed, SubscriptionError
+from hub.subscription import Event, Subscription, SubscriptionClosed, SubscriptionError
 
 log = logging.getLogger("tradehub.feed")
 
@@ -218,9 +218,19 @@ class _FeedConnection(Session):
         self.start_child(channel, self._pump(channel, subscription), name=f"feed-{channel}")
 
     async def _pump(self, channel: str, subscription: Subscription) -> None:
+        write_now = self.write_now
+
+        def deliver(event: Event) -> bool:
+            # Live and in order: the bus reader writes the frame (built once for every
+            # subscriber) when the socket takes it at once; else it is queued for the loop below.
+            frame = event.ws_wire()
+            return frame is not None and write_now(frame)
+
+        subscription.deliver_directly(deliver)
         try:
             async for event in subscription:
-                await self.send_text(event.ws_text())
+                if not deliver(event):
+                    await self.send_text(event.ws_text())
                 if self.closed:
                     return
         except SubscriptionClosed as closed:

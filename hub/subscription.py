@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from hub.topics import Topic, TopicKind
+from hub.wsframe import text_frame
 
 if TYPE_CHECKING:
     from hub.bus import Bus
@@ -22,7 +23,9 @@ T = TypeVar("T")
 class Event:
     """One event as this process received it: encoded once, framed once, shared by all."""
 
-    __slots__ = ("_data", "_frame", "_memo", "_text", "data_json", "epoch", "seq", "topic")
+    __slots__ = (
+        "_data", "_frame", "_memo", "_text", "_wire", "data_json", "epoch", "seq", "topic"
+    )  # fmt: skip
 
     def __init__(self, topic: str, seq: int, data_json: bytes, epoch: str = "") -> None:
         self.topic = topic
@@ -32,6 +35,7 @@ class Event:
         self._data: Any = _UNSET
         self._frame: bytes | None = None
         self._text: str | None = None
+        self._wire: bytes | None = None
         self._memo: dict[Any, Any] | None = None
 
     def data(self) -> Any:
@@ -56,6 +60,17 @@ class Event:
         if self._text is None:
             self._text = self.ws_frame().decode()
         return self._text
+
+    def ws_wire(self) -> bytes | None:
+        """The ``/ws`` frame as a WebSocket text frame, ready for the socket, built once; None
+        when the event is not valid UTF-8 (the ordinary send path then reports the failure)."""
+        if self._wire is None:
+            try:
+                self.ws_text()
+            except UnicodeDecodeError:
+                return None
+            self._wire = text_frame(self.ws_frame())
+        return self._wire
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -103,6 +118,7 @@ class Subscription:
             raise SubscriptionError(f"since must be a non-negative sequence, got {since}")
         self.bus = bus
         self.topic = topic
+        self._kind = topic.kind
         self.since = since
         self.requested_epoch = epoch
         self.maxsize = maxsize
@@ -114,7 +130,11 @@ class Subscription:
         self.start_after: int | None = since
         self._ready: deque[Event] = deque()
         self._buffer: deque[Event] = deque()
-        self._wakeup = asyncio.Event()
+        # What the consumer waits on when it has nothing to deliver (set by _wake).
+        self._waiter: asyncio.Future[None] | None = None
+        # See deliver_directly: the consumer's synchronous sink, and whether it waits now.
+        self._direct: Callable[[Event], bool] | None = None
+        self._parked = False
         self._live = False
         self._resync = False
         self._closed: SubscriptionClosed | None = None
@@ -198,25 +218,70 @@ class Subscription:
                 self._ready.append(Event(self.topic.name, seq, data_json, epoch or ""))
                 self.last = seq
 
+    def deliver_directly(self, sink: Callable[[Event], bool] | None) -> None:
+        """Let the bus reader hand live events to ``sink`` while the consumer waits.
+
+        When the consumer is waiting in ``async for`` with nothing queued, an event that comes
+        next in order (the sequence after the last delivered, in the same epoch) is given to
+        ``sink`` at once, without queueing it or waking the consumer: the /ws feed writes its
+        frame to the socket there, so a fan-out costs no task switch per subscriber. ``sink``
+        must not block or raise; it returns False when it cannot take the event now, and then
+        that event and every later one are queued as usual until the consumer has caught up
+        and waits again. Everything else (history, gaps, a slow consumer) is unchanged.
+        """
+        self._direct = sink
+
     # -- called by the bus reader (synchronously, never blocking) ---------------------
 
     def push(self, event: Event) -> None:
         if self._closed is not None or not self._live:
             return
+        if self._parked:
+            if self._in_order(event) and self._direct(event):  # type: ignore[misc]
+                self.last = event.seq
+                return
+            self._parked = False
         if len(self._buffer) >= self.maxsize:
             self._overflow()
             return
         self._buffer.append(event)
-        self._wakeup.set()
+        self._wake()
 
     def push_many(self, events: list[Event]) -> None:
         if self._closed is not None or not self._live or not events:
             return
+        if self._parked:
+            sink = self._direct
+            taken = 0
+            for event in events:
+                if not (self._in_order(event) and sink(event)):  # type: ignore[misc]
+                    break
+                self.last = event.seq
+                taken += 1
+            if taken == len(events):
+                return
+            self._parked = False
+            events = events[taken:]
         if len(self._buffer) + len(events) > self.maxsize:
             self._overflow()
             return
         self._buffer.extend(events)
-        self._wakeup.set()
+        self._wake()
+
+    def _in_order(self, event: Event) -> bool:
+        """``event`` is the very next one to deliver: nothing to check against history."""
+        kind = self._kind
+        if kind is TopicKind.STATE:
+            return event.seq > self.last
+        if kind is TopicKind.RECENT and (self.epoch is None or event.epoch != self.epoch):
+            return False
+        return event.seq == self.last + 1
+
+    def _wake(self) -> None:
+        self._parked = False
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _overflow(self) -> None:
         """More live events than the queue holds: what to do depends on what history can give.
@@ -242,17 +307,17 @@ class Subscription:
                 code="slow_consumer",
             )
             return
-        self._wakeup.set()
+        self._wake()
 
     def resync(self) -> None:
         self._resync = True
-        self._wakeup.set()
+        self._wake()
 
     def close(self, reason: str, *, code: str) -> None:
         if self._closed is None:
             self._closed = SubscriptionClosed(reason, code, self.last)
         self._detach()
-        self._wakeup.set()
+        self._wake()
 
     def _detach(self) -> None:
         if self._attached:
@@ -288,10 +353,18 @@ class Subscription:
                 continue
             if self._buffer:
                 event = self._buffer.popleft()
+                if self._in_order(event):
+                    self.last = event.seq
+                    return event
                 await self._accept(event)
                 continue
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            self._parked = self._direct is not None
+            try:
+                await waiter
+            finally:
+                self._parked = False
+                self._waiter = None
 
     async def _catch_up(self) -> None:
         """Replay durable history page by page, then go live and look once more."""

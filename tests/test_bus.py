@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -329,6 +330,63 @@ async def test_no_leak_after_a_thousand_subscribe_cycles(bus: Bus, pool: asyncpg
     counts = await bus.redis.pubsub_numsub(bus.keys.topic_channel(topic))
     assert counts[0][1] == 0
     assert len(asyncio.all_tasks()) <= tasks_before
+
+
+async def _direct_and_queued(bus: Bus, topic: str, publish: Any, batches: int) -> list[int]:
+    """Deliver ``batches`` batches of 10 events of ``topic`` to a consumer whose synchronous
+    sink refuses some of them: the order in which events reach the sink or the loop."""
+    delivered: list[int] = []
+    calls = 0
+
+    def sink(event: Event) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls % 4 == 0:  # "the socket is busy": queue it, and all after it
+            return False
+        delivered.append(event.seq)
+        return True
+
+    async with bus.stream(topic) as sub:
+        sub.deliver_directly(sink)
+
+        async def consume() -> None:
+            async for event in sub:
+                delivered.append(event.seq)
+                if event.seq % 3 == 0:
+                    await asyncio.sleep(0.002)  # busy sending: later events are queued
+
+        consumer = asyncio.create_task(consume())
+        await asyncio.sleep(0.05)
+        for i in range(batches):
+            await publish(i)  # ten events at once: the reader dispatches them in one go
+            if i % 3 == 0:
+                await asyncio.sleep(0.003)
+        total = batches * 10
+        await eventually(lambda: asyncio.sleep(0, result=len(delivered) >= total))
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+    assert calls > 0  # some events went straight to the sink
+    return delivered
+
+
+async def test_direct_delivery_keeps_order_without_gap_or_duplicate(
+    bus: Bus, pool: asyncpg.Pool
+) -> None:
+    durable = log_topic()
+
+    async def append_ten(i: int) -> None:
+        await append(pool, bus, durable, [{"n": i * 10 + k} for k in range(10)])
+
+    assert await _direct_and_queued(bus, durable, append_ten, 15) == list(range(1, 151))
+
+    async def tick_ten(i: int) -> None:
+        await asyncio.gather(
+            *(marketdata.publish_tick(bus, "DIRECT", {"price": i * 10 + k}) for k in range(10))
+        )
+
+    got = await _direct_and_queued(bus, "ticks:DIRECT", tick_ten, 15)
+    assert got == list(range(got[0], got[0] + 150))
 
 
 def test_text_frames_are_what_websockets_writes() -> None:
