@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from hub.domains import Resources
 
 MAX_CANDLES = 100_000
+PARALLEL_READ_BARS = 200_000
 
 
 def slug_for(symbol: str, timeframe: str) -> str:
@@ -33,6 +35,29 @@ def measurement_for(symbol: str, timeframe: str) -> str:
     slug = slug_for(symbol, timeframe)
     name = slug if slug[0].isalpha() else f"s_{slug}"
     return f"{name}_ohlcv"[:63]
+
+
+def read_windows(
+    dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None
+) -> list[tuple[int | None, int | None, int]]:
+    """``[start, end)`` with about how many bars it holds, cut in two at a whole second when
+    they are many: Postgres formats a COPY's rows on one core, so two halves on two
+    connections arrive in ~2/3 of the time."""
+    first_us, last_us, count = (
+        dataset["ohlcv_first_ts"],
+        dataset["ohlcv_last_ts"],
+        int(dataset["ohlcv_row_count"] or 0),
+    )
+    if first_us is None or last_us is None:
+        return [(start_ns, end_ns, 0)]
+    low = max(first_us * 1000, start_ns if start_ns is not None else first_us * 1000)
+    high = min(last_us * 1000, end_ns if end_ns is not None else last_us * 1000)
+    span = max(1, (last_us - first_us) * 1000)
+    expected = max(0, count * (high - low) // span + 1)
+    middle = (low + high) // 2 // 1_000_000_000 * 1_000_000_000
+    if expected < PARALLEL_READ_BARS or not low < middle < high:
+        return [(start_ns, end_ns, expected)]
+    return [(start_ns, middle, expected // 2 + 1), (middle, end_ns, expected // 2 + 1)]
 
 
 class DatasetService:
@@ -57,6 +82,17 @@ class DatasetService:
     async def count_bars(
         self, dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None
     ) -> int:
+        """Bars in ``[start, end)``; for a window holding every bar, the count the dataset keeps
+        (refreshed when a series is written) rather than counting a million rows again."""
+        first_us, last_us = dataset["ohlcv_first_ts"], dataset["ohlcv_last_ts"]
+        if (
+            first_us is not None
+            and last_us is not None
+            # a microsecond clear of the ends, beyond float8 rounding in to_timestamp
+            and (start_ns is None or start_ns < (first_us - 1) * 1000)
+            and (end_ns is None or end_ns > (last_us + 1) * 1000)
+        ):
+            return int(dataset["ohlcv_row_count"])
         return await repo.count_bars(self.pool, dataset["ohlcv_measurement"], start_ns, end_ns)
 
     async def bars(
@@ -74,12 +110,26 @@ class DatasetService:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        async with self.pool.acquire() as conn:
-            bars = await repo.read_bars(conn, dataset["ohlcv_measurement"], start_ns, end_ns, None)
+        parts = await asyncio.gather(
+            *(self._read(dataset, *window) for window in read_windows(dataset, start_ns, end_ns))
+        )
+        bars = (
+            parts[0]
+            if len(parts) == 1
+            else {k: np.concatenate([p[k] for p in parts]) for k in repo.OHLCV_COLUMNS}
+        )
         for array in bars.values():
             array.flags.writeable = False  # shared by later runs: nobody may change it
         self.cache.put(key, bars)
         return bars
+
+    async def _read(
+        self, dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None, expected: int
+    ) -> dict[str, np.ndarray]:
+        async with self.pool.acquire() as conn:
+            return await repo.read_bars(
+                conn, dataset["ohlcv_measurement"], start_ns, end_ns, None, expected=expected
+            )
 
     async def candles(
         self,

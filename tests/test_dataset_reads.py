@@ -1,0 +1,63 @@
+"""Reading a dataset's bars for a backtest: two halves read at once, decoded as they arrive,
+give exactly the bars one COPY gives; the count kept with the dataset equals counting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hub.datasets import repository as repo
+from hub.datasets import service as datasets
+from hub.datasets.cache import BarsCache
+from hub.settings import Settings
+from tests.conftest import Account, LiveServer
+from tests.helpers import generate_dataset, running_worker
+
+SYMBOL = "READ/USD"
+BARS = 5_000
+HOUR = 3_600 * 10**9
+
+
+@pytest.fixture(scope="module")
+async def generated(server: LiveServer, settings: Settings, admin: Account) -> None:
+    async with running_worker(settings):
+        await generate_dataset(server.url, admin, SYMBOL, BARS, seed=3)
+
+
+async def test_halves_read_at_once_equal_one_read(
+    server: LiveServer, generated: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = server.lifespan_state.datasets
+    dataset = await service.find(SYMBOL, "1h")
+    assert dataset is not None and dataset["ohlcv_row_count"] == BARS
+    first = dataset["ohlcv_first_ts"] * 1000
+    async with service.pool.acquire() as conn:
+        whole = await repo.read_bars(conn, dataset["ohlcv_measurement"], None, None, None)
+    assert len(whole["ts"]) == BARS and np.all(np.diff(whole["ts"]) == HOUR)
+    monkeypatch.setattr(datasets, "PARALLEL_READ_BARS", 100)
+    windows = [
+        (None, None),
+        (first + 17 * HOUR, None),
+        (None, first + 4_321 * HOUR),
+        (first + 10 * HOUR + 1, first + 4_000 * HOUR - 1),
+        (first - 10 * HOUR, first + 2 * HOUR),
+        (first + 2_500 * HOUR, first + 2_501 * HOUR),
+    ]
+    for start, end in windows:
+        async with service.pool.acquire() as conn:
+            one = await repo.read_bars(conn, dataset["ohlcv_measurement"], start, end, None)
+        halves = len(datasets.read_windows(dataset, start, end)) == 2
+        assert halves == (len(one["ts"]) > 1_000)
+        service.cache = BarsCache()
+        got = await service.bars(dataset, start, end)
+        for column in repo.OHLCV_COLUMNS:
+            assert got[column].dtype == one[column].dtype
+            assert np.array_equal(got[column], one[column]), (start, end, column)
+        assert await service.count_bars(dataset, start, end) == len(one["ts"])
+        counted = await repo.count_bars(service.pool, dataset["ohlcv_measurement"], start, end)
+        assert counted == len(one["ts"])
+    # limits and empty windows through the same decoder
+    async with service.pool.acquire() as conn:
+        few = await repo.read_bars(conn, dataset["ohlcv_measurement"], first + HOUR, None, 3)
+        none = await repo.read_bars(conn, dataset["ohlcv_measurement"], 0, 1, None)
+    assert np.array_equal(few["close"], whole["close"][1:4]) and len(none["ts"]) == 0
