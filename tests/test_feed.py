@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from hub import marketdata
 from hub.auth import Identity, Role
 from hub.settings import Settings
 from tests.conftest import ROOT, Account, LiveServer, free_port, operation
@@ -283,6 +284,34 @@ async def test_a_client_that_never_reads_does_not_delay_the_others(
         gauge = live.lifespan_state.metrics.websockets.labels("/ws")
         await eventually(lambda: asyncio.sleep(0, result=gauge._value.get() == 1), timeout=30)
         await healthy.close()
+        stuck.transport.abort()
+    finally:
+        await live.stop()
+
+
+async def test_a_client_that_stops_reading_is_closed_after_the_send_timeout(
+    settings: Settings, alice: Account
+) -> None:
+    live = LiveServer(settings.model_copy(update={"ws_send_timeout": 1.0}))
+    await live.start()
+    try:
+        stuck = await feed(live, alice.token, max_queue=1, max_size=None)
+        stuck.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
+        )
+        await send(stuck, {"op": "subscribe", "channel": "ticks:STUCK"})
+        assert (await recv(stuck))["op"] == "subscribed"
+        bus = live.lifespan_state.bus
+        blob = "x" * 16_000
+        # 9.6 MB: more than the sockets hold (the kernel's send buffer grows to 4 MB), far
+        # fewer events than the queue: only a send that waits too long can end this subscriber.
+        for i in range(600):
+            await marketdata.publish_tick(bus, "STUCK", {"price": float(i), "pad": blob})
+        metrics = live.lifespan_state.metrics
+        gauge = metrics.websockets.labels("/ws")
+        await eventually(lambda: asyncio.sleep(0, result=gauge._value.get() == 0), timeout=30)
+        assert bus.local_subscriber_count() == 0
+        assert metrics.slow_consumers._value.get() == 0
         stuck.transport.abort()
     finally:
         await live.stop()
