@@ -20,6 +20,7 @@ import pytest
 from engine.records import Direction, ExitReason, TradeStatus, trade_dt
 from hub.executions import curves
 from hub.executions import repository as repo
+from hub.executions.curvecodec import decode_times, encode_times
 from hub.executions.documents import EXIT_REASONS, num
 from hub.executions.model import ExecutionStatus
 from hub.executions.records import Streams
@@ -262,3 +263,25 @@ async def test_chunk_rows_and_payloads_match_the_history_sources(
     assert [r["event"].encode() for r in raw] == want
     for table in ("execution_events", "execution_trades"):
         await pool.execute(f"delete from {table} where execution_id = $1", execution_id)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        [],
+        [7],
+        [1, 5],
+        [1, 5, 6],
+        [3, 3, 3],
+        [0, 3_600, 7_200, 10_800],
+        [10, 20, 30, 41, 50],
+    ],
+)
+def test_stored_times_round_trip(ts: list[int]) -> None:
+    times = np.array(ts, dtype=np.int64) * 10**9
+    stored = encode_times(times)
+    assert len(stored) == (
+        16 if len(ts) > 2 and len(set(np.diff(ts).tolist())) == 1 else 8 * len(ts)
+    )
+    decoded = decode_times(stored, len(ts))
+    assert decoded.dtype == np.int64 and np.array_equal(decoded, times)

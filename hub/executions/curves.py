@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hub.executions import repository as repo
+from hub.executions.curvecodec import decode_balances, decode_times
 from hub.executions.model import ExecutionStatus
 
 if TYPE_CHECKING:
@@ -54,8 +55,8 @@ def decode(chunks: list[asyncpg.Record]) -> Curve:
     seq = np.concatenate(
         [np.arange(c["first_seq"], c["first_seq"] + c["count"], dtype=np.int64) for c in chunks]
     )
-    ts = np.concatenate([np.frombuffer(c["ts"], dtype="<i8") for c in chunks])
-    balance = np.concatenate([np.frombuffer(c["balance"], dtype="<f8") for c in chunks])
+    ts = np.concatenate([decode_times(c["ts"], c["count"]) for c in chunks])
+    balance = np.concatenate([decode_balances(c["balance"]) for c in chunks])
     return seq, ts, balance
 
 

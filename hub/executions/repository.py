@@ -10,6 +10,7 @@ import numpy as np
 
 from hub.db import Conn
 from hub.executions import copyrows
+from hub.executions.curvecodec import encode_balances, encode_times
 from hub.executions.model import ACTIVE
 
 EXECUTION_COLUMNS = """e.execution_id, e.task_id, e.owner_id, e.execution_number, e.status, e.progress,
@@ -228,8 +229,8 @@ async def write_equity(
             execution_id,
             first_seq,
             len(ts),
-            np.ascontiguousarray(ts, dtype="<i8").tobytes(),
-            np.ascontiguousarray(balance, dtype="<f8").tobytes(),
+            encode_times(ts),
+            encode_balances(balance),
         )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
 import orjson
 
 from hub.executions import repository as repo
+from hub.executions.curvecodec import decode_balances, decode_times
 from hub.executions.documents import equity_json, event_json, status_document, trade_doc_from_row
 from hub.times import ns_of
 from hub.topics import INTEGER_ID, OwnedBy, StoredEvent, Topic, TopicFamily, TopicKind, TopicSpec
@@ -66,8 +66,8 @@ class EquityHistory:
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
         out: list[StoredEvent] = []
         for chunk in await repo.equity_chunks(self.pool, int(topic.key), after, limit):
-            ts = np.frombuffer(chunk["ts"], dtype="<i8")
-            balance = np.frombuffer(chunk["balance"], dtype="<f8")
+            ts = decode_times(chunk["ts"], chunk["count"])
+            balance = decode_balances(chunk["balance"])
             first = chunk["first_seq"]
             begin = max(0, after + 1 - first)
             end = min(len(ts), begin + limit - len(out))
