@@ -195,20 +195,39 @@ async def read_bars(
     limit: int | None,
     *,
     expected: int = 0,
+    pages: tuple[int, int | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Bars in ``[start, end)`` as int64-ns / float64 arrays, through binary COPY (``expected``:
-    about how many, to size the arrays once)."""
+    about how many, to size the arrays once). With ``pages`` (first, end or None), only the
+    bars stored in those table pages, in the order they are stored: unsorted, possibly."""
     where = []
     if start_ns is not None:
         where.append(f"ts >= to_timestamp({int(start_ns)}::float8 / 1e9)")
     if end_ns is not None:
         where.append(f"ts < to_timestamp({int(end_ns)}::float8 / 1e9)")
+    order = "order by ts"
+    if pages is not None:
+        order = ""
+        where.append(f"ctid >= '({int(pages[0])},0)'::tid")
+        if pages[1] is not None:
+            where.append(f"ctid < '({int(pages[1])},0)'::tid")
     clause = f"where {' and '.join(where)}" if where else ""
     limit_sql = f"limit {int(limit)}" if limit is not None else ""
-    query = f"select {', '.join(OHLCV_COLUMNS)} from {table(measurement)} {clause} order by ts {limit_sql}"
+    query = (
+        f"select {', '.join(OHLCV_COLUMNS)} from {table(measurement)} {clause} {order} {limit_sql}"
+    )
     sink = _BarsSink(expected if limit is None else min(expected or limit, limit))
     await conn.copy_from_query(query, output=sink, format="binary")
     return sink.result()
+
+
+async def table_pages(conn: Conn, measurement: str) -> int:
+    """How many pages the measurement's table has now."""
+    value = await conn.fetchval(
+        "select pg_relation_size($1::regclass) / current_setting('block_size')::int",
+        table(measurement),
+    )
+    return int(value or 0)
 
 
 async def count_bars(conn: Conn, measurement: str, start_ns: int | None, end_ns: int | None) -> int:

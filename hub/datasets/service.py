@@ -37,27 +37,48 @@ def measurement_for(symbol: str, timeframe: str) -> str:
     return f"{name}_ohlcv"[:63]
 
 
+Window = tuple[int | None, int | None, int, tuple[int, int | None] | None]
+
+
 def read_windows(
-    dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None
-) -> list[tuple[int | None, int | None, int]]:
-    """``[start, end)`` with about how many bars it holds, cut in two at a whole second when
-    they are many: Postgres formats a COPY's rows on one core, so two halves on two
-    connections arrive in ~2/3 of the time."""
+    dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None, pages: int
+) -> list[Window]:
+    """How to read ``[start, end)`` (of a table of ``pages`` pages): one COPY, or two at once
+    when it holds many bars, since Postgres formats a COPY's rows on one core. Two halves of
+    the table's pages when the window holds most of it (a sequential scan each: no index to
+    walk, rows in stored order), else two halves of the window. Each with about how many bars
+    it holds, and its pages (first, end) when read by page."""
     first_us, last_us, count = (
         dataset["ohlcv_first_ts"],
         dataset["ohlcv_last_ts"],
         int(dataset["ohlcv_row_count"] or 0),
     )
     if first_us is None or last_us is None:
-        return [(start_ns, end_ns, 0)]
+        return [(start_ns, end_ns, 0, None)]
     low = max(first_us * 1000, start_ns if start_ns is not None else first_us * 1000)
     high = min(last_us * 1000, end_ns if end_ns is not None else last_us * 1000)
     span = max(1, (last_us - first_us) * 1000)
     expected = max(0, count * (high - low) // span + 1)
     middle = (low + high) // 2 // 1_000_000_000 * 1_000_000_000
     if expected < PARALLEL_READ_BARS or not low < middle < high:
-        return [(start_ns, end_ns, expected)]
-    return [(start_ns, middle, expected // 2 + 1), (middle, end_ns, expected // 2 + 1)]
+        return [(start_ns, end_ns, expected, None)]
+    half = expected // 2 + 1
+    if 2 * expected >= count and pages >= 2:
+        return [
+            (start_ns, end_ns, half, (0, pages // 2)),
+            (start_ns, end_ns, half, (pages // 2, None)),
+        ]
+    return [(start_ns, middle, half, None), (middle, end_ns, half, None)]
+
+
+def in_time_order(bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Bars read in stored order, sorted by time (they usually are: a series is appended in
+    order, and times are unique)."""
+    ts = bars["ts"]
+    if len(ts) < 2 or bool(np.all(ts[1:] > ts[:-1])):
+        return bars
+    order = np.argsort(ts, kind="stable")
+    return {k: v[order] for k, v in bars.items()}
 
 
 class DatasetService:
@@ -110,25 +131,40 @@ class DatasetService:
         cached = self.cache.get(key)
         if cached is not None:
             return cached
-        parts = await asyncio.gather(
-            *(self._read(dataset, *window) for window in read_windows(dataset, start_ns, end_ns))
-        )
+        pages = 0
+        if int(dataset["ohlcv_row_count"] or 0) >= PARALLEL_READ_BARS:
+            pages = await repo.table_pages(self.pool, dataset["ohlcv_measurement"])
+        windows = read_windows(dataset, start_ns, end_ns, pages)
+        parts = await asyncio.gather(*(self._read(dataset, *window) for window in windows))
         bars = (
             parts[0]
             if len(parts) == 1
             else {k: np.concatenate([p[k] for p in parts]) for k in repo.OHLCV_COLUMNS}
         )
+        if any(window[3] is not None for window in windows):
+            bars = in_time_order(bars)
         for array in bars.values():
             array.flags.writeable = False  # shared by later runs: nobody may change it
         self.cache.put(key, bars)
         return bars
 
     async def _read(
-        self, dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None, expected: int
+        self,
+        dataset: asyncpg.Record,
+        start_ns: int | None,
+        end_ns: int | None,
+        expected: int,
+        pages: tuple[int, int | None] | None,
     ) -> dict[str, np.ndarray]:
         async with self.pool.acquire() as conn:
             return await repo.read_bars(
-                conn, dataset["ohlcv_measurement"], start_ns, end_ns, None, expected=expected
+                conn,
+                dataset["ohlcv_measurement"],
+                start_ns,
+                end_ns,
+                None,
+                expected=expected,
+                pages=pages,
             )
 
     async def candles(

@@ -43,8 +43,18 @@ def downsample(curve: Curve, max_points: int | None) -> Curve:
 
 
 def stored_sizes(curve: Curve) -> list[Downsampled]:
-    """The downsamples a completed run stores: one per size the curve is longer than."""
-    return [(m, *downsample(curve, m)) for m in STORED_SIZES if len(curve[1]) > m]
+    """The downsamples a completed run stores: one per size the curve is longer than
+    (``downsample`` for each, its float times computed once)."""
+    from engine import lttb
+
+    seq, ts, balance = curve
+    x = ts.astype(np.float64)
+    out = []
+    for m in STORED_SIZES:
+        if len(ts) > m:
+            picked = lttb(x, balance, m)
+            out.append((m, seq[picked], ts[picked], balance[picked]))
+    return out
 
 
 def decode(chunks: list[asyncpg.Record]) -> Curve:

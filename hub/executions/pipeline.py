@@ -70,6 +70,7 @@ class BacktestRun:
         self.last_ts = 0  # the market time reached, for status events
         self.curve: list[tuple[np.ndarray, np.ndarray]] = []  # (ts, equity) of each chunk
         self.resumed = False  # then self.curve misses what earlier attempts wrote
+        self.downsampling: asyncio.Task[list[Downsampled]] | None = None
         self.timings: dict[str, float] = {
             "load": 0.0,
             "engine": 0.0,
@@ -118,7 +119,7 @@ class BacktestRun:
                 ExecutionStatus.COMPLETED,
                 end_ts,
                 final_value=final,
-                downsampled=await self._downsampled(),
+                downsampled=await (self.downsampling or self._downsampled()),
             )
             return {
                 "execution_id": self.execution_id,
@@ -177,7 +178,6 @@ class BacktestRun:
     async def _persist(self, drained: Drained, chunk: Any, total: int, state: Any) -> bool:
         if len(chunk.ts):
             self.last_ts = int(chunk.ts[-1])
-        self.curve.append((chunk.ts, chunk.equity))
         stop = await self.writer.persist(
             self.execution_id,
             drained,
@@ -225,6 +225,10 @@ class BacktestRun:
                 tick = time.perf_counter()
                 chunk = await asyncio.to_thread(run.step, size)
                 self.timings["engine"] += time.perf_counter() - tick
+                self.curve.append((chunk.ts, chunk.equity))
+                if run.done and not self.resumed:  # while the last chunk is written
+                    self.downsampling = asyncio.create_task(self._downsampled())
+                    self.downsampling.add_done_callback(_retrieved)
                 mark = streams.mark()
                 tick = time.perf_counter()
                 await asyncio.to_thread(_records, streams, chunk.trades, run)
@@ -299,6 +303,12 @@ class BacktestRun:
                 await self.status(streams, ExecutionStatus.STOPPED, self.last_ts)
                 return None
         return float(result.equity[-1]) if total else float(self.row["initial_capital"])
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    """Mark a side task's failure as seen (the run that needed it has failed already)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _records(streams: Streams, trades: np.ndarray, run: Any) -> None:
