@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 from typing import Any
 
@@ -110,7 +109,7 @@ async def copy_bars(
     await conn.copy_to_table(
         measurement,
         schema_name="ts",
-        source=io.BytesIO(payload),
+        source=memoryview(payload),  # a buffer is sent as is (a file is read in a thread)
         columns=OHLCV_COLUMNS,
         format="binary",
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import asyncpg
@@ -203,7 +202,7 @@ async def write_events(conn: asyncpg.Connection, payload: bytes | None) -> None:
     if payload is not None:
         await conn.copy_to_table(
             "execution_events",
-            source=io.BytesIO(payload),
+            source=memoryview(payload),  # a buffer is sent as is (a file is read in a thread)
             columns=copyrows.EVENT_COLUMNS,
             format="binary",
         )
@@ -214,7 +213,7 @@ async def write_trades(conn: asyncpg.Connection, payload: bytes | None) -> None:
     if payload is not None:
         await conn.copy_to_table(
             "execution_trades",
-            source=io.BytesIO(payload),
+            source=memoryview(payload),  # a buffer is sent as is (a file is read in a thread)
             columns=copyrows.TRADE_COLUMNS,
             format="binary",
         )
