@@ -85,34 +85,6 @@ def with_heap_report(app: Any) -> Any:
     return wrapped
 
 
-def patch_send_without_timer() -> None:
-    """An experiment, never the default: the hub's per-frame ``send_text`` without the
-    ``asyncio.timeout`` it arms and cancels around every frame, the stall being detected instead
-    by a timestamp that a per-connection watchdog would check (the proposal in the report). It
-    measures what the timer costs; the watchdog itself (one wake-up a second per connection) is
-    not installed."""
-    import time
-
-    from starlette.websockets import WebSocketDisconnect
-
-    from hub import feeds
-    from hub.gql import ws
-
-    async def send_text(self: Any, text: str) -> None:
-        if self.closed:
-            return
-        try:
-            async with self._lock:
-                self._send_started = time.monotonic()
-                await self._send({"type": "websocket.send", "text": text})
-                self._send_started = None
-        except (OSError, RuntimeError, WebSocketDisconnect):
-            self.closed = True
-
-    feeds._FeedConnection.send_text = send_text  # type: ignore[method-assign]
-    ws._Connection.send_text = send_text  # type: ignore[method-assign]
-
-
 def main() -> None:
     # Die with the benchmark, whatever happens to it.
     with contextlib.suppress(Exception):
@@ -120,8 +92,6 @@ def main() -> None:
     import uvicorn
 
     mode, port = sys.argv[1], int(sys.argv[2])
-    if mode == "hub" and "send" in os.environ.get("FANOUT_SERVER_PATCH", ""):
-        patch_send_without_timer()
     if mode == "hub":
         from hub.app import create_app
         from hub.logs import configure_logging
