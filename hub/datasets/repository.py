@@ -9,6 +9,7 @@ import asyncpg
 import numpy as np
 
 from hub import pgcopy
+from hub.datasets.barcopy import BarsSink
 from hub.db import Conn
 
 MEASUREMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -115,77 +116,6 @@ async def copy_bars(
     )
 
 
-# A binary COPY row of the OHLCV columns: a field count, then each value's length and value.
-_ROW = np.dtype(
-    [("count", ">i2")]
-    + [
-        x
-        for i, c in enumerate(OHLCV_COLUMNS)
-        for x in ((f"len{i}", ">i4"), (c, ">i8" if i == 0 else ">f8"))
-    ]
-)
-_BATCH_BYTES = 1 << 20
-
-
-class _BarsSink:
-    """Decodes a binary COPY of the OHLCV columns into column arrays while it arrives.
-
-    asyncpg hands the payload over in ~9 KB pieces; they are decoded a megabyte at a time
-    into arrays sized for ``expected`` rows (grown if more come), so the whole payload (74 bytes
-    a bar) is never held at once nor copied again."""
-
-    def __init__(self, expected: int) -> None:
-        self.columns = {
-            c: np.empty(max(expected, 1), dtype=np.int64 if c == "ts" else np.float64)
-            for c in OHLCV_COLUMNS
-        }
-        self.n = 0
-        self.pending: list[bytes] = []
-        self.pending_bytes = 0
-        self.header = True
-        self.rest = b""
-
-    async def __call__(self, data: bytes) -> None:
-        self.pending.append(data)
-        self.pending_bytes += len(data)
-        if self.pending_bytes >= _BATCH_BYTES:
-            self._decode(final=False)
-
-    def _decode(self, *, final: bool) -> None:
-        data = b"".join([self.rest, *self.pending])
-        self.pending, self.pending_bytes = [], 0
-        start = 0
-        if self.header:
-            if not data.startswith(pgcopy.SIGNATURE[:11]):
-                raise ValueError("not a binary COPY payload")
-            start = 19 + int.from_bytes(data[15:19], "big")
-            self.header = False
-        end = len(data) - 2 if final else len(data)
-        rows = (end - start) // _ROW.itemsize
-        stop = start + rows * _ROW.itemsize
-        if final and (stop != end or data[end:] != pgcopy.TRAILER):
-            raise ValueError("binary COPY rows are not fixed-width (a NULL value?)")
-        self.rest = data[stop:]
-        if not rows:
-            return
-        decoded = np.frombuffer(data, dtype=_ROW, count=rows, offset=start)
-        if self.n + rows > len(self.columns["ts"]):
-            size = max(self.n + rows, 2 * len(self.columns["ts"]))
-            self.columns = {c: np.resize(a, size) for c, a in self.columns.items()}
-        window = slice(self.n, self.n + rows)
-        for c, column in self.columns.items():
-            column[window] = decoded[c]
-        self.n += rows
-
-    def result(self) -> dict[str, np.ndarray]:
-        self._decode(final=True)
-        out = {c: a[: self.n] for c, a in self.columns.items()}
-        ts = out["ts"]
-        np.add(ts, pgcopy.PG_EPOCH_US, out=ts)  # Postgres microseconds from 2000: ns from 1970
-        np.multiply(ts, 1000, out=ts)
-        return out
-
-
 async def read_bars(
     conn: asyncpg.Connection,
     measurement: str,
@@ -193,11 +123,11 @@ async def read_bars(
     end_ns: int | None,
     limit: int | None,
     *,
-    expected: int = 0,
     pages: tuple[int, int | None] | None = None,
+    sink: BarsSink | None = None,
 ) -> dict[str, np.ndarray]:
-    """Bars in ``[start, end)`` as int64-ns / float64 arrays, through binary COPY (``expected``:
-    about how many, to size the arrays once). With ``pages`` (first, end or None), only the
+    """Bars in ``[start, end)`` as int64-ns / float64 arrays, through binary COPY, decoded by
+    ``sink`` (which columns, where to, and about how many). With ``pages`` (first, end or None), only the
     bars stored in those table pages, in the order they are stored: unsorted, possibly."""
     where = []
     if start_ns is not None:
@@ -212,10 +142,10 @@ async def read_bars(
             where.append(f"ctid < '({int(pages[1])},0)'::tid")
     clause = f"where {' and '.join(where)}" if where else ""
     limit_sql = f"limit {int(limit)}" if limit is not None else ""
-    query = (
-        f"select {', '.join(OHLCV_COLUMNS)} from {table(measurement)} {clause} {order} {limit_sql}"
-    )
-    sink = _BarsSink(expected if limit is None else min(expected or limit, limit))
+    if sink is None:
+        sink = BarsSink(expected=limit or 0)
+    columns = ", ".join(sink.columns)
+    query = f"select {columns} from {table(measurement)} {clause} {order} {limit_sql}"
     await conn.copy_from_query(query, output=sink, format="binary")
     return sink.result()
 

@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from hub.datasets.service import DatasetService
     from hub.executions.runs import RunWriter
 
+# What the engine reads of a bar: volume only rides along, and reading it costs a sixth of a
+# cold million-bar load.
+BAR_COLUMNS = ("ts", "open", "high", "low", "close")
 MIN_CHUNK = 20_000
 MAX_CHUNK = 250_000
 CHUNKS = 10
@@ -159,6 +162,7 @@ class BacktestRun:
             dataset,
             None if row["start_at"] is None else ns_of(row["start_at"]),
             None if row["end_at"] is None else ns_of(row["end_at"]),
+            BAR_COLUMNS,
         )
 
     async def _downsampled(self) -> list[Downsampled]:
