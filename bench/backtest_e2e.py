@@ -124,23 +124,14 @@ async def main(bars: int, runs: int) -> None:
             )
 
             from engine import run_backtest
-            from hub.datasets import service as datasets
+            from hub.datasets import repository as repo
             from hub.db import create_pool
 
             pool = await create_pool(database_url, min_size=1, max_size=2)
-            ohlcv = (
-                await datasets.candles(
-                    pool, "BENCH/USD", "1h", start_ns=None, end_ns=None, limit=bars
-                )
-                if bars <= datasets.MAX_CANDLES
-                else None
-            )
-            if ohlcv is None:
-                from hub.datasets import repository as repo
-
-                dataset = await repo.get_by_symbol(pool, "BENCH/USD", "1h")
-                async with pool.acquire() as c:
-                    ohlcv = await repo.read_bars(c, dataset["ohlcv_measurement"], None, None, None)
+            dataset = await repo.get_by_symbol(pool, "BENCH/USD", "1h")
+            assert dataset is not None
+            async with pool.acquire() as c:
+                ohlcv = await repo.read_bars(c, dataset["ohlcv_measurement"], None, None, None)
             await pool.close()
             run_backtest(
                 ohlcv, "sma_crossover", {"fast": 10, "slow": 50}, fees=0.001
@@ -186,7 +177,9 @@ async def main(bars: int, runs: int) -> None:
                 warm.append(time.perf_counter() - t0)
             status_body = (await http.get(f"/api/trading/executions/{run_id}/status/")).json()
             jobs = (
-                await http.get("/api/jobs", params={"job_type": "execution.backtest", "limit": runs})
+                await http.get(
+                    "/api/jobs", params={"job_type": "execution.backtest", "limit": runs}
+                )
             ).json()
             print("worker phases of each run (s), first run first:")
             for job in reversed(jobs["jobs"]):
