@@ -99,3 +99,29 @@ async def test_halves_read_at_once_equal_one_read(
         few = await repo.read_bars(conn, dataset["ohlcv_measurement"], first + HOUR, None, 3)
         none = await repo.read_bars(conn, dataset["ohlcv_measurement"], 0, 1, None)
     assert np.array_equal(few["close"], whole["close"][1:4]) and len(none["ts"]) == 0
+
+
+async def test_two_halves_read_in_one_snapshot(server: LiveServer, generated: None) -> None:
+    """What commits between the halves' starts is in neither: they read as one COPY would."""
+    service = server.lifespan_state.datasets
+    dataset = await service.find(SYMBOL, "1h")
+    assert dataset is not None
+    table = repo.table(dataset["ohlcv_measurement"])
+    later = dataset["ohlcv_last_ts"] * 1000 + 10 * HOUR
+    async with (
+        service.pool.acquire() as one,
+        service.pool.acquire() as other,
+        one.transaction(isolation="repeatable_read", readonly=True),
+        other.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        await repo.share_snapshot(one, other)
+        await service.pool.execute(
+            f"insert into {table} values (to_timestamp($1::float8 / 1e9), 1, 1, 1, 1, 1)", later
+        )
+        try:
+            seen = await repo.read_bars(other, dataset["ohlcv_measurement"], later, None, None)
+            assert len(seen["ts"]) == 0
+        finally:
+            await service.pool.execute(
+                f"delete from {table} where ts = to_timestamp($1::float8 / 1e9)", later
+            )

@@ -150,6 +150,13 @@ async def read_bars(
     return sink.result()
 
 
+async def share_snapshot(exporter: asyncpg.Connection, importer: asyncpg.Connection) -> None:
+    """Make ``importer``'s transaction (repeatable read, nothing run in it yet) see what
+    ``exporter``'s does."""
+    snapshot = await exporter.fetchval("select pg_export_snapshot()")
+    await importer.execute(f"set transaction snapshot '{snapshot}'")
+
+
 async def table_pages(conn: Conn, measurement: str) -> int:
     """How many pages the measurement's table has now."""
     value = await conn.fetchval(

@@ -159,8 +159,9 @@ class DatasetService:
     async def _read_halves(
         self, dataset: asyncpg.Record, windows: list[Window], columns: tuple[str, ...]
     ) -> dict[str, np.ndarray]:
-        """Two reads at once, into two regions of the same arrays (a little larger than each
-        expects), then made one run."""
+        """Two reads at once, in one snapshot (as if one read: a series written meanwhile
+        is seen whole or not at all, and no row is in both halves), into two regions of the
+        same arrays (a little larger than each expects), then made one run."""
         (start0, end0, expected0, pages0), (start1, end1, expected1, pages1) = windows
         room0 = expected0 + expected0 // 50 + 1024
         room1 = expected1 + expected1 // 50 + 1024
@@ -169,10 +170,18 @@ class DatasetService:
             BarsSink(columns=columns, into=arrays, start=0, room=room0),
             BarsSink(columns=columns, into=arrays, start=room0, room=room1),
         )
-        first, second = await asyncio.gather(
-            self._read(dataset, start0, end0, pages0, sinks[0]),
-            self._read(dataset, start1, end1, pages1, sinks[1]),
-        )
+        measurement = dataset["ohlcv_measurement"]
+        async with (
+            self.pool.acquire() as one,
+            self.pool.acquire() as other,
+            one.transaction(isolation="repeatable_read", readonly=True),
+            other.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            await repo.share_snapshot(one, other)
+            first, second = await asyncio.gather(
+                repo.read_bars(one, measurement, start0, end0, None, pages=pages0, sink=sinks[0]),
+                repo.read_bars(other, measurement, start1, end1, None, pages=pages1, sink=sinks[1]),
+            )
         if sinks[0].own or sinks[1].own:  # more bars than expected: joined the slow way
             return {c: np.concatenate([first[c], second[c]]) for c in columns}
         return barcopy.close_gap(arrays, len(first["ts"]), room0, len(second["ts"]))
