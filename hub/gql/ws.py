@@ -356,14 +356,11 @@ class _Connection(Session):
         )
         prefix = self._next_prefix(op_id)
         shared = self.endpoint.shared
-        write_now = self.write_now
+        outbox = self.outbox
+        write_now = outbox.write_now
         iterator = stream.__aiter__()
         try:
-            while True:
-                try:
-                    item = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
+            async for item in iterator:
                 event_key = getattr(item, "_th_event_key", None)
                 key = (event_key, group) if event_key is not None else None
                 payload = shared.get(key) if key is not None else None
@@ -379,8 +376,8 @@ class _Connection(Session):
                         shared.put(key, payload)
                 message = prefix + payload + b"}"
                 if not write_now(text_frame(message)):
-                    await self.send_payload(message)
-                if self.closed:
+                    await outbox.send_payload(message)
+                if outbox.closed:
                     return
         except asyncio.CancelledError:
             raise
