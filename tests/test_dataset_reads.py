@@ -86,6 +86,13 @@ async def test_halves_read_at_once_equal_one_read(
     moved = await service.bars(dataset, None, None)
     for column in repo.OHLCV_COLUMNS:
         assert np.array_equal(moved[column], whole[column]), column
+    # The reader gets the arrays it read; every later caller read-only views of them.
+    service.cache = BarsCache()
+    read = await service.bars(dataset, None, None)
+    again = await service.bars(dataset, None, None)
+    for column in repo.OHLCV_COLUMNS:
+        assert read[column].flags.writeable and not again[column].flags.writeable
+        assert np.shares_memory(read[column], again[column])
     # Some of the columns (a backtest leaves volume out), by halves and whole.
     for first_at in (None, first + 4_000 * HOUR):
         service.cache = BarsCache()
