@@ -59,7 +59,8 @@ def variables_key(variables: dict[str, Any] | None, shaping: frozenset[str]) -> 
 
 
 class SharedResults:
-    """A bounded LRU of encoded ``next`` payloads (UTF-8 JSON, sent as they are)."""
+    """Encoded ``next`` payloads (UTF-8 JSON, sent as they are), the oldest dropped first once
+    ``capacity`` is reached: events are only looked up while their fan-out lasts."""
 
     def __init__(self, capacity: int = CACHE_ENTRIES) -> None:
         self.capacity = capacity
