@@ -30,6 +30,7 @@ from pathlib import Path as _Path
 # root comes first on the path.
 _sys.path.insert(0, str(_Path(__file__).resolve().parent.parent))
 
+import gc
 import json
 import os
 import statistics
@@ -158,12 +159,20 @@ def vbt_sweep(close: pd.Series) -> pd.Series:
 def race(
     contenders: dict[str, Callable[[], Any]], repeats: int = REPEATS
 ) -> dict[str, list[float]]:
+    """Each contender timed as ``timeit`` times it: garbage collected before (untimed) and the
+    collector off during the call, so nobody pays for another contender's garbage (vectorbt's
+    pandas objects otherwise trigger full collections inside the next call)."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, fn in contenders.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
+            gc.collect()
+            gc.disable()
+            try:
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+            finally:
+                gc.enable()
     return times
 
 
