@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import orjson
 import websockets
@@ -29,16 +24,7 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.db import connect, migrate
-from hub.users import service as users
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from _hub import running_hub, synthetic_dataset
 
 
 async def wait_status(
@@ -60,68 +46,12 @@ async def wait_status(
 
 
 async def main(bars: int, runs: int) -> None:
-    admin_url = os.environ.get(
-        "TRADEHUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    redis_url = os.environ.get("TRADEHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"tradehub_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'create database "{name}"')
-    await conn.close()
-    database_url = admin_url.rpartition("/")[0] + "/" + name
-    conn = await connect(database_url)
-    await migrate(conn)
-    identity = await users.ensure_user(conn, "bench", role=None)
-    token = await users.create_api_key(conn, identity, "bench")
-    await conn.close()
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEHUB_")},
-        "TRADEHUB_DATABASE_URL": database_url,
-        "TRADEHUB_REDIS_URL": redis_url,
-        "TRADEHUB_REDIS_PREFIX": f"bench:{secrets.token_hex(3)}:",
-        "TRADEHUB_DATA_DIR": tempfile.mkdtemp(prefix="tradehub-bench-"),
-        "TRADEHUB_SECRET": secrets.token_hex(32),
-        "TRADEHUB_PORT": str(port),
-        "TRADEHUB_LOG_LEVEL": "warning",
-    }
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "hub", command], env=env, cwd=ROOT)
-        for command in ("serve", "worker")
-    ]
-    base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}"}
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=120, headers=headers) as http:
-            async with asyncio.timeout(120):
-                while True:
-                    try:
-                        if (await http.get("/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.2)
-            started = time.perf_counter()
-            job = (
-                await http.post(
-                    "/graphql",
-                    json={
-                        "query": "mutation ($b: Int!) { generateSyntheticDataset("
-                        'input: {symbol: "BENCH/USD", bars: $b, seed: 1}) { jobId } }',
-                        "variables": {"b": bars},
-                    },
-                )
-            ).json()
-            job_id = job["data"]["generateSyntheticDataset"]["jobId"]
-            async with asyncio.timeout(600):
-                while (await http.get(f"/api/jobs/{job_id}")).json()["status"] not in (
-                    "COMPLETED",
-                    "FAILED",
-                ):
-                    await asyncio.sleep(0.2)
-            print(
-                f"dataset: {bars:,} bars generated in {time.perf_counter() - started:.1f} s (not part of the bench)"
-            )
+    async with running_hub(admin=False) as hub:
+        database_url, token, ws_url = hub.database_url, hub.admin_token, hub.ws_url
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=hub.base, timeout=120, headers=headers) as http:
+            took = await synthetic_dataset(http, "BENCH/USD", bars)
+            print(f"dataset: {bars:,} bars generated in {took:.1f} s (not part of the bench)")
 
             from engine import run_backtest
             from hub.datasets import repository as repo
@@ -206,17 +136,6 @@ async def main(bars: int, runs: int) -> None:
             f"equity max_points=1000 on the {bars:,}-point curve: first {cold * 1000:.1f} ms, "
             f"then median {statistics.median(warm) * 1000:.1f} ms, best {min(warm) * 1000:.1f} ms  [target < 50 ms]"
         )
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'drop database if exists "{name}" with (force)')
-        await conn.close()
 
 
 if __name__ == "__main__":

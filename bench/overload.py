@@ -17,29 +17,25 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.auth import Role
-from hub.db import connect, migrate
+from _hub import running_hub, synthetic_dataset
+
 from hub.settings import Settings
-from hub.users import service as users
 
 SYMBOL = "OVERLOAD/USD"
 CANDLES_LIMIT = 100_000  # the most rows one candles field may ask for (hub.datasets.service)
@@ -47,12 +43,6 @@ PROBE_INTERVAL = 0.01
 HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
 HALF_OPEN = b"GET /healthz HTTP/1.1\r\nHost: bench\r\nX-Held: "
 ME = "query Me { me { username } }"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- the probe (its own process) ------------------------------------------------------------
@@ -286,73 +276,14 @@ async def under(
 async def main(seconds: float, bars: int) -> None:
     budget = int(default_setting("graphql_max_rows", 250_000))
     header_timeout = float(default_setting("header_timeout", 10.0))
-    admin_url = os.environ.get(
-        "TRADEHUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    redis_url = os.environ.get("TRADEHUB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    name = f"tradehub_bench_{secrets.token_hex(4)}"
-    conn = await asyncpg.connect(admin_url)
-    await conn.execute(f'create database "{name}"')
-    await conn.close()
-    database_url = admin_url.rpartition("/")[0] + "/" + name
-    conn = await connect(database_url)
-    await migrate(conn)
-    admin = await users.ensure_user(conn, "bench-admin", role=Role.ADMIN)
-    admin_token = await users.create_api_key(conn, admin, "bench")
-    tokens = []
-    for i in range(20):
-        identity = await users.ensure_user(conn, f"bench-{i}", role=Role.USER)
-        tokens.append(await users.create_api_key(conn, identity, "bench"))
-    await conn.close()
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TRADEHUB_")},
-        "TRADEHUB_DATABASE_URL": database_url,
-        "TRADEHUB_REDIS_URL": redis_url,
-        "TRADEHUB_REDIS_PREFIX": f"bench:{secrets.token_hex(3)}:",
-        "TRADEHUB_DATA_DIR": tempfile.mkdtemp(prefix="tradehub-bench-"),
-        "TRADEHUB_SECRET": secrets.token_hex(32),
-        "TRADEHUB_PORT": str(port),
-        "TRADEHUB_LOG_LEVEL": "warning",
-    }
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "hub", command], env=env, cwd=ROOT)
-        for command in ("serve", "worker")
-    ]
-    base = f"http://127.0.0.1:{port}"
     rows: list[tuple[str, Probe, str, list[str]]] = []
-    try:
+    async with running_hub(users_count=20) as hub:
+        port, base, admin_token, tokens = hub.port, hub.base, hub.admin_token, hub.tokens
         async with httpx.AsyncClient(
             base_url=base, timeout=120, headers={"Authorization": f"Bearer {admin_token}"}
         ) as http:
-            async with asyncio.timeout(120):
-                while True:
-                    try:
-                        if (await http.get("/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.2)
-            started = time.perf_counter()
-            job = (
-                await http.post(
-                    "/graphql",
-                    json={
-                        "query": "mutation ($i: GenerateSyntheticDatasetInput!) "
-                        "{ generateSyntheticDataset(input: $i) { jobId } }",
-                        "variables": {"i": {"symbol": SYMBOL, "bars": bars, "seed": 1}},
-                    },
-                )
-            ).json()
-            job_id = job["data"]["generateSyntheticDataset"]["jobId"]
-            async with asyncio.timeout(600):
-                while (status := (await http.get(f"/api/jobs/{job_id}")).json()["status"]) not in (
-                    "COMPLETED",
-                    "FAILED",
-                ):
-                    await asyncio.sleep(0.2)
-            assert status == "COMPLETED", status
-            print(f"dataset: {bars:,} bars of {SYMBOL} in {time.perf_counter() - started:.1f} s")
+            took = await synthetic_dataset(http, SYMBOL, bars)
+            print(f"dataset: {bars:,} bars of {SYMBOL} in {took:.1f} s")
             over, _ = heaviest_query(budget + 1)
             t0 = time.perf_counter()
             refused = await http.post(
@@ -384,17 +315,6 @@ async def main(seconds: float, bars: int) -> None:
             max(seconds, header_timeout + 3),
         )
         rows.append(("(c) 1,000 idle half-open connections", held, "50", notes))
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        conn = await asyncpg.connect(admin_url)
-        await conn.execute(f'drop database if exists "{name}" with (force)')
-        await conn.close()
 
     print(
         f"\n/healthz, a fresh connection per probe every {PROBE_INTERVAL * 1000:.0f} ms "
