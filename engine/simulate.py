@@ -607,6 +607,8 @@ def run_bars_nb(
     watch_position = (
         not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit)) or has_hours or cfg.max_bars > 0
     )
+    has_stops = not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit))
+    read_ohl = cfg.fill == Fill.NextOpen or has_stops
     crossing = source != SignalSource.Array
     exponential = source == SignalSource.EmaCross
     # The averages as sma_1d_nb / ema_1d_nb compute them, without their ring buffers: the
@@ -731,6 +733,13 @@ def run_bars_nb(
             # Bar i needs the event logic: a signal, an order pending or a position to watch.
             c = close[i]
             entry_ok = hours_ok[i] if has_hours else True
+            # Only stops and next-open fills read the bar's open, high and low: a load they do
+            # not need misses the cache on most event bars.
+            o = h = lo = c
+            if read_ohl:
+                o = open_[i]
+                h = high[i]
+                lo = low[i]
             state = SimState(
                 i,
                 cash,
@@ -746,7 +755,7 @@ def run_bars_nb(
                 acc,
             )
             state, first, second, k = _bar_events_nb(
-                cfg, state, flags, open_[i], high[i], low[i], c, ts[i], entry_ok
+                cfg, state, flags, o, h, lo, c, ts[i], entry_ok
             )
             for j in range(k if store else 0):
                 t = first if j == 0 else second
