@@ -48,8 +48,10 @@ __all__ = [
     "METRIC_KEYS",
     "MetricsAcc",
     "acc_bar_nb",
-    "acc_count_bar_nb",
+    "acc_count_bars_nb",
+    "acc_deepest_nb",
     "acc_from_arrays_nb",
+    "acc_held_bar_nb",
     "acc_trade_nb",
     "backtest_metrics",
     "initial_acc",
@@ -149,16 +151,73 @@ def acc_bar_nb(acc: MetricsAcc, equity: float, in_position: bool) -> MetricsAcc:
 
 
 @njit(cache=True, nogil=True)
-def acc_count_bar_nb(acc: MetricsAcc) -> MetricsAcc:
-    """``acc_bar_nb`` for a flat bar whose equity equals the previous one: its return is
-    exactly zero and its drawdown the previous bar's, so folding it changes only the bar count."""
+def acc_count_bars_nb(acc: MetricsAcc, count: int) -> MetricsAcc:
+    """``acc_bar_nb`` for ``count`` flat bars whose equity equals the previous one: their
+    returns are exactly zero and their drawdown the previous bar's, so folding them changes
+    only the bar count."""
     return MetricsAcc(
-        acc.bars + 1,
+        acc.bars + count,
         acc.prev_equity,
         acc.peak,
         acc.max_dd,
         acc.dd_num,
         acc.dd_den,
+        acc.ret_sum,
+        acc.ret_sumsq,
+        acc.neg_sumsq,
+        acc.exposed,
+        acc.closed,
+        acc.wins,
+        acc.losses,
+        acc.gross_profit,
+        acc.gross_loss,
+    )
+
+
+@njit(cache=True, nogil=True, inline="always")
+def acc_held_bar_nb(acc: MetricsAcc, equity: float) -> tuple[MetricsAcc, bool]:
+    """``acc_bar_nb`` of a bar with a position open, but for the deepest relative drawdown:
+    returns whether this bar's is deeper, and the caller then takes it (``acc_deepest_nb``).
+
+    It changes on few bars: a caller that branches there, out of its loop, keeps the blend of
+    the fraction off the path from one bar to the next, which then holds only the return's
+    division and the sums."""
+    prev = acc.prev_equity
+    r = equity / prev - 1.0 if prev > 0.0 else 0.0
+    down = min(r, 0.0)
+    peak = max(acc.peak, equity)
+    dd = peak - equity
+    deeper = dd * acc.dd_den > acc.dd_num * peak and peak > 0.0
+    out = MetricsAcc(
+        acc.bars + 1,
+        equity,
+        peak,
+        max(acc.max_dd, dd),
+        acc.dd_num,
+        acc.dd_den,
+        acc.ret_sum + r,
+        acc.ret_sumsq + r * r,
+        acc.neg_sumsq + down * down,
+        acc.exposed + 1,
+        acc.closed,
+        acc.wins,
+        acc.losses,
+        acc.gross_profit,
+        acc.gross_loss,
+    )
+    return out, deeper
+
+
+@njit(cache=True, nogil=True, inline="always")
+def acc_deepest_nb(acc: MetricsAcc) -> MetricsAcc:
+    """The last bar folded holds the deepest relative drawdown (``acc_held_bar_nb`` said so)."""
+    return MetricsAcc(
+        acc.bars,
+        acc.prev_equity,
+        acc.peak,
+        acc.max_dd,
+        acc.peak - acc.prev_equity,
+        acc.peak,
         acc.ret_sum,
         acc.ret_sumsq,
         acc.neg_sumsq,

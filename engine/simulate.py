@@ -40,7 +40,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uintp
 
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.indicators import _add_nb
@@ -48,7 +48,9 @@ from engine.metrics import (
     N_METRICS,
     MetricsAcc,
     acc_bar_nb,
-    acc_count_bar_nb,
+    acc_count_bars_nb,
+    acc_deepest_nb,
+    acc_held_bar_nb,
     acc_trade_nb,
     initial_acc_nb,
     metrics_vector_nb,
@@ -556,6 +558,40 @@ def _sma_order_nb(fast_sum: float, fast: float, slow_sum: float, slow: float) ->
 
 
 @njit(cache=True, nogil=True)
+def _next_refresh_nb(seen: int, window: int, every: int) -> int:
+    """The first count of values above ``seen`` at which ``sma_1d_nb`` rebuilds its running
+    sum from its ring: at its first wrap, then at every ``every``-th."""
+    if seen < window:
+        return window
+    period = window * every
+    return (seen // period + 1) * period
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _ema_step_nb(
+    seen: int, c: float, window: int, alpha: float, seed: float, ema: float
+) -> tuple[float, float]:
+    """One value of ``ema_1d_nb``: the seed sums the first window - 1 values."""
+    if seen < window:
+        seed += c
+    elif seen == window:
+        ema = (seed + c) / window
+    else:
+        ema = ((c - ema) * alpha) + ema
+    return seed, ema
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _crossing_nb(was: int, now: int) -> int:
+    """``cross_signals_nb``'s flags from the averages' order on the previous bar and this one."""
+    if now == _ABOVE and (was == _BELOW or was == _EQUAL):
+        return _BULL
+    if now == _BELOW and (was == _ABOVE or was == _EQUAL):
+        return _BEAR
+    return 0
+
+
+@njit(cache=True, nogil=True)
 def _grown_nb(trades: np.ndarray, used: int) -> np.ndarray:
     grown = np.empty(2 * trades.shape[0] + 16, dtype=trade_dt)
     grown[:used] = trades[:used]
@@ -598,37 +634,39 @@ def run_bars_nb(
     the run before it is simulated. Returns the state, the trade array, the number of trades
     in it and the first bad bar (-1 when none).
 
-    The loops nest so that the one every bar goes through holds no call: bars with no signal,
-    no pending order and no position to watch (stops, hours, max_bars) only mark to market
-    and fold the metrics; the bar that needs the event logic leaves it.
+    Most bars need neither the event logic nor a change of cash or position. Each turn of the
+    loop finds the next bar that does (a signal, an order pending, a position to watch for
+    stops, hours or max_bars) computing nothing but the averages, then writes and folds the
+    bars before it in loops of their own, then runs the event logic on that bar. All of it is
+    written out in this one function: an array handed to an inlined helper costs an atomic
+    reference count pair per call, which here cost a third of the run.
     """
     store = equity_out.shape[0] > 0
     has_hours = hours_ok.shape[0] > 0
-    watch_position = (
-        not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit)) or has_hours or cfg.max_bars > 0
-    )
     has_stops = not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit))
+    watch_position = has_stops or has_hours or cfg.max_bars > 0
+    # Only stops and next-open fills read a bar's open, high and low: a load they do not need
+    # misses the cache on most event bars.
     read_ohl = cfg.fill == Fill.NextOpen or has_stops
-    crossing = source != SignalSource.Array
+    from_array = source == SignalSource.Array
     exponential = source == SignalSource.EmaCross
-    # The averages as sma_1d_nb / ema_1d_nb compute them, without their ring buffers: the
-    # close is finite, so the value leaving an SMA window is close[i - window].
+    sma = source == SignalSource.SmaCross
+    # The averages as sma_1d_nb / ema_1d_nb compute them, without their rings: the close is
+    # finite, so the value leaving an SMA window is close[i - window].
     fast_f = float(fast)
     slow_f = float(slow)
-    warm_up = max(fast, slow)
+    warm_up = max(fast, slow)  # from bar warm_up on, both windows are full
     fast_sum = slow_sum = 0.0  # SMA running sums; EMA seeds
     fast_ema = slow_ema = _NAN
-    fast_alpha = 2.0 / (fast + 1) if crossing else 0.0
-    slow_alpha = 2.0 / (slow + 1) if crossing else 0.0
-    fast_wrap = fast  # values until the SMA's ring would wrap
-    slow_wrap = slow
-    fast_wraps = slow_wraps = 0
-    fast_every = max(1, _SMA_REFRESH_EVERY // fast) if crossing else 1
-    slow_every = max(1, _SMA_REFRESH_EVERY // slow) if crossing else 1
+    fast_alpha = 2.0 / (fast + 1) if not from_array else 0.0
+    slow_alpha = 2.0 / (slow + 1) if not from_array else 0.0
+    fast_every = max(1, _SMA_REFRESH_EVERY // fast) if sma else 1
+    slow_every = max(1, _SMA_REFRESH_EVERY // slow) if sma else 1
+    fast_refresh = fast if sma else -1  # the count of values at which a sum is next rebuilt
+    slow_refresh = slow if sma else -1
     was = _UNORDERED  # the averages' order on the previous bar
     n = 0
     bad = -1
-    flags = 0
     i = state.i
     if i < 0 or stop > close.shape[0]:
         # Also tells the compiler that no index below is negative: no wraparound code per bar.
@@ -637,36 +675,74 @@ def run_bars_nb(
     position = state.position
     pending = state.pending_reason
     acc = state.acc
-    prev_ts = ts[i - 1] if i > 0 else 0
     # Trade records need up to two free slots per event bar. The array is grown out here:
     # reassigning it in the loops below would cost an atomic reference count per bar.
     capacity = trades.shape[0] if store else stop + 2
     while True:
         while i < stop and n + 2 <= capacity:
-            # Quiet bars: mark to market and fold, until a bar needs the event logic.
-            while i < stop:
-                c = close[i]
-                if check:
-                    ts_i = ts[i]
-                    if not (c > 0.0 and c < _INF) or (i > 0 and ts_i <= prev_ts):
-                        bad = i
-                        break
-                    prev_ts = ts_i
-                if crossing:
-                    seen = i + 1
+            # Bar i needs the event logic when an order is pending or a position is watched;
+            # otherwise the next bar with signal flags does.
+            forced = pending != 0 or (watch_position and position != 0.0)
+            limit = i + 1 if forced else stop
+            # 1. The averages from bar i up to the first bar with flags (taken) or to limit.
+            j = i
+            flags = 0
+            while j < limit:
+                # Most bars take the general rule's common branch to no flags: both windows
+                # full, no SMA refresh due, the averages keeping their strict order. Their
+                # loops test nothing else.
+                if from_array:
+                    while j < limit and signals[uintp(j)] == 0:
+                        j += 1
+                elif j >= warm_up and (was == _ABOVE or was == _BELOW):
                     if exponential:
-                        if seen < fast:
-                            fast_sum += c
-                        elif seen == fast:
-                            fast_ema = (fast_sum + c) / fast
+                        while j < limit:
+                            c = close[uintp(j)]
+                            f = ((c - fast_ema) * fast_alpha) + fast_ema
+                            s = ((c - slow_ema) * slow_alpha) + slow_ema
+                            if not (f > s if was == _ABOVE else f < s):
+                                break
+                            fast_ema = f
+                            slow_ema = s
+                            j += 1
+                    else:
+                        # The order by _sma_order_nb's first test, up to the next refresh.
+                        end = min(limit, fast_refresh - 1, slow_refresh - 1)
+                        if was == _ABOVE:
+                            while j < end:
+                                c = close[uintp(j)]
+                                f = fast_sum + (c - close[uintp(j - fast)])
+                                s = slow_sum + (c - close[uintp(j - slow)])
+                                if not (f * slow_f > s * fast_f * _ORDER_MARGIN):
+                                    break
+                                fast_sum = f
+                                slow_sum = s
+                                j += 1
                         else:
-                            fast_ema = ((c - fast_ema) * fast_alpha) + fast_ema
-                        if seen < slow:
-                            slow_sum += c
-                        elif seen == slow:
-                            slow_ema = (slow_sum + c) / slow
-                        else:
-                            slow_ema = ((c - slow_ema) * slow_alpha) + slow_ema
+                            while j < end:
+                                c = close[uintp(j)]
+                                f = fast_sum + (c - close[uintp(j - fast)])
+                                s = slow_sum + (c - close[uintp(j - slow)])
+                                if not (s * fast_f > f * slow_f * _ORDER_MARGIN):
+                                    break
+                                fast_sum = f
+                                slow_sum = s
+                                j += 1
+                if j >= limit:
+                    break
+                # Bar j by the general rule.
+                if from_array:
+                    flags = int(signals[uintp(j)])
+                else:
+                    c = close[uintp(j)]
+                    seen = j + 1
+                    if exponential:
+                        fast_sum, fast_ema = _ema_step_nb(
+                            seen, c, fast, fast_alpha, fast_sum, fast_ema
+                        )
+                        slow_sum, slow_ema = _ema_step_nb(
+                            seen, c, slow, slow_alpha, slow_sum, slow_ema
+                        )
                         if fast_ema > slow_ema:
                             now = _ABOVE
                         elif fast_ema < slow_ema:
@@ -676,70 +752,108 @@ def run_bars_nb(
                         else:
                             now = _UNORDERED
                     else:
-                        fast_wrap -= 1
-                        if fast_wrap == 0:
-                            fast_wrap = fast
-                            fast_wraps += 1
-                        if fast_wrap == fast and (fast_wraps % fast_every == 0 or fast_wraps == 1):
+                        if seen == fast_refresh:
                             # sma_1d_nb rebuilds its sum from the ring: compensated, in order.
                             total = comp = 0.0
-                            for j in range(seen - fast, seen):
-                                total, comp = _add_nb(total, comp, close[j])
+                            for k in range(seen - fast, seen):
+                                total, comp = _add_nb(total, comp, close[uintp(k)])
                             fast_sum = total + comp
+                            fast_refresh = _next_refresh_nb(seen, fast, fast_every)
                         elif seen > fast:
-                            fast_sum += c - close[i - fast]
+                            fast_sum += c - close[uintp(j - fast)]
                         else:
                             fast_sum += c
-                        slow_wrap -= 1
-                        if slow_wrap == 0:
-                            slow_wrap = slow
-                            slow_wraps += 1
-                        if slow_wrap == slow and (slow_wraps % slow_every == 0 or slow_wraps == 1):
+                        if seen == slow_refresh:
                             total = comp = 0.0
-                            for j in range(seen - slow, seen):
-                                total, comp = _add_nb(total, comp, close[j])
+                            for k in range(seen - slow, seen):
+                                total, comp = _add_nb(total, comp, close[uintp(k)])
                             slow_sum = total + comp
+                            slow_refresh = _next_refresh_nb(seen, slow, slow_every)
                         elif seen > slow:
-                            slow_sum += c - close[i - slow]
+                            slow_sum += c - close[uintp(j - slow)]
                         else:
                             slow_sum += c
-                        now = (
-                            _UNORDERED
-                            if seen < warm_up
-                            else _sma_order_nb(fast_sum, fast_f, slow_sum, slow_f)
-                        )
-                    flags = 0
-                    if now == _ABOVE and (was == _BELOW or was == _EQUAL):
-                        flags = _BULL
-                    elif now == _BELOW and (was == _ABOVE or was == _EQUAL):
-                        flags = _BEAR
+                        if seen < warm_up:
+                            now = _UNORDERED
+                        else:
+                            now = _sma_order_nb(fast_sum, fast_f, slow_sum, slow_f)
+                    flags = _crossing_nb(was, now)
                     was = now
-                else:
-                    flags = int(signals[i])
-                if flags != 0 or pending != 0 or (watch_position and position != 0.0):
+                if flags != 0:
                     break
-                equity = cash + position * c
+                j += 1
+            found = j
+            # 2. With check, the bars up to the one found: a loop without exits, so that it
+            # vectorises, then the search for the first bad one if there is one.
+            if check:
+                last = i + 1 if forced else min(found + 1, stop)
+                ok = True
+                for k in range(max(i, 1), last):
+                    c = close[uintp(k)]
+                    ok &= (c > 0.0) & (c < _INF) & (ts[uintp(k)] > ts[uintp(k - 1)])
+                if i == 0 and last > 0:
+                    ok &= (close[0] > 0.0) & (close[0] < _INF)
+                if not ok:
+                    for k in range(i, last):
+                        c = close[uintp(k)]
+                        if not (c > 0.0 and c < _INF) or (
+                            k > 0 and ts[uintp(k)] <= ts[uintp(k - 1)]
+                        ):
+                            bad = k
+                            break
+                    found = bad
+            # 3. The bars before it, through which cash and position stay as they are.
+            quiet = found if not forced or bad >= 0 else i
+            if i >= quiet:
+                pass
+            elif position == 0.0:
+                # Flat: one equity for all; after the first bar the fold only counts (a zero
+                # return, the same drawdown), unless the equity is NaN, which equals nothing.
+                equity = cash + position * close[uintp(i)]
                 if store:
-                    equity_out[i] = equity
-                    cash_out[i] = cash
-                    position_out[i] = position
-                if position == 0.0 and equity == acc.prev_equity:
-                    acc = acc_count_bar_nb(acc)  # a zero return, the same drawdown
+                    for k in range(i, quiet):
+                        u = uintp(k)
+                        equity_out[u] = equity
+                        cash_out[u] = cash
+                        position_out[u] = position
+                if equity == acc.prev_equity:
+                    acc = acc_count_bars_nb(acc, quiet - i)
+                elif not np.isnan(equity):
+                    acc = acc_count_bars_nb(acc_bar_nb(acc, equity, False), quiet - i - 1)
                 else:
-                    acc = acc_bar_nb(acc, equity, position != 0.0)
-                i += 1
+                    for k in range(i, quiet):
+                        acc = acc_bar_nb(acc, equity, False)
+            else:
+                if store:
+                    for k in range(i, quiet):
+                        u = uintp(k)
+                        equity_out[u] = cash + position * close[u]
+                        cash_out[u] = cash
+                        position_out[u] = position
+                # The deepest relative drawdown changes on few bars: the inner loop leaves
+                # for it, so that no blend of it lies on the path from one bar to the next.
+                k = i
+                while k < quiet:
+                    deeper = False
+                    while k < quiet:
+                        acc, deeper = acc_held_bar_nb(acc, cash + position * close[uintp(k)])
+                        k += 1
+                        if deeper:
+                            break
+                    if deeper:
+                        acc = acc_deepest_nb(acc)
+            i = quiet
             if i >= stop or bad >= 0:
                 break
-            # Bar i needs the event logic: a signal, an order pending or a position to watch.
-            c = close[i]
-            entry_ok = hours_ok[i] if has_hours else True
-            # Only stops and next-open fills read the bar's open, high and low: a load they do
-            # not need misses the cache on most event bars.
+            # 4. Bar i: the event logic.
+            c = close[uintp(i)]
+            entry_ok = hours_ok[uintp(i)] if has_hours else True
             o = h = lo = c
             if read_ohl:
-                o = open_[i]
-                h = high[i]
-                lo = low[i]
+                o = open_[uintp(i)]
+                h = high[uintp(i)]
+                lo = low[uintp(i)]
+            ts_i = ts[uintp(i)]
             state = SimState(
                 i,
                 cash,
@@ -754,17 +868,15 @@ def run_bars_nb(
                 state.trade_id,
                 acc,
             )
-            state, first, second, k = _bar_events_nb(
-                cfg, state, flags, o, h, lo, c, ts[i], entry_ok
-            )
-            for j in range(k if store else 0):
-                t = first if j == 0 else second
+            state, first, second, m = _bar_events_nb(cfg, state, flags, o, h, lo, c, ts_i, entry_ok)
+            for k in range(m if store else 0):
+                t = first if k == 0 else second
                 rec = trades[n]
                 rec["id"] = t.id
                 rec["entry_index"] = t.entry_index
                 rec["exit_index"] = i
                 rec["entry_ts"] = t.entry_ts
-                rec["exit_ts"] = ts[i]
+                rec["exit_ts"] = ts_i
                 rec["entry_price"] = t.entry_price
                 rec["exit_price"] = t.exit_price
                 rec["units"] = t.units
@@ -782,11 +894,12 @@ def run_bars_nb(
             acc = state.acc
             equity = cash + position * c
             if store:
-                equity_out[i] = equity
-                cash_out[i] = cash
-                position_out[i] = position
+                u = uintp(i)
+                equity_out[u] = equity
+                cash_out[u] = cash
+                position_out[u] = position
             if position == 0.0 and equity == acc.prev_equity:
-                acc = acc_count_bar_nb(acc)
+                acc = acc_count_bars_nb(acc, 1)
             else:
                 acc = acc_bar_nb(acc, equity, position != 0.0)
             i += 1
