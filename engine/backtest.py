@@ -208,7 +208,7 @@ class BacktestRun:
             self._close, self._ts, self._hours_ok, self._cfg, self._state, stop, False,
             self._equity, self._cash, self._position, _trade_buffer(stop - start),
         )  # fmt: skip
-        trades = buffer[:written].copy()
+        trades = _joined_trades([buffer[:written]])
         self._trades.append(trades)
         window = slice(start, stop)
         return BacktestChunk(
@@ -229,7 +229,7 @@ class BacktestRun:
         trade, status Open, marked to the last close."""
         if not self.done:
             self.step()
-        trades = np.concatenate([*self._trades, self.open_trade()])
+        trades = _joined_trades([*self._trades, self.open_trade()])
         return BacktestResult(
             trades=trades,
             equity=self._equity,
@@ -237,6 +237,20 @@ class BacktestRun:
             position=self._position,
             metrics=self.metrics(),
         )
+
+
+def _joined_trades(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.concatenate`` of ``trade_dt`` arrays, copied as bytes. ``trade_dt`` holds a padding
+    byte, and numpy copies records with padding field by field: 0.5 ms for 14,000 trades,
+    twenty times the byte copy."""
+    out = np.empty(sum(part.shape[0] for part in parts), dtype=trade_dt)
+    raw = out.view(np.uint8)
+    at = 0
+    for part in parts:
+        size = part.shape[0] * trade_dt.itemsize
+        raw[at : at + size] = np.ascontiguousarray(part, dtype=trade_dt).view(np.uint8)
+        at += size
+    return out
 
 
 def _trade_buffer(n_bars: int) -> np.ndarray:
@@ -374,7 +388,7 @@ def _run_once(
     if bad >= 0:
         check_bars(ohlcv, columns)  # raises the refusal a scan before the run would have
         raise AssertionError(f"run_bars_nb refused bar {bad}, which check_bars accepts")
-    trades = np.concatenate([buffer[:written], open_trade_record(state, cfg, ts, close)])
+    trades = _joined_trades([buffer[:written], open_trade_record(state, cfg, ts, close)])
     return BacktestResult(
         trades=trades,
         equity=equity,
