@@ -163,3 +163,26 @@ def test_ties_between_the_averages_take_the_exact_comparison() -> None:
     for fast, slow in [(1, 2), (3, 7), (5, 40), (7, 14)]:
         result = run_backtest(data, "sma_crossover", {"fast": fast, "slow": slow})
         assert_same(result, reference.run_crossover(data, fast, slow, {}))
+
+
+def test_long_runs_take_the_sma_refreshes_and_long_stretches() -> None:
+    """Thousands of bars: the running sums are rebuilt from the window at every
+    1024 // window-th wrap (every wrap for windows of 1024 and more), long stretches run
+    without a signal, and drawdowns deepen well after the first bars."""
+    for seed, decimals in [(3, None), (4, 1)]:
+        data = make_bars(9_000, seed, decimals)
+        for fast, slow, opts in [
+            (3, 7, {"fees": 0.001}),
+            (10, 50, {"direction": "both", "fill": "next_open"}),
+            (2, 1100, {"stop_loss": 0.02, "fees": 0.001}),
+            (40, 1030, {"direction": "short", "max_bars": 700}),
+        ]:
+            expected = reference.run_crossover(data, fast, slow, opts)
+            assert_same(
+                run_backtest(data, "sma_crossover", {"fast": fast, "slow": slow}, **opts), expected
+            )
+            run = start_backtest(data, "sma_crossover", {"fast": fast, "slow": slow}, **opts)
+            run.step(4_321)
+            assert_same(run.result(), expected)
+            sweep = run_sweep(data, "sma_crossover", {"fast": [fast], "slow": [slow]}, **opts)
+            same_metrics({key: sweep.metrics[key][0] for key in METRIC_KEYS}, expected.metrics)
