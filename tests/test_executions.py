@@ -493,14 +493,36 @@ async def test_cancelling_the_job_stops_the_execution_cleanly(
         "select job_id::text from executions where execution_id = $1", run_id
     )
 
-    async def running() -> bool:
-        status = (
-            await client.get(f"/api/trading/executions/{run_id}/status/", headers=alice.headers)
-        ).json()
-        return bool(status["status"] == "running" and status["progress"] > 0)
+    # The engine is faster than any poll: hold the execution's row so the run waits at its
+    # next chunk write, cancel while it waits, then let it go on to see the cancel.
+    async with pool.acquire() as holder:
+        hold = holder.transaction()
+        await hold.start()
+        await holder.execute("select 1 from executions where execution_id = $1 for update", run_id)
 
-    await eventually(running)
-    cancelled = await graphql(client, operation("CancelJob"), {"id": job_id}, token=alice.token)
+        async def worker_waits() -> bool:
+            return bool(
+                await pool.fetchval(
+                    """select count(*) from pg_stat_activity
+                       where wait_event_type = 'Lock' and query ilike '%update executions%'"""
+                )
+            )
+
+        await eventually(worker_waits)
+        cancel = asyncio.create_task(
+            graphql(client, operation("CancelJob"), {"id": job_id}, token=alice.token)
+        )
+
+        async def cancel_asked() -> bool:
+            return cancel.done() or bool(
+                await pool.fetchval(
+                    "select cancel_requested from jobs where job_id = $1::uuid", job_id
+                )
+            )
+
+        await eventually(cancel_asked)
+        await hold.rollback()
+    cancelled = await cancel
     assert "errors" not in cancelled, cancelled
     status = await finished(client, alice, run_id)
     assert status["status"] == "stopped"
