@@ -142,6 +142,7 @@ def create_app(settings: Settings) -> Starlette:
             "/ws",
             BotFeed(auth_timeout=settings.ws_init_timeout, send_timeout=settings.ws_send_timeout),
         ),
+        *(route for d in domains if d.routes is not None for route in d.routes()),
         *rest.routes(),
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics)]

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from arq.connections import ArqRedis
     from redis.asyncio import Redis
 
+    from starlette.routing import BaseRoute
+
     from hub.bus import Bus
     from hub.jobs.registry import JobType, JobTypes
     from hub.jobs.service import JobService
@@ -35,6 +37,7 @@ BUILTIN: tuple[str, ...] = (
     "hub.datasets",
     "hub.executions",
     "hub.marketdata",
+    "hub.broker",
 )
 
 Role = Literal["hub", "worker", "cli"]
@@ -53,6 +56,8 @@ class Domain:
     query: type | None = None
     mutation: type | None = None
     subscription: type | None = None
+    # The domain's own HTTP routes (its native REST; the legacy families stay in ``rest/``).
+    routes: Callable[[], list[BaseRoute]] | None = None
     # Called once every service exists (in list order), and at shutdown (in reverse order).
     start: Hook | None = None
     stop: Hook | None = None

@@ -37,6 +37,10 @@ class Keys:
         return f"{self.prefix}hist:{topic}"
 
     # -- limits -----------------------------------------------------------------------
+    def matcher_lease(self, symbol: str) -> str:
+        """Who matches ``symbol``'s orders now: one hub process at a time (a lease)."""
+        return f"{self.prefix}lease:matcher:{symbol}"
+
     def rate_limit(self, scope: str, subject: str) -> str:
         """Counter of one subject's hits in the current window of a rate limit."""
         return f"{self.prefix}rl:{scope}:{subject}"

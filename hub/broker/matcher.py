@@ -1,0 +1,290 @@
+"""The paper matcher: one per symbol across every hub process, held by a lease in Redis.
+
+Each hub process runs :class:`Matchers`. It looks for symbols with open orders every
+``SCAN_INTERVAL`` and whenever an order is placed, takes the lease of every symbol nobody holds,
+and renews its own. For a symbol it holds, a :class:`SymbolMatcher` loads the open orders from
+Postgres, reads the symbol's ticks in order, and applies :func:`hub.broker.matching.decide` to
+each order for each tick. Orders placed or cancelled in another process reach it on the internal
+``book:{symbol}`` topic (which no client may subscribe to).
+
+Crash safety: when a hub dies, its leases expire after ``LEASE_SECONDS`` and another hub takes
+them, reloads the open orders from Postgres, and resumes the ticks after the last one that filled
+an order (the cursor, saved with every fill and every ``CURSOR_INTERVAL``). Replaying a tick is
+harmless: an order never fills on a tick ingested before it was accepted, updates are
+conditional on the order's version, and a fill is unique per order and tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from hub.broker import repository as repo
+from hub.broker.matching import BookOrder, Tick, decide
+from hub.broker.model import OPEN_STATUSES, OrderStatus
+from hub.broker.paper import book_order
+from hub.broker.topics import book_payload, book_topic
+from hub.subscription import Event, SubscriptionClosed
+
+if TYPE_CHECKING:
+    from hub.broker.service import BrokerService
+    from hub.domains import Resources
+
+log = logging.getLogger("tradehub.matcher")
+
+LEASE_SECONDS = 3.0
+SCAN_INTERVAL = 0.5
+CURSOR_INTERVAL = 1.0
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class Matchers:
+    """This process's matchers, one per symbol whose lease it holds."""
+
+    def __init__(self, resources: Resources, service: BrokerService) -> None:
+        self.resources = resources
+        self.service = service
+        self.owner_id = uuid.uuid4().hex
+        self.symbols: dict[str, SymbolMatcher] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._renew = resources.redis.register_script(_RENEW)
+        self._release = resources.redis.register_script(_RELEASE)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._scan_forever(), name="matcher-scan")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for symbol in list(self.symbols):
+            await self._drop(symbol, release=True)
+
+    async def changed(self, row: Any, stored: list[tuple[int, bytes]]) -> None:
+        """An order of ``row['symbol']`` was written in this process: tell its matcher."""
+        symbol = row["symbol"]
+        matcher = self.symbols.get(symbol)
+        if matcher is None and row["status"] in OPEN_STATUSES:
+            matcher = await self._try_take(symbol)
+        if matcher is not None:
+            await matcher.update(book_payload(row))
+        else:
+            await self.resources.bus.publish_recent(book_topic(symbol), book_payload(row))
+
+    # -- leases -----------------------------------------------------------------------
+
+    async def _scan_forever(self) -> None:
+        while True:
+            try:
+                await self._scan()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("matcher scan failed; trying again")
+            await asyncio.sleep(SCAN_INTERVAL)
+
+    async def _scan(self) -> None:
+        keys = self.resources.keys
+        for symbol, matcher in list(self.symbols.items()):
+            kept = await self._renew(
+                keys=[keys.matcher_lease(symbol)], args=[self.owner_id, int(LEASE_SECONDS * 1000)]
+            )
+            if not kept or matcher.finished:
+                await self._drop(symbol, release=bool(kept))
+        for symbol in await repo.open_symbols(self.resources.pool):
+            if symbol not in self.symbols:
+                await self._try_take(symbol)
+
+    async def _try_take(self, symbol: str) -> SymbolMatcher | None:
+        taken = await self.resources.redis.set(
+            self.resources.keys.matcher_lease(symbol),
+            self.owner_id,
+            nx=True,
+            px=int(LEASE_SECONDS * 1000),
+        )
+        if not taken:
+            return None
+        matcher = SymbolMatcher(self, symbol)
+        self.symbols[symbol] = matcher
+        try:
+            await matcher.start()
+        except Exception:
+            log.exception("matcher for %s failed to start", symbol)
+            await self._drop(symbol, release=True)
+            return None
+        log.info("matching %s", symbol, extra={"symbol": symbol})
+        return matcher
+
+    async def _drop(self, symbol: str, *, release: bool) -> None:
+        matcher = self.symbols.pop(symbol, None)
+        if matcher is not None:
+            await matcher.stop()
+        if release:
+            await self._release(
+                keys=[self.resources.keys.matcher_lease(symbol)], args=[self.owner_id]
+            )
+
+
+class SymbolMatcher:
+    def __init__(self, matchers: Matchers, symbol: str) -> None:
+        self.matchers = matchers
+        self.symbol = symbol
+        self.service = matchers.service
+        self.broker = matchers.service.paper
+        self.pool = matchers.resources.pool
+        self.bus = matchers.resources.bus
+        self.orders: dict[int, BookOrder] = {}
+        self.slippage: dict[str, float] = {}
+        self.holders: set[str] = set()
+        self.finished = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()  # one change at a time: a tick, or an order's news
+        self._saved: tuple[str, int] | None = None
+        self._seen: tuple[str, int] | None = None
+
+    async def start(self) -> None:
+        cursor = await repo.cursor(self.pool, self.symbol)
+        self._saved = cursor
+        ticks = self.bus.subscribe(
+            f"ticks:{self.symbol}",
+            None if cursor is None else cursor[1],
+            epoch=None if cursor is None else cursor[0],
+        )
+        book = self.bus.subscribe(book_topic(self.symbol))
+        await ticks.open()
+        await book.open()
+        for row in await repo.open_orders(self.pool, symbol=self.symbol):
+            await self._hold(row)
+        self.holders = set(await repo.holders(self.pool, self.symbol))
+        self._tasks = [
+            asyncio.create_task(self._read_ticks(ticks), name=f"ticks-{self.symbol}"),
+            asyncio.create_task(self._read_book(book), name=f"book-{self.symbol}"),
+            asyncio.create_task(self._housekeeping(), name=f"expiry-{self.symbol}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._save_cursor()
+
+    async def _hold(self, row: Any) -> None:
+        account_id = row["account_id"]
+        if account_id not in self.slippage:
+            account = await repo.account(self.pool, account_id)
+            self.slippage[account_id] = 0.0 if account is None else account["slippage_bps"]
+        if row["status"] in OPEN_STATUSES:
+            self.orders[row["order_id"]] = book_order(row, self.slippage[account_id])
+        else:
+            self.orders.pop(row["order_id"], None)
+
+    async def update(self, news: dict[str, Any]) -> None:
+        """An order changed (placed, cancelled): re-read it unless the book already has it."""
+        held = self.orders.get(news["order_id"])
+        if held is not None and held.version >= news["version"]:
+            return
+        if held is None and news["status"] not in OPEN_STATUSES:
+            return
+        async with self._lock:
+            row = await repo.order(self.pool, news["order_id"])
+            if row is not None:
+                await self._hold(row)
+
+    async def _read_book(self, book: Any) -> None:
+        try:
+            async for event in book:
+                await self.update(event.data())
+        except SubscriptionClosed:
+            self.finished = True  # the scan drops this matcher and a hub takes the symbol again
+
+    async def _read_ticks(self, ticks: Any) -> None:
+        try:
+            async for event in ticks:
+                async with self._lock:
+                    await self._on_tick(event)
+        except SubscriptionClosed as closed:
+            log.warning("tick stream of %s ended: %s", self.symbol, closed)
+            self.finished = True
+
+    async def _on_tick(self, event: Event) -> None:
+        data = event.data()
+        tick = Tick(
+            seq=event.seq,
+            epoch=event.epoch,
+            ts=int(data.get("ts") or 0),
+            price=float(data["price"]),
+            size=data.get("size"),
+            bid=data.get("bid"),
+            ask=data.get("ask"),
+            recv_ns=int(data.get("recv_ns") or 0),
+        )
+        self._seen = (tick.epoch, tick.seq)
+        for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+            decision = decide(order, tick)
+            if decision.rest:
+                order.marketable = False
+            if decision.fills:
+                row = await self.broker.fill(order, decision, tick)
+                if row is not None:
+                    self.holders.add(order.account_id)
+                    self._saved = (tick.epoch, tick.seq)
+            elif decision.cancel:
+                row = await self.broker.close(
+                    order,
+                    OrderStatus.CANCELLED,
+                    f"{order.time_in_force.value}: not filled by the next tick",
+                )
+            elif decision.triggered and not order.triggered:
+                row = await self.broker.trigger(order)
+            else:
+                continue
+            await self._refresh(order.order_id, row)
+        for account_id in self.holders:
+            self.service.throttle.touch(account_id)
+
+    async def _refresh(self, order_id: int, row: Any) -> None:
+        if row is None:  # changed under us: read what it is now
+            row = await repo.order(self.pool, order_id)
+        if row is None:
+            self.orders.pop(order_id, None)
+        else:
+            await self._hold(row)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(CURSOR_INTERVAL)
+            now = time.time_ns()
+            async with self._lock:
+                for order in [
+                    o for o in self.orders.values() if o.expires_ns and o.expires_ns <= now
+                ]:
+                    row = await self.broker.close(
+                        order, OrderStatus.EXPIRED, "day order: the UTC day ended"
+                    )
+                    await self._refresh(order.order_id, row)
+                await self._save_cursor()
+
+    async def _save_cursor(self) -> None:
+        seen = self._seen
+        if seen is not None and seen != self._saved:
+            await repo.save_cursor(self.pool, self.symbol, *seen)
+            self._saved = seen

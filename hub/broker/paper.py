@@ -1,0 +1,336 @@
+"""The paper broker: orders matched against the hub's own market data, in Postgres.
+
+Every change (a new order, a fill, a cancel, an expiry) is one transaction that also appends the
+event to the account's durable ``account:{id}:orders`` topic; the events are published after
+commit. Order updates are conditional on the order's version, and a fill is unique per order and
+tick, so a fill is never applied twice, whoever (which matcher) tries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from hub.broker import repository as repo
+from hub.broker.documents import order_event
+from hub.broker.ledger import EPSILON, Position, apply_fill
+from hub.broker.matching import BookOrder, Decision, Tick
+from hub.broker.model import (
+    AccountRequest,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+from hub.broker.topics import orders_topic
+from hub.errors import Conflict, NotFound
+from hub.eventlog import EventLog
+
+if TYPE_CHECKING:
+    from hub.bus import Bus
+
+
+def end_of_utc_day(now: datetime) -> datetime:
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+
+
+def book_order(row: Any, slippage_bps: float) -> BookOrder:
+    expires = row["expires_at"]
+    return BookOrder(
+        order_id=row["order_id"],
+        account_id=row["account_id"],
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        type=OrderType(row["type"]),
+        quantity=row["quantity"],
+        filled_quantity=row["filled_quantity"],
+        price=row["price"],
+        stop_price=row["stop_price"],
+        time_in_force=TimeInForce(row["time_in_force"]),
+        triggered=row["triggered"],
+        marketable=row["marketable"],
+        accepted_ns=row["accepted_ns"],
+        version=row["version"],
+        expires_ns=None if expires is None else int(expires.timestamp() * 1e9),
+        slippage_bps=slippage_bps,
+        average_price=row["average_price"],
+    )
+
+
+def risk_refusal(account: Any, request: OrderRequest, reference: float, held: float) -> str | None:
+    """Why the account may not place ``request`` (None: it may). ``reference`` prices it: the
+    limit price, or the last tick's price for market and stop orders."""
+    signed = request.quantity if request.side is Side.BUY else -request.quantity
+    notional = request.quantity * reference
+    if (
+        account["max_order_quantity"] is not None
+        and request.quantity > account["max_order_quantity"]
+    ):
+        return f"risk limit: quantity {request.quantity:g} is above max_order_quantity {account['max_order_quantity']:g}"
+    if account["max_order_notional"] is not None and notional > account["max_order_notional"]:
+        return f"risk limit: notional {notional:.2f} is above max_order_notional {account['max_order_notional']:g}"
+    if (
+        account["max_position"] is not None
+        and abs(held + signed) > account["max_position"] + EPSILON
+    ):
+        return f"risk limit: the position would reach {held + signed:g}, beyond max_position {account['max_position']:g}"
+    if request.side is Side.BUY and held >= 0:
+        cost = notional * (1 + account["fee_rate"])
+        if cost > account["cash"] + EPSILON:
+            return f"insufficient cash: the order costs {cost:.2f}, cash is {account['cash']:.2f}"
+    return None
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        on_change: Callable[[Any, list[tuple[int, bytes]]], Awaitable[None]],
+    ) -> None:
+        self.pool = pool
+        self.bus = bus
+        # Told after each commit: the order as written, and its events to publish.
+        self.on_change = on_change
+
+    async def create_account(self, owner: str, request: AccountRequest) -> asyncpg.Record:
+        values = {
+            "name": request.name,
+            "currency": request.currency,
+            "initial_balance": float(request.initial_balance),
+            "fee_rate": float(request.fee_rate),
+            "slippage_bps": float(request.slippage_bps),
+            "max_order_quantity": request.max_order_quantity,
+            "max_position": request.max_position,
+            "max_order_notional": request.max_order_notional,
+            "max_orders_per_second": request.max_orders_per_second,
+        }
+        row = await repo.insert_account(self.pool, owner, values)
+        if row is None:
+            raise Conflict(f"you already have an account named {request.name!r}", field="name")
+        return row
+
+    async def place(
+        self, request: OrderRequest, reference: float, client_order_id: str
+    ) -> tuple[asyncpg.Record, bool]:
+        """The order (stored working, pending or rejected) and whether this call created it; a
+        resent ``client_order_id`` returns the first order and writes nothing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            account = await repo.account(conn, request.account_id, lock=True)
+            if account is None:
+                raise NotFound(f"no account {request.account_id!r}", field="account_id")
+            existing = await repo.order_by_client_id(conn, request.account_id, client_order_id)
+            if existing is not None:
+                return existing, False
+            held_row = await repo.position(conn, request.account_id, request.symbol)
+            held = 0.0 if held_row is None else held_row["quantity"]
+            limit = (
+                request.price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+            )
+            refusal = risk_refusal(account, request, limit or reference, held)
+            status = (
+                OrderStatus.REJECTED
+                if refusal
+                else (
+                    OrderStatus.PENDING
+                    if request.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+                    else OrderStatus.WORKING
+                )
+            )
+            marketable = (
+                request.type is OrderType.LIMIT
+                and limit is not None
+                and (limit >= reference if request.side is Side.BUY else limit <= reference)
+            )
+            expires = (
+                end_of_utc_day(datetime.now(UTC))
+                if request.time_in_force is TimeInForce.DAY
+                else None
+            )
+            row = await repo.insert_order(
+                conn,
+                {
+                    "account_id": request.account_id,
+                    "client_order_id": client_order_id,
+                    "symbol": request.symbol,
+                    "side": request.side.value,
+                    "type": request.type.value,
+                    "quantity": request.quantity,
+                    "price": request.price,
+                    "stop_price": request.stop_price,
+                    "time_in_force": request.time_in_force.value,
+                    "status": status.value,
+                    "reject_reason": refusal,
+                    "marketable": marketable,
+                    "accepted_ns": time.time_ns(),
+                    "expires_at": expires,
+                },
+            )
+            event = "rejected" if refusal else "created"
+            stored = await EventLog.append(
+                conn, orders_topic(request.account_id), [order_event(event, row)]
+            )
+        await self.on_change(row, stored)
+        return row, True
+
+    async def cancel(self, order_id: int, reason: str = "cancelled") -> asyncpg.Record:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await repo.order(conn, order_id, lock=True)
+            if row is None:
+                raise NotFound(f"no order {order_id}", field="order_id")
+            if row["status"] not in {
+                s.value
+                for s in (OrderStatus.PENDING, OrderStatus.WORKING, OrderStatus.PARTIALLY_FILLED)
+            }:
+                raise Conflict(
+                    f"order {order_id} is {row['status']}; only open orders can be cancelled",
+                    field="order_id",
+                )
+            row = await repo.update_order(
+                conn,
+                order_id,
+                row["version"],
+                {"status": "cancelled", "reject_reason": None if reason == "cancelled" else reason},
+            )
+            assert row is not None  # the row is locked
+            stored = await EventLog.append(
+                conn, orders_topic(row["account_id"]), [order_event("cancelled", row)]
+            )
+        await self.on_change(row, stored)
+        return row
+
+    async def close(
+        self, order: BookOrder, status: OrderStatus, reason: str | None
+    ) -> asyncpg.Record | None:
+        """Cancel (IOC, FOK) or expire (DAY) a working order from the matcher; None: it changed."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await repo.update_order(
+                conn,
+                order.order_id,
+                order.version,
+                {"status": status.value, "reject_reason": reason},
+            )
+            if row is None:
+                return None
+            stored = await EventLog.append(
+                conn, orders_topic(row["account_id"]), [order_event(status.value, row)]
+            )
+        await self.on_change(row, stored)
+        return row
+
+    async def trigger(self, order: BookOrder) -> asyncpg.Record | None:
+        """A stop-limit whose stop was reached but which did not fill: now a working limit."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await repo.update_order(
+                conn, order.order_id, order.version, {"triggered": True, "status": "working"}
+            )
+            if row is None:
+                return None
+            stored = await EventLog.append(
+                conn, orders_topic(row["account_id"]), [order_event("triggered", row)]
+            )
+        await self.on_change(row, stored)
+        return row
+
+    async def fill(self, order: BookOrder, decision: Decision, tick: Tick) -> asyncpg.Record | None:
+        """Apply one fill (and the IOC remainder's cancel) in one transaction: the order, the
+        fill row, cash, fees, the position, and the matcher's cursor. None: the order changed
+        under us (cancelled, or filled by another matcher) and nothing was written."""
+        try:
+            return await self._fill(order, decision, tick)
+        except _AlreadyFilled:
+            return None
+
+    async def _fill(
+        self, order: BookOrder, decision: Decision, tick: Tick
+    ) -> asyncpg.Record | None:
+        signed = decision.quantity if order.side is Side.BUY else -decision.quantity
+        async with self.pool.acquire() as conn, conn.transaction():
+            filled = order.filled_quantity + decision.quantity
+            average = (
+                order.filled_quantity * (order.average_price or 0.0)
+                + decision.quantity * decision.price
+            ) / filled
+            done = order.quantity - filled <= EPSILON
+            status = (
+                OrderStatus.FILLED
+                if done
+                else (OrderStatus.CANCELLED if decision.cancel else OrderStatus.PARTIALLY_FILLED)
+            )
+            row = await repo.update_order(
+                conn,
+                order.order_id,
+                order.version,
+                {
+                    "filled_quantity": order.quantity if done else filled,
+                    "average_price": average,
+                    "status": status.value,
+                    "triggered": order.triggered or decision.triggered,
+                },
+            )
+            if row is None:
+                return None
+            account = await repo.account(conn, order.account_id, lock=True)
+            assert account is not None
+            fee = abs(decision.quantity * decision.price) * account["fee_rate"]
+            fill_id = await repo.insert_fill(
+                conn,
+                {
+                    "order_id": order.order_id,
+                    "account_id": order.account_id,
+                    "symbol": order.symbol,
+                    "side": order.side.value,
+                    "quantity": decision.quantity,
+                    "price": decision.price,
+                    "fee": fee,
+                    "tick_epoch": tick.epoch,
+                    "tick_seq": tick.seq,
+                    "tick_ts": tick.ts,
+                },
+            )
+            if fill_id is None:
+                raise _AlreadyFilled  # rolls the order update back
+            held = await repo.position(conn, order.account_id, order.symbol, lock=True)
+            before = (
+                Position()
+                if held is None
+                else Position(held["quantity"], held["average_price"], held["realized_pnl"])
+            )
+            after, realized = apply_fill(before, signed, decision.price)
+            await repo.save_position(
+                conn,
+                order.account_id,
+                order.symbol,
+                after.quantity,
+                after.average_price,
+                after.realized_pnl,
+            )
+            await repo.settle(conn, order.account_id, -signed * decision.price - fee, realized, fee)
+            await repo.save_cursor(conn, order.symbol, tick.epoch, tick.seq)
+            fill = {
+                "fill_id": str(fill_id),
+                "quantity": decision.quantity,
+                "price": decision.price,
+                "fee": fee,
+                "realized_pnl": realized,
+                "tick_seq": tick.seq,
+                "ts": tick.ts,
+            }
+            event = status.value if status is not OrderStatus.CANCELLED else "partially_filled"
+            items = [order_event(event, row, fill)]
+            if status is OrderStatus.CANCELLED:
+                items.append(order_event("cancelled", row))
+            stored = await EventLog.append(conn, orders_topic(order.account_id), items)
+        await self.on_change(row, stored)
+        return row
+
+
+class _AlreadyFilled(Exception):
+    pass

@@ -1,0 +1,246 @@
+"""SQL for the broker domain. Every order UPDATE is conditional on ``version`` and bumps it, so a
+stale writer (a second matcher, a cancel racing a fill) changes nothing and knows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from hub.db import Conn
+
+ACCOUNT_COLUMNS = """account_id, owner, name, broker, currency, initial_balance, cash, realized_pnl,
+    fees_paid, fee_rate, slippage_bps, max_order_quantity, max_position, max_order_notional,
+    max_orders_per_second, active, state_version, created_at"""
+
+ORDER_COLUMNS = """order_id, account_id, client_order_id, symbol, side, type, quantity, price,
+    stop_price, time_in_force, status, reject_reason, filled_quantity, average_price, triggered,
+    marketable, accepted_ns, expires_at, version, created_at, updated_at"""
+
+OPEN = "('pending', 'working', 'partially_filled')"
+
+
+async def insert_account(conn: Conn, owner: str, values: dict[str, Any]) -> asyncpg.Record | None:
+    """The new account, or None when the owner already has one of that name."""
+    columns = ", ".join(values)
+    params = ", ".join(f"${i}" for i in range(2, len(values) + 2))
+    return await conn.fetchrow(
+        f"""insert into broker_accounts (owner, cash, {columns})
+            values ($1, ${len(values) + 2}, {params})
+            on conflict (owner, name) do nothing returning {ACCOUNT_COLUMNS}""",
+        owner,
+        *values.values(),
+        values["initial_balance"],
+    )
+
+
+async def account(conn: Conn, account_id: str, *, lock: bool = False) -> asyncpg.Record | None:
+    suffix = " for update" if lock else ""
+    return await conn.fetchrow(
+        f"select {ACCOUNT_COLUMNS} from broker_accounts where account_id = $1{suffix}", account_id
+    )
+
+
+async def owner(conn: Conn, account_id: str) -> str | None:
+    value = await conn.fetchval(
+        "select owner from broker_accounts where account_id = $1", account_id
+    )
+    return None if value is None else str(value)
+
+
+async def accounts(
+    conn: Conn, owner: str | None, account_ids: list[str] | None = None, name: str | None = None
+) -> list[asyncpg.Record]:
+    """An owner's accounts (every account when ``owner`` is None), optionally filtered."""
+    return await conn.fetch(
+        f"""select {ACCOUNT_COLUMNS} from broker_accounts
+            where ($1::uuid is null or owner = $1::uuid)
+              and ($2::text[] is null or account_id = any($2::text[]))
+              and ($3::text is null or name = $3::text)
+            order by created_at, account_id""",
+        owner,
+        account_ids,
+        name,
+    )
+
+
+async def bump_state(conn: Conn, account_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"""update broker_accounts set state_version = state_version + 1
+            where account_id = $1 returning {ACCOUNT_COLUMNS}""",
+        account_id,
+    )
+
+
+async def settle(conn: Conn, account_id: str, cash: float, realized: float, fee: float) -> None:
+    await conn.execute(
+        """update broker_accounts set cash = cash + $2, realized_pnl = realized_pnl + $3,
+               fees_paid = fees_paid + $4 where account_id = $1""",
+        account_id,
+        cash,
+        realized,
+        fee,
+    )
+
+
+async def order_by_client_id(
+    conn: Conn, account_id: str, client_order_id: str
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"select {ORDER_COLUMNS} from broker_orders where account_id = $1 and client_order_id = $2",
+        account_id,
+        client_order_id,
+    )
+
+
+async def order(conn: Conn, order_id: int, *, lock: bool = False) -> asyncpg.Record | None:
+    suffix = " for update" if lock else ""
+    return await conn.fetchrow(
+        f"select {ORDER_COLUMNS} from broker_orders where order_id = $1{suffix}", order_id
+    )
+
+
+async def insert_order(conn: Conn, values: dict[str, Any]) -> asyncpg.Record:
+    columns = ", ".join(values)
+    params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    row = await conn.fetchrow(
+        f"insert into broker_orders ({columns}) values ({params}) returning {ORDER_COLUMNS}",
+        *values.values(),
+    )
+    assert row is not None
+    return row
+
+
+async def update_order(
+    conn: Conn, order_id: int, version: int, values: dict[str, Any]
+) -> asyncpg.Record | None:
+    """Apply ``values`` if the order is still open at ``version``; None when it is not."""
+    sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=3))
+    return await conn.fetchrow(
+        f"""update broker_orders set {sets}, version = version + 1, updated_at = now()
+            where order_id = $1 and version = $2 and status in {OPEN}
+            returning {ORDER_COLUMNS}""",
+        order_id,
+        version,
+        *values.values(),
+    )
+
+
+async def open_orders(
+    conn: Conn, *, symbol: str | None = None, account_id: str | None = None
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""select {ORDER_COLUMNS} from broker_orders
+            where status in {OPEN} and ($1::text is null or symbol = $1)
+              and ($2::text is null or account_id = $2)
+            order by order_id""",
+        symbol,
+        account_id,
+    )
+
+
+async def open_symbols(conn: Conn) -> list[str]:
+    rows = await conn.fetch(f"select distinct symbol from broker_orders where status in {OPEN}")
+    return [row["symbol"] for row in rows]
+
+
+async def orders(
+    conn: Conn,
+    account_ids: list[str],
+    statuses: list[str] | None,
+    limit: int,
+    offset: int,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""select {ORDER_COLUMNS} from broker_orders
+            where account_id = any($1::text[]) and ($2::text[] is null or status = any($2::text[]))
+            order by order_id desc limit $3 offset $4""",
+        account_ids,
+        statuses,
+        limit,
+        offset,
+    )
+
+
+async def insert_fill(conn: Conn, values: dict[str, Any]) -> int | None:
+    """The new fill's id, or None when this tick already filled this order."""
+    columns = ", ".join(values)
+    params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+    value = await conn.fetchval(
+        f"""insert into broker_fills ({columns}) values ({params})
+            on conflict (order_id, tick_epoch, tick_seq) do nothing returning fill_id""",
+        *values.values(),
+    )
+    return None if value is None else int(value)
+
+
+async def fills(conn: Conn, account_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """select fill_id, order_id, account_id, symbol, side, quantity, price, fee, tick_epoch,
+                  tick_seq, tick_ts, created_at
+           from broker_fills where account_id = $1 order by fill_id""",
+        account_id,
+    )
+
+
+async def position(
+    conn: Conn, account_id: str, symbol: str, *, lock: bool = False
+) -> asyncpg.Record | None:
+    suffix = " for update" if lock else ""
+    return await conn.fetchrow(
+        f"""select account_id, symbol, position_id, quantity, average_price, realized_pnl, updated_at
+            from broker_positions where account_id = $1 and symbol = $2{suffix}""",
+        account_id,
+        symbol,
+    )
+
+
+async def save_position(
+    conn: Conn, account_id: str, symbol: str, quantity: float, average: float, realized: float
+) -> None:
+    await conn.execute(
+        """insert into broker_positions (account_id, symbol, quantity, average_price, realized_pnl)
+           values ($1, $2, $3, $4, $5)
+           on conflict (account_id, symbol) do update set quantity = excluded.quantity,
+               average_price = excluded.average_price, realized_pnl = excluded.realized_pnl,
+               updated_at = now()""",
+        account_id,
+        symbol,
+        quantity,
+        average,
+        realized,
+    )
+
+
+async def positions(conn: Conn, account_ids: list[str]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """select account_id, symbol, position_id, quantity, average_price, realized_pnl, updated_at
+           from broker_positions where account_id = any($1::text[]) order by account_id, symbol""",
+        account_ids,
+    )
+
+
+async def holders(conn: Conn, symbol: str) -> list[str]:
+    rows = await conn.fetch(
+        "select account_id from broker_positions where symbol = $1 and quantity <> 0", symbol
+    )
+    return [row["account_id"] for row in rows]
+
+
+async def cursor(conn: Conn, symbol: str) -> tuple[str, int] | None:
+    row = await conn.fetchrow(
+        "select epoch, seq from broker_matcher_cursors where symbol = $1", symbol
+    )
+    return None if row is None else (row["epoch"], int(row["seq"]))
+
+
+async def save_cursor(conn: Conn, symbol: str, epoch: str, seq: int) -> None:
+    await conn.execute(
+        """insert into broker_matcher_cursors (symbol, epoch, seq) values ($1, $2, $3)
+           on conflict (symbol) do update set epoch = excluded.epoch, seq = excluded.seq
+           where broker_matcher_cursors.epoch <> excluded.epoch
+              or broker_matcher_cursors.seq < excluded.seq""",
+        symbol,
+        epoch,
+        seq,
+    )

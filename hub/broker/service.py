@@ -1,0 +1,302 @@
+"""The broker service: every interface (GraphQL, /ws, ORCA REST) places, cancels and reads
+through it. It checks ownership and rate, asks the account's broker to decide and write, tells
+the symbol's matcher, and keeps the positions and balances state topics current (at most
+``STATE_RATE`` documents a second per account, always ending on the latest state)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
+
+import asyncpg
+import orjson
+
+from hub.broker import repository as repo
+from hub.broker.documents import balances_document, positions_document
+from hub.broker.model import OPEN_STATUSES, AccountRequest, OrderRequest, OrderStatus
+from hub.broker.paper import PaperBroker
+from hub.broker.topics import (
+    balances_topic,
+    book_payload,
+    book_topic,
+    orders_topic,
+    positions_topic,
+)
+from hub.errors import BadRequest, Forbidden, NotFound, RateLimited
+
+if TYPE_CHECKING:
+    from hub.auth import Identity
+    from hub.broker.matcher import Matchers
+    from hub.domains import Resources
+
+STATE_INTERVAL = 0.1  # seconds between two state documents of one account (10 a second)
+MAX_PAGE = 1000
+
+
+class Broker(Protocol):
+    """What a broker implementation does; ``paper`` is the first (an exchange adapter would be
+    the next, behind the same methods)."""
+
+    name: str
+
+    async def create_account(self, owner: str, request: AccountRequest) -> asyncpg.Record: ...
+
+    async def place(
+        self, request: OrderRequest, reference: float, client_order_id: str
+    ) -> tuple[asyncpg.Record, bool]: ...
+
+    async def cancel(self, order_id: int, reason: str = "cancelled") -> asyncpg.Record: ...
+
+
+class StateThrottle:
+    """Publish an account's state at most once per ``interval``; the last touch always wins."""
+
+    def __init__(self, publish: Any, interval: float = STATE_INTERVAL) -> None:
+        self.publish = publish
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._waiting: dict[str, asyncio.TimerHandle | asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def touch(self, account_id: str) -> None:
+        if account_id in self._waiting:
+            return
+        loop = asyncio.get_running_loop()
+        delay = self._last.get(account_id, 0.0) + self.interval - loop.time()
+        if delay <= 0:
+            self._start(account_id)
+        else:
+            self._waiting[account_id] = loop.call_later(delay, self._start, account_id)
+
+    def _start(self, account_id: str) -> None:
+        self._waiting.pop(account_id, None)
+        self._last[account_id] = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self.publish(account_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for waiting in self._waiting.values():
+            if isinstance(waiting, asyncio.TimerHandle):
+                waiting.cancel()
+        self._waiting.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class BrokerService:
+    def __init__(self, resources: Resources) -> None:
+        self.resources = resources
+        self.pool = resources.pool
+        self.bus = resources.bus
+        self.redis = resources.redis
+        self.keys = resources.keys
+        self.paper = PaperBroker(self.pool, self.bus, self._changed)
+        self.brokers: dict[str, Broker] = {"paper": self.paper}
+        self.throttle = StateThrottle(self.publish_state)
+        self.matchers: Matchers | None = None  # set by the domain's start hook (hub and worker)
+
+    @property
+    def marketdata(self) -> Any:
+        return self.resources.service("marketdata")
+
+    # -- accounts ---------------------------------------------------------------------
+
+    async def create_account(self, identity: Identity, request: AccountRequest) -> asyncpg.Record:
+        row = await self.brokers["paper"].create_account(identity.user_id, request)
+        self.throttle.touch(row["account_id"])
+        return row
+
+    async def account(self, identity: Identity, account_id: str) -> asyncpg.Record:
+        """The account, if the caller owns it (or is an admin): 404 unknown, 403 someone else's."""
+        row = await repo.account(self.pool, account_id) if isinstance(account_id, str) else None
+        if row is None:
+            raise NotFound(f"no account {str(account_id)[:64]!r}", field="account_id")
+        if not identity.is_admin and str(row["owner"]) != identity.user_id:
+            raise Forbidden(f"account {account_id!r} is not yours", field="account_id")
+        return row
+
+    async def accounts(
+        self, identity: Identity, account_ids: list[str] | None = None, name: str | None = None
+    ) -> list[asyncpg.Record]:
+        """The caller's own accounts (an admin's too: ORCA's list is per user), filtered."""
+        if account_ids:
+            for account_id in account_ids:
+                await self.account(identity, account_id)
+        return await repo.accounts(self.pool, identity.user_id, account_ids or None, name)
+
+    # -- orders -----------------------------------------------------------------------
+
+    async def place(self, identity: Identity, request: OrderRequest) -> tuple[asyncpg.Record, bool]:
+        """Place an order; returns it and whether it is new (a resent ``client_order_id`` is not).
+        A risk or cash refusal is a stored order with status ``rejected``."""
+        account = await self.account(identity, request.account_id)
+        if not account["active"]:
+            raise Forbidden(f"account {request.account_id!r} is not active", field="account_id")
+        await self._within_rate(account)
+        last = await self.marketdata.last_tick(request.symbol)
+        if last is None:
+            raise BadRequest(
+                f"unknown symbol {request.symbol!r}: the hub has no market data for it",
+                field="symbol",
+            )
+        client_order_id = request.client_order_id or uuid.uuid4().hex
+        row, created = await self.brokers[account["broker"]].place(
+            request, float(last["price"]), client_order_id
+        )
+        return row, created
+
+    async def _within_rate(self, account: asyncpg.Record) -> None:
+        second = int(time.time())
+        key = self.keys.rate_limit("orders", f"{account['account_id']}:{second}")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 2)
+            count, _ = await pipe.execute()
+        limit = account["max_orders_per_second"]
+        if int(count) > limit:
+            raise RateLimited(
+                f"account {account['account_id']} may place {limit} orders a second",
+                headers={
+                    "Retry-After": "1",
+                    "X-RateLimit-Limit": str(limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(second + 1),
+                },
+            )
+
+    async def order(self, identity: Identity, order_id: Any) -> asyncpg.Record:
+        number = _order_number(order_id)
+        row = await repo.order(self.pool, number)
+        if row is None:
+            raise NotFound(f"no order {order_id!r}", field="order_id")
+        await self.account(identity, row["account_id"])
+        return row
+
+    async def cancel(self, identity: Identity, order_id: Any) -> asyncpg.Record:
+        row = await self.order(identity, order_id)
+        account = await repo.account(self.pool, row["account_id"])
+        assert account is not None
+        return await self.brokers[account["broker"]].cancel(row["order_id"])
+
+    async def cancel_all(self, identity: Identity, account_id: str) -> list[asyncpg.Record]:
+        account = await self.account(identity, account_id)
+        cancelled = []
+        for row in await repo.open_orders(self.pool, account_id=account_id):
+            try:
+                cancelled.append(await self.brokers[account["broker"]].cancel(row["order_id"]))
+            except Exception as exc:  # filled meanwhile: nothing left to cancel
+                if getattr(exc, "status_code", None) != 409:
+                    raise
+        return cancelled
+
+    async def orders(
+        self,
+        identity: Identity,
+        account_ids: list[str],
+        statuses: list[OrderStatus] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[asyncpg.Record]:
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        if offset < 0:
+            raise BadRequest("offset must not be negative", field="offset")
+        for account_id in account_ids:
+            await self.account(identity, account_id)
+        return await repo.orders(
+            self.pool, account_ids, [s.value for s in statuses] if statuses else None, limit, offset
+        )
+
+    async def open_orders(self, identity: Identity, account_ids: list[str]) -> list[asyncpg.Record]:
+        rows = await self.orders(identity, account_ids, sorted(OPEN_STATUSES), MAX_PAGE)
+        return sorted(rows, key=lambda row: row["order_id"])
+
+    async def fills(self, identity: Identity, account_id: str) -> list[asyncpg.Record]:
+        await self.account(identity, account_id)
+        return await repo.fills(self.pool, account_id)
+
+    # -- positions and balances -------------------------------------------------------
+
+    async def marks(self, symbols: list[str]) -> dict[str, float]:
+        """Each symbol's last tick price (what positions are marked to), in one round trip."""
+        if not symbols:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for symbol in symbols:
+                pipe.xrevrange(self.keys.topic_history(f"ticks:{symbol}"), count=1)
+            replies = await pipe.execute()
+        return {
+            symbol: float(orjson.loads(entries[0][1][b"d"])["price"])
+            for symbol, entries in zip(symbols, replies, strict=True)
+            if entries
+        }
+
+    async def positions(self, identity: Identity, account_ids: list[str]) -> list[dict[str, Any]]:
+        """One positions document per account (its positions marked to the last tick)."""
+        for account_id in account_ids:
+            await self.account(identity, account_id)
+        rows = await repo.positions(self.pool, account_ids)
+        marks = await self.marks(sorted({row["symbol"] for row in rows}))
+        return [
+            positions_document(a, [row for row in rows if row["account_id"] == a], marks)
+            for a in account_ids
+        ]
+
+    async def balances(self, identity: Identity, account_ids: list[str]) -> list[dict[str, Any]]:
+        rows = {row["account_id"]: row for row in await repo.accounts(self.pool, None, account_ids)}
+        documents = await self.positions(identity, account_ids)
+        return [balances_document(rows[doc["account_id"]], doc) for doc in documents]
+
+    async def state_documents(
+        self, account_id: str, *, bump: bool = False
+    ) -> tuple[int, bytes, bytes] | None:
+        """(version, positions JSON, balances JSON) of an account; ``bump`` takes a new version
+        first, under the account row's lock, so a later version always holds later data."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            account = await (
+                repo.bump_state(conn, account_id) if bump else repo.account(conn, account_id)
+            )
+            if account is None:
+                return None
+            rows = await repo.positions(conn, [account_id])
+            marks = await self.marks(sorted({row["symbol"] for row in rows}))
+        positions = positions_document(account_id, rows, marks)
+        balances = balances_document(account, positions)
+        return account["state_version"], orjson.dumps(positions), orjson.dumps(balances)
+
+    async def publish_state(self, account_id: str) -> None:
+        found = await self.state_documents(account_id, bump=True)
+        if found is None:
+            return
+        version, positions, balances = found
+        await self.bus.publish_many(
+            [
+                (positions_topic(account_id), version, positions),
+                (balances_topic(account_id), version, balances),
+            ]
+        )
+
+    # -- after each commit ------------------------------------------------------------
+
+    async def _changed(self, row: asyncpg.Record, stored: list[tuple[int, bytes]]) -> None:
+        account_id = row["account_id"]
+        topic = orders_topic(account_id)
+        await self.bus.publish_many([(topic, seq, data) for seq, data in stored])
+        if self.matchers is not None:
+            await self.matchers.changed(row, stored)
+        else:  # a worker or CLI: the hub holding the symbol's lease hears it on the book topic
+            await self.bus.publish_recent(book_topic(row["symbol"]), book_payload(row))
+        self.throttle.touch(account_id)
+
+    async def close(self) -> None:
+        await self.throttle.close()
+
+
+def _order_number(order_id: Any) -> int:
+    text = str(order_id)
+    if not text.isdigit() or len(text) > 18:
+        raise BadRequest(f"order_id must be a number; got {text[:40]!r}", field="order_id")
+    return int(text)
