@@ -18,6 +18,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from hub.errors import BadRequest
+
 JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "th_"
 _API_KEY = re.compile(r"^th_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
@@ -27,6 +29,32 @@ _HASHER = PasswordHasher()
 class Role(enum.StrEnum):
     USER = "user"
     ADMIN = "admin"
+
+
+class Scope(enum.StrEnum):
+    """A right an API key carries beyond its user's role; only an admin grants one."""
+
+    MARKETDATA_WRITE = "marketdata:write"  # ingest ticks and replay them onto ticks:{symbol}
+
+
+def parse_scopes(raw: object) -> tuple[Scope, ...]:
+    """Scopes a client asked a key to carry (a list of names), or a 400 naming the bad one."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
+        raise BadRequest(
+            f"scopes must be a list of scope names, got {str(raw)[:80]!r}", field="scopes"
+        )
+    names = ", ".join(repr(s.value) for s in Scope)
+    scopes = []
+    for name in raw:
+        try:
+            scopes.append(Scope(name))
+        except ValueError:
+            raise BadRequest(
+                f"unknown scope {name[:80]!r}; the scopes are {names}", field="scopes"
+            ) from None
+    return tuple(dict.fromkeys(scopes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +68,16 @@ class Identity:
     expires_at: float | None = None
     # The API key it came from (None for a JWT): what a revocation invalidates.
     key_id: str | None = None
+    # What that key was granted beyond the role (a JWT carries none).
+    scopes: frozenset[Scope] = frozenset()
 
     @property
     def is_admin(self) -> bool:
         return self.role is Role.ADMIN
+
+    def may(self, scope: Scope) -> bool:
+        """An admin may do everything a scope grants; anyone else needs a key granted it."""
+        return self.is_admin or scope in self.scopes
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at

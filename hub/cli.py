@@ -211,16 +211,23 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def mint_api_key(url: str, username: str, *, admin: bool, name: str) -> str:
-    from hub.auth import Role
+async def mint_api_key(
+    url: str, username: str, *, admin: bool, name: str, scopes: list[str] | None = None
+) -> str:
+    from hub.auth import Role, parse_scopes
     from hub.db import connect
+    from hub.errors import BadRequest
     from hub.users import service
 
+    try:
+        granted = parse_scopes(scopes or [])
+    except BadRequest as exc:
+        raise ValueError(exc.message) from None
     await _migrate(url)
     conn = await connect(url)
     try:
         identity = await service.ensure_user(conn, username, role=Role.ADMIN if admin else None)
-        return await service.create_api_key(conn, identity, name)
+        return await service.create_api_key(conn, identity, name, granted)
     finally:
         await conn.close()
 
@@ -230,7 +237,11 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work(url: str) -> None:
         try:
-            tokens.append(await mint_api_key(url, args.user, admin=args.admin, name=args.name))
+            tokens.append(
+                await mint_api_key(
+                    url, args.user, admin=args.admin, name=args.name, scopes=args.scope
+                )
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
 
@@ -317,6 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--user", required=True, help="user name (created if missing)")
     create.add_argument("--admin", action="store_true", help="make the user an admin")
     create.add_argument("--name", default="cli", help="a label for the key")
+    create.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="grant the key a scope beyond the user's role (repeatable): marketdata:write",
+    )
     create.set_defaults(func=cmd_token_create)
 
     user = sub.add_parser("user", help="users")

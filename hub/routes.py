@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hub import health
-from hub.auth import Role, mint_jwt
+from hub.auth import Identity, Role, Scope, mint_jwt, parse_scopes
 from hub.errors import BadRequest, NotFound
 from hub.http import (
     JSONResponse,
@@ -42,11 +42,17 @@ class Caller(BaseModel):
 
 class KeyRequest(BaseModel):
     name: str = Field("", description="a label for the key; its first 200 characters are kept")
+    scopes: list[Scope] = Field(
+        default_factory=list,
+        description="rights the key carries beyond its user's role; only an admin grants them "
+        "(marketdata:write: ingest ticks and start replays)",
+    )
 
 
 class NewKey(BaseModel):
     api_key: str = Field(description="the whole key: in this answer and nowhere else")
     key_id: str
+    scopes: list[Scope]
 
 
 class KeyPath(BaseModel):
@@ -158,16 +164,33 @@ async def me(request: Request) -> Response:
     )
 
 
-@describe(HUB, answers={201: NewKey}, body=KeyRequest, tag="hub")
-async def create_key(request: Request) -> Response:
-    """A new API key for the caller; the key is in this response and nowhere else."""
-    identity = require_identity(request)
+async def _new_key(request: Request, identity: Identity, for_user: str | None) -> Response:
     body = await read_json_object(request)
     name = body.get("name", "")
     if not isinstance(name, str):
         raise BadRequest("name must be a string", field="name")
-    token = await request.state.users.create_api_key(identity, name)
-    return JSONResponse({"api_key": token, "key_id": token.split("_")[1]}, status_code=201)
+    scopes = parse_scopes(body.get("scopes"))
+    token = await request.state.users.create_api_key(identity, name, scopes, for_user=for_user)
+    return JSONResponse(
+        {"api_key": token, "key_id": token.split("_")[1], "scopes": [s.value for s in scopes]},
+        status_code=201,
+    )
+
+
+@describe(HUB, answers={201: NewKey}, errors=[403], body=KeyRequest, tag="hub")
+async def create_key(request: Request) -> Response:
+    """A new API key for the caller; the key is in this response and nowhere else.
+
+    Only an admin may ask for scopes (403 otherwise)."""
+    return await _new_key(request, require_identity(request), None)
+
+
+@describe(HUB, answers={201: NewKey}, errors=[403, 404], path=UserPath, body=KeyRequest, tag="hub")
+async def create_user_key(request: Request) -> Response:
+    """A new API key for a user (an admin), with the scopes given: how a market-data feed
+    gets a key that may publish ticks without being an admin."""
+    admin = require_admin(request)
+    return await _new_key(request, admin, request.path_params["user_id"])
 
 
 @describe(HUB, answers={204: None}, errors=[404], path=KeyPath, tag="hub")
@@ -294,6 +317,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/admin/users", list_users, methods=["GET"]),
         Route("/api/admin/users", create_user, methods=["POST"]),
         Route("/api/admin/users/{user_id}", update_user, methods=["PATCH"]),
+        Route("/api/admin/users/{user_id}/keys", create_user_key, methods=["POST"]),
         Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
         Route("/docs", docs, methods=["GET"], include_in_schema=False),
     ]

@@ -49,21 +49,28 @@ async def list_users(conn: Conn) -> list[asyncpg.Record]:
 
 
 async def insert_api_key(
-    conn: asyncpg.Connection, key_id: str, user_id: str, key_hash: bytes, name: str
+    conn: asyncpg.Connection,
+    key_id: str,
+    user_id: str,
+    key_hash: bytes,
+    name: str,
+    scopes: list[str] | None = None,
 ) -> None:
     await conn.execute(
-        "insert into api_keys (key_id, user_id, key_hash, name) values ($1, $2, $3, $4)",
+        "insert into api_keys (key_id, user_id, key_hash, name, scopes) "
+        "values ($1, $2, $3, $4, $5)",
         key_id,
         user_id,
         key_hash,
         name,
+        scopes or [],
     )
 
 
 async def get_api_key(conn: Conn, key_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         """
-        select k.key_hash, k.revoked_at, u.user_id, u.username, u.role, u.disabled
+        select k.key_hash, k.revoked_at, k.scopes, u.user_id, u.username, u.role, u.disabled
         from api_keys k join users u using (user_id)
         where k.key_id = $1
         """,

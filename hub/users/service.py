@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,7 @@ from hub.auth import (
     AuthError,
     Identity,
     Role,
+    Scope,
     api_key_matches,
     decode_jwt,
     generate_api_key,
@@ -24,7 +26,7 @@ from hub.auth import (
     parse_api_key,
     verify_password,
 )
-from hub.errors import BadRequest, NotFound, Unauthorized
+from hub.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from hub.ratelimit import Limit, RateLimiter
 from hub.users import repository
 from hub.users.sessions import SessionMonitor
@@ -38,8 +40,18 @@ _CACHE_LIMIT = 10_000
 
 def _identity(row: asyncpg.Record, key_id: str | None = None) -> Identity:
     return Identity(
-        user_id=str(row["user_id"]), username=row["username"], role=Role(row["role"]), key_id=key_id
+        user_id=str(row["user_id"]),
+        username=row["username"],
+        role=Role(row["role"]),
+        key_id=key_id,
+        scopes=_scopes(row["scopes"]) if key_id is not None else frozenset(),
     )
+
+
+def _scopes(stored: list[str] | None) -> frozenset[Scope]:
+    """A key's scopes as stored; one this hub does not know (a newer hub's) grants nothing."""
+    known = {scope.value for scope in Scope}
+    return frozenset(Scope(name) for name in stored or () if name in known)
 
 
 async def ensure_user(
@@ -73,10 +85,20 @@ async def ensure_user(
     return _identity(row)
 
 
-async def create_api_key(conn: asyncpg.Connection, identity: Identity, name: str = "") -> str:
-    """A new API key for ``identity``; the returned token is the only copy that will exist."""
+async def create_api_key(
+    conn: asyncpg.Connection, identity: Identity, name: str = "", scopes: Iterable[Scope] = ()
+) -> str:
+    """A new API key for ``identity`` (granted ``scopes``: the caller decided it may); the
+    returned token is the only copy that will exist."""
     key = generate_api_key()
-    await repository.insert_api_key(conn, key.key_id, identity.user_id, key.key_hash, name[:200])
+    await repository.insert_api_key(
+        conn,
+        key.key_id,
+        identity.user_id,
+        key.key_hash,
+        name[:200],
+        sorted(Scope(scope).value for scope in scopes),
+    )
     return key.token
 
 
@@ -235,9 +257,36 @@ class UserService:
         await self.limiter.reset(self.user_failures, username)
         return identity
 
-    async def create_api_key(self, identity: Identity, name: str) -> str:
+    async def create_api_key(
+        self,
+        identity: Identity,
+        name: str,
+        scopes: Iterable[Scope] = (),
+        *,
+        for_user: str | None = None,
+    ) -> str:
+        """A key for the caller, or (an admin) for the user ``for_user``. Only an admin grants
+        scopes: they are rights beyond a user's role (``marketdata:write`` lets a feed publish
+        ticks every bot and the paper broker trade on)."""
+        granted = tuple(scopes)
+        if granted and not identity.is_admin:
+            raise Forbidden(
+                f"only an admin may grant the scope {granted[0].value!r}", field="scopes"
+            )
+        owner = identity
+        if for_user is not None and for_user != identity.user_id:
+            if not identity.is_admin:
+                raise Forbidden("only an admin may create a key for another user")
+            try:
+                uuid.UUID(for_user)
+            except ValueError:
+                raise NotFound(f"no user {for_user!r}") from None
+            rows = await repository.user_states(self.pool, [for_user])
+            if not rows:
+                raise NotFound(f"no user {for_user!r}")
+            owner = Identity(user_id=str(rows[0]["user_id"]), username="", role=Role.USER)
         async with self.pool.acquire() as conn:
-            return await create_api_key(conn, identity, name)
+            return await create_api_key(conn, owner, name, granted)
 
     async def revoke_api_key(self, identity: Identity, key_id: str) -> bool:
         revoked = await revoke_api_key(self.pool, identity, key_id)
