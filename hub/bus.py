@@ -52,6 +52,40 @@ redis.call('PUBLISH', KEYS[3], seq .. '\\n' .. epoch .. '\\n' .. ARGV[1])
 return {seq, epoch}
 """
 
+# Many events on many recent topics in one call. KEYS: per topic its sequence hash, history
+# stream and channel; ARGV: a new epoch, maxlen, ttl, then per topic a count and its payloads.
+# Each topic's events take consecutive sequences and go out as one batch message
+# ("*first\nepoch\n" then the payloads, one a line), which every reader splits back. Returns
+# per topic {first sequence, epoch}.
+_PUBLISH_RECENT_BATCH = """
+local out = {}
+local arg = 4
+for t = 1, #KEYS / 3 do
+  local seq_key, hist_key, channel = KEYS[3 * t - 2], KEYS[3 * t - 1], KEYS[3 * t]
+  local n = tonumber(ARGV[arg])
+  local last = redis.call('HINCRBY', seq_key, 'seq', n)
+  local first = last - n + 1
+  local epoch = redis.call('HGET', seq_key, 'epoch')
+  if not epoch then
+    epoch = ARGV[1]
+    redis.call('HSET', seq_key, 'epoch', epoch)
+    redis.call('DEL', hist_key)
+  end
+  local payloads = {}
+  for i = 1, n do
+    local data = ARGV[arg + i]
+    payloads[i] = data
+    redis.call('XADD', hist_key, 'MAXLEN', '~', ARGV[2], (first + i - 1) .. '-0', 'd', data)
+  end
+  redis.call('EXPIRE', seq_key, ARGV[3])
+  redis.call('EXPIRE', hist_key, ARGV[3])
+  redis.call('PUBLISH', channel, '*' .. first .. '\\n' .. epoch .. '\\n' .. table.concat(payloads, '\\n'))
+  out[t] = {first, epoch}
+  arg = arg + n + 1
+end
+return out
+"""
+
 
 def wire(seq: int, epoch: str, data_json: bytes) -> bytes:
     return b"%d\n%s\n%s" % (seq, epoch.encode(), data_json)
@@ -97,6 +131,7 @@ class Bus:
         self._stopping = False
         self._prefix = keys.topic_channel("").encode()
         self._publish_recent = redis.register_script(_PUBLISH_RECENT)
+        self._publish_recent_batch = redis.register_script(_PUBLISH_RECENT_BATCH)
         self._on_slow_consumer = on_slow_consumer
         self.reconnects = 0
 
@@ -204,6 +239,41 @@ class Bus:
             args=[payload, secrets.token_hex(8), self.recent_maxlen, RECENT_TTL_SECONDS],
         )
         return int(seq), epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+
+    async def publish_recent_batch(self, items: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
+        """Publish many events on recent topics, ``(topic, json)`` each, in one Redis call per
+        ``BATCH_LIMIT`` events: each topic's events keep their order and take consecutive
+        sequences, and reach subscribers as one batch message per topic. Returns the
+        (seq, epoch) of each item, in the order given. The JSON must hold no raw newline
+        (orjson never writes one)."""
+        out: list[tuple[int, str]] = []
+        for start in range(0, len(items), BATCH_LIMIT):
+            out.extend(await self._publish_recent_slice(items[start : start + BATCH_LIMIT]))
+        return out
+
+    async def _publish_recent_slice(self, items: list[tuple[str, bytes]]) -> list[tuple[int, str]]:
+        by_topic: dict[str, list[int]] = {}
+        for i, (topic, _) in enumerate(items):
+            by_topic.setdefault(topic, []).append(i)
+        keys: list[str] = []
+        args: list[Any] = [secrets.token_hex(8), self.recent_maxlen, RECENT_TTL_SECONDS]
+        for topic, indices in by_topic.items():
+            keys += [
+                self.keys.topic_sequence(topic),
+                self.keys.topic_history(topic),
+                self.keys.topic_channel(topic),
+            ]
+            args.append(len(indices))
+            args.extend(items[i][1] for i in indices)
+        if not keys:
+            return []
+        replies = await self._publish_recent_batch(keys=keys, args=args)
+        out: list[tuple[int, str]] = [(0, "")] * len(items)
+        for indices, (first, raw_epoch) in zip(by_topic.values(), replies, strict=True):
+            epoch = raw_epoch.decode() if isinstance(raw_epoch, bytes) else str(raw_epoch)
+            for offset, i in enumerate(indices):
+                out[i] = (int(first) + offset, epoch)
+        return out
 
     # -- recent topic history (used by Subscription) ----------------------------------
 
