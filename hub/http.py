@@ -19,8 +19,9 @@ class JSONResponse(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS, default=str)
 
 
-async def read_json(request: Request, *, max_bytes: int | None = None) -> Any:
-    """The request body as JSON; a malformed or oversized body is a 400, never a 500."""
+async def read_body(request: Request, *, max_bytes: int | None = None) -> bytes:
+    """The whole request body, refused (413) past ``max_bytes`` (by default the hub's
+    ``max_body_bytes``) before more than that is read; an empty body is a 400."""
     limit = max_bytes if max_bytes is not None else request.state.settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -35,6 +36,12 @@ async def read_json(request: Request, *, max_bytes: int | None = None) -> Any:
     body = b"".join(chunks)
     if not body:
         raise BadRequest("request body is empty; expected a JSON object")
+    return body
+
+
+async def read_json(request: Request, *, max_bytes: int | None = None) -> Any:
+    """The request body as JSON; a malformed or oversized body is a 400, never a 500."""
+    body = await read_body(request, max_bytes=max_bytes)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -1,7 +1,9 @@
 """Postgres binary COPY encoded and decoded with numpy: bulk bars in and out without row objects.
 
 Every column here is fixed-width (int8, float8, timestamptz), so a COPY row is a fixed-size
-record and a whole table maps onto one structured numpy array.
+record and a whole table maps onto one structured numpy array. Rows that share a text value
+and which columns are NULL are fixed-size too (:func:`encode_rows`): a payload of such groups,
+one after another, writes ticks of many symbols, some without a size or a quote, in one COPY.
 """
 
 from __future__ import annotations
@@ -39,6 +41,42 @@ def encode(columns: list[tuple[np.ndarray, str]]) -> bytes:
         else:
             rows[f"v{i}"] = values
     return SIGNATURE + rows.tobytes() + TRAILER
+
+
+Column = tuple[np.ndarray | bytes | None, str]
+
+
+def encode_rows(n: int, columns: list[Column]) -> bytes:
+    """The rows of a binary COPY payload, without its header and trailer (join groups of rows
+    between :data:`SIGNATURE` and :data:`TRAILER`). Each column is an array of ``n`` values of
+    a fixed-width kind, one ``bytes`` value every row shares (kind ``"text"``, UTF-8), or None:
+    NULL in every row."""
+    fields: list[tuple[str, str]] = [("count", ">i2")]
+    for i, (values, kind) in enumerate(columns):
+        fields.append((f"len{i}", ">i4"))
+        if isinstance(values, bytes):
+            if kind != "text" or not values:
+                raise ValueError(f"column {i}: a shared value must be non-empty text")
+            fields.append((f"v{i}", f"S{len(values)}"))
+        elif values is not None:
+            fields.append((f"v{i}", _WIRE[kind]))
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["count"] = len(columns)
+    for i, (values, kind) in enumerate(columns):
+        if values is None:
+            rows[f"len{i}"] = -1
+        elif isinstance(values, bytes):
+            rows[f"len{i}"] = len(values)
+            rows[f"v{i}"] = values
+        else:
+            if len(values) != n:
+                raise ValueError(f"column {i} has {len(values)} values, expected {n}")
+            rows[f"len{i}"] = _WIDTH[kind]
+            if kind == "timestamptz":
+                rows[f"v{i}"] = np.asarray(values, dtype=np.int64) // 1000 - PG_EPOCH_US
+            else:
+                rows[f"v{i}"] = values
+    return rows.tobytes()
 
 
 def decode(payload: bytes, types: list[str]) -> list[np.ndarray]:
