@@ -57,6 +57,7 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 # Each family's error schema, by the family's name (rest/errors.py).
 FAMILY_ERRORS = {
+    "hub": "PlainError",
     "stage1": "PlainError",
     "executions": "PlainError",
     "orca": "OrcaError",

@@ -11,7 +11,8 @@ errors under a family's base path answer in that format too.
 | ORCA (seed 002) | ``/api/v1/trading/``, ``/api/v1/run-bot/``, ``/api/upload-tick-data``, ``/api/health/`` | ``{"detail", "status_code"}`` |
 | Sigma Lab (seed 001) | ``/api/v1/`` (shared with Cracktrader) | ``{"error": {code, message, details}, "request_id"}`` |
 | Cracktrader (seed 004) | its routes under ``/api/v1/`` | ``{"error": {code, message, details}}`` |
-| Stage1 (seed 000) and the hub's own | everything else | ``{"error": "..."}`` |
+| the hub's own | ``/api/v1/marketdata/`` (and its routes elsewhere) | ``{"error": "..."}`` |
+| Stage1 (seed 000) | everything else | ``{"error": "..."}`` |
 
 Sigma Lab and Cracktrader share ``/api/v1``: an unknown path there answers in Sigma Lab's
 format, which is Cracktrader's plus ``request_id``, so a client of either reads it.
@@ -90,15 +91,17 @@ ORCA = Family(
 )
 SIGMALAB = Family("sigmalab", _sigmalab, ("/api/v1/",))
 CRACKTRADER = Family("cracktrader", _cracktrader)
-HUB = STAGE1  # the hub's own routes answer like Stage1: {"error": "..."}
+# The hub's own routes answer like Stage1, {"error": "..."}, even those under Sigma Lab's /api/v1.
+HUB = Family("hub", _plain, ("/api/v1/marketdata/",))
 
+_BASED = (EXECUTIONS, ORCA, SIGMALAB, HUB)
 _BY_PREFIX = sorted(
-    ((prefix, family) for family in (EXECUTIONS, ORCA, SIGMALAB) for prefix in family.prefixes),
+    ((prefix, family) for family in _BASED for prefix in family.prefixes),
     key=lambda pair: -len(pair[0]),
 )
 
 
-_BY_PATH = {path: family for family in (EXECUTIONS, ORCA, SIGMALAB) for path in family.paths}
+_BY_PATH = {path: family for family in _BASED for path in family.paths}
 
 
 def family_for(path: str) -> Family:

@@ -48,6 +48,8 @@ def error_schema(path: str) -> str:
         return "PlainError"
     if path == "/api/health/":
         return "OrcaError"
+    if path.startswith("/api/v1/marketdata/"):
+        return "PlainError"  # the hub's own, under Sigma Lab's base
     if path.startswith("/api/v1/"):
         return "SigmaLabError"
     return "PlainError"  # Stage1 and the hub's own

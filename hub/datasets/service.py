@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -90,6 +91,17 @@ class DatasetService:
         self.cache = BarsCache()
 
     # -- reading ----------------------------------------------------------------------
+
+    async def get(self, dataset_id: str) -> asyncpg.Record:
+        """The dataset ``dataset_id``, when it has bars; else a 404."""
+        try:
+            uuid.UUID(str(dataset_id))
+        except ValueError:
+            raise NotFound(f"no dataset {dataset_id!r}", field="dataset_id") from None
+        dataset = await repo.get(self.pool, str(dataset_id))
+        if dataset is None or not dataset["ohlcv_measurement"]:
+            raise NotFound(f"no dataset {dataset_id!r}", field="dataset_id")
+        return dataset
 
     async def find(self, symbol: str, timeframe: str) -> asyncpg.Record | None:
         """The OHLCV dataset of ``symbol`` at ``timeframe``, if it has bars."""

@@ -1,4 +1,4 @@
-"""GraphQL for market data: the ``ticks`` subscription."""
+"""GraphQL for market data: the ``ticks`` subscription and the ``startReplay`` mutation."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from hub.errors import fields_named
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
+from hub.jobs.gql import Job
 from hub.marketdata.service import tick_topic
 from hub.subscription import Event
 from hub.times import datetime_of_ns
@@ -52,6 +54,45 @@ def _tick(event: Event, symbol: str) -> Tick:
         data=data,
     )
     return event.keyed(tick)
+
+
+@strawberry.input(
+    description="A replay: a dataset's bars (four ticks each) or a symbol's stored ticks, "
+    "from start (inclusive) to end (exclusive)."
+)
+class StartReplayInput:
+    dataset_id: strawberry.ID | None = None
+    symbol: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    speed: float | None = strawberry.field(
+        default=None,
+        description="null or 0: as fast as possible; else a multiple of real time (60: an hour "
+        "of market time a minute)",
+    )
+
+
+async def start_replay(info: Info[Context, None], input: StartReplayInput) -> Job:
+    ctx = info.context
+    payload = {
+        "dataset_id": None if input.dataset_id is None else str(input.dataset_id),
+        "symbol": input.symbol,
+        "start": None if input.start is None else input.start.isoformat(),
+        "end": None if input.end is None else input.end.isoformat(),
+        "speed": input.speed,
+    }
+    with fields_named({"dataset_id": "datasetId"}):
+        row = await ctx.state.marketdata.start_replay(ctx.require_identity(), payload)
+    return Job.from_row(row)
+
+
+@strawberry.type
+class Mutation:
+    start_replay: Job = strawberry.mutation(
+        resolver=start_replay,
+        description="Start a marketdata.replay job publishing onto ticks:{symbol} (an admin, or "
+        "an API key with the marketdata:write scope).",
+    )
 
 
 @strawberry.type

@@ -1,0 +1,117 @@
+"""SQL for stored ticks: each symbol's partition of ``ts.ticks``, the COPY, and reading back."""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+
+from hub.db import Conn
+
+MEASUREMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# The columns a COPY writes, in the order hub.marketdata.ingest encodes them.
+TICK_COLUMNS = ["symbol", "ts", "ts_ns", "price", "size", "bid", "ask", "recv_ns", "n"]
+
+
+def table(measurement: str) -> str:
+    if not MEASUREMENT.match(measurement):
+        raise ValueError(f"invalid measurement name {measurement!r}")
+    return f'ts."{measurement}"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+async def reserve_numbers(conn: Conn) -> int:
+    """The first of the numbers this batch's ticks take (the sequence steps by the most ticks
+    a batch holds, so a batch numbers its ticks first, first + 1, ...)."""
+    return int(await conn.fetchval("select nextval('tick_batches')"))
+
+
+async def add_symbols(
+    conn: Conn, symbols: list[str], measurements: list[str]
+) -> list[asyncpg.Record]:
+    """Record the symbols that have no partition yet; returns those this call recorded (a
+    concurrent writer recording the same symbol waits for this transaction, then skips it).
+    In symbol order, so that two batches never wait for each other's symbols crosswise."""
+    return await conn.fetch(
+        """
+        insert into tick_symbols (symbol, measurement)
+        select symbol, measurement from unnest($1::text[], $2::text[]) as s (symbol, measurement)
+        order by symbol
+        on conflict (symbol) do nothing
+        returning symbol, measurement
+        """,
+        symbols,
+        measurements,
+    )
+
+
+async def create_partition(conn: Conn, symbol: str, measurement: str) -> None:
+    """The symbol's own table, attached to ``ts.ticks``. Created apart and then attached: an
+    attach locks the parent only against other attaches (SHARE UPDATE EXCLUSIVE), where
+    ``create table ... partition of`` would stop every reader and writer of ``ts.ticks``."""
+    await conn.execute(
+        f"create table {table(measurement)} (like ts.ticks including defaults including constraints)"
+    )
+    await conn.execute(
+        f"alter table ts.ticks attach partition {table(measurement)} "
+        f"for values in ({_literal(symbol)})"
+    )
+
+
+async def copy_ticks(conn: asyncpg.Connection, payload: bytes) -> None:
+    await conn.copy_to_table(
+        "ticks",
+        schema_name="ts",
+        source=memoryview(payload),  # a buffer is sent as is (a file is read in a thread)
+        columns=TICK_COLUMNS,
+        format="binary",
+    )
+
+
+async def has_symbol(conn: Conn, symbol: str) -> bool:
+    return bool(await conn.fetchval("select 1 from tick_symbols where symbol = $1", symbol))
+
+
+async def count_ticks(conn: Conn, symbol: str, start_ns: int | None, end_ns: int | None) -> int:
+    value = await conn.fetchval(
+        """
+        select count(*) from ts.ticks
+        where symbol = $1 and ($2::bigint is null or ts_ns >= $2)
+          and ($3::bigint is null or ts_ns < $3)
+        """,
+        symbol,
+        start_ns,
+        end_ns,
+    )
+    return int(value or 0)
+
+
+async def read_ticks(
+    conn: Conn,
+    symbol: str,
+    start_ns: int | None,
+    end_ns: int | None,
+    after: tuple[int, int] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Up to ``limit`` ticks of ``symbol`` in ``[start, end)`` after the tick ``after``
+    (its ``(ts_ns, n)``), in time order and, at equal times, in the order they came."""
+    return await conn.fetch(
+        """
+        select ts_ns, n, price, size, bid, ask from ts.ticks
+        where symbol = $1 and ($2::bigint is null or ts_ns >= $2)
+          and ($3::bigint is null or ts_ns < $3)
+          and ($4::bigint is null or (ts_ns, n) > ($4, $5::bigint))
+        order by ts_ns, n
+        limit $6
+        """,
+        symbol,
+        start_ns,
+        end_ns,
+        None if after is None else after[0],
+        None if after is None else after[1],
+        limit,
+    )
