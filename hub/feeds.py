@@ -1,11 +1,28 @@
-"""The bot feed at ``/ws``: JSON text frames, one channel per topic, resumable by sequence.
+"""The bot feed at ``/ws``: JSON text frames, one channel per topic, resumable by sequence, and
+order entry on the same socket.
 
 Client -> server: ``{"op": "auth", "token"}``, ``{"op": "subscribe", "channel", "since"?,
-"epoch"?}``, ``{"op": "unsubscribe", "channel"}``, ``{"op": "ping"}``.
+"epoch"?}``, ``{"op": "unsubscribe", "channel"}``, ``{"op": "ping"}``,
+``{"op": "place_order", "id", "account", "symbol", "side", "type", "quantity", "price"?,
+"stop_price"?, "tif"?}`` (``id`` is the client order id) and ``{"op": "cancel_order",
+"order_id", "id"?}``.
 Server -> client: ``{"op": "authenticated"}``, ``{"op": "subscribed", "channel", "seq",
 "recovered", ["epoch", "missed"]}``, events ``{"channel", "seq", "data"}``,
-``{"op": "unsubscribed", "channel"}``, ``{"op": "pong"}``, and ``{"op": "error", "code",
-"message", ["channel"]}``. A bad frame gets an error and leaves every other subscription alone.
+``{"op": "unsubscribed", "channel"}``, ``{"op": "pong"}``, ``{"op": "order_accepted", "id",
+"order_id", "status"}``, ``{"op": "order_cancelled", "order_id", "status", "id"?}``, and
+``{"op": "error", "code", "message", ["channel"]}``. A bad frame gets an error and leaves every
+other subscription alone.
+
+Order ops go through the broker service, as GraphQL and ORCA do. They are answered one after
+another, in the order sent, by a task of their own: the socket keeps reading (pings, subscribes)
+and delivering while one waits on the database. An order op's error frame carries its ``id`` and
+one of: ``bad_order`` (the shape, an unknown account or symbol; ``field`` names the culprit),
+``forbidden`` (another user's account), ``rate_limited`` (over the account's orders a second;
+``retry_after``), ``order_rejected`` (stored as rejected by the broker's risk or cash check:
+``order_id``, ``reason``), ``not_found`` (cancelling an unknown order), ``conflict`` (cancelling
+a finished order: ``order_id`` and its ``status``) or ``unavailable`` (resend: the same ``id``
+never makes a second order). Only ``order_rejected`` leaves a row behind. A resent ``id``
+answers with the first order and its current status, whatever else the frame says.
 """
 
 from __future__ import annotations
@@ -13,13 +30,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from hub.auth import AuthError
+from hub.auth import AuthError, Identity
+from hub.feed_orders import order_reply
 from hub.sockets import Session, TopicRefused, open_subscription
 from hub.subscription import Event, Subscription, SubscriptionClosed, SubscriptionError
 
@@ -29,6 +48,9 @@ MAX_SUBSCRIPTIONS = 10  # seed 004's limit per connection
 MAX_FRAME_BYTES = 64 * 1024
 AUTH_TIMEOUT = 5.0
 SEND_TIMEOUT = 10.0
+MAX_PENDING_ORDER_OPS = 32  # queued per connection; past it the socket stops reading until one ends
+
+T = TypeVar("T")
 
 
 class FeedError(Exception):
@@ -47,6 +69,16 @@ class BotFeed:
     ) -> None:
         self.auth_timeout = auth_timeout
         self.send_timeout = send_timeout
+        self._finishing: set[asyncio.Task[Any]] = set()
+
+    async def finish(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to its end even when the connection that asked goes away: a place
+        cancelled between its commit and its publish would leave an order stored but unheard of
+        (no event on the bus, its matcher never told)."""
+        task = asyncio.ensure_future(work)
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+        return await asyncio.shield(task)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -59,6 +91,7 @@ class _FeedConnection(Session):
         super().__init__(websocket, send, send_timeout=feed.send_timeout, receive=receive)
         self.feed = feed
         self.streams = self.children  # subscriptions by channel
+        self.order_ops: asyncio.Queue[tuple[Identity, dict[str, Any]]] | None = None
 
     async def error(
         self, code: str, message: str, channel: str | None = None, **extra: Any
@@ -155,13 +188,16 @@ class _FeedConnection(Session):
                 await self._subscribe(frame)
             elif op == "unsubscribe":
                 await self._unsubscribe(frame)
+            elif op in ("place_order", "cancel_order"):
+                await self._queue_order_op(frame)
             elif op == "auth":
                 if await self._auth(frame):
                     self.guard()
             else:
                 raise FeedError(
                     "unknown_op",
-                    f"unknown op {op!r}; expected auth, subscribe, unsubscribe or ping",
+                    f"unknown op {str(op)[:40]!r}; expected auth, subscribe, unsubscribe, ping,"
+                    " place_order or cancel_order",
                 )
         except FeedError as exc:
             log.info("feed frame refused", extra={"code": exc.code, "channel": exc.channel})
@@ -260,3 +296,21 @@ class _FeedConnection(Session):
                 channel if isinstance(channel, str) else None,
             )
         await self.send_json({"op": "unsubscribed", "channel": channel})
+
+    # -- order entry --------------------------------------------------------------------
+
+    async def _queue_order_op(self, frame: dict[str, Any]) -> None:
+        assert self.identity is not None
+        if self.order_ops is None:
+            self.order_ops = asyncio.Queue(MAX_PENDING_ORDER_OPS)
+            self.spawn(self._serve_order_ops(self.order_ops), name="feed-orders")
+        # The identity the frame came under: a re-auth later does not change whose op it is.
+        await self.order_ops.put((self.identity, frame))
+
+    async def _serve_order_ops(self, queue: asyncio.Queue[tuple[Identity, dict[str, Any]]]) -> None:
+        while not self.closed:
+            identity, frame = await queue.get()
+            reply = await self.feed.finish(order_reply(self.state.broker, identity, frame))
+            if reply["op"] == "error":
+                log.info("feed order op refused", extra={"code": reply["code"]})
+            await self.send_json(reply)
