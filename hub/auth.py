@@ -39,8 +39,6 @@ class Scope(enum.StrEnum):
 
 def parse_scopes(raw: object) -> tuple[Scope, ...]:
     """Scopes a client asked a key to carry (a list of names), or a 400 naming the bad one."""
-    if raw is None:
-        return ()
     if not isinstance(raw, list) or not all(isinstance(name, str) for name in raw):
         raise BadRequest(
             f"scopes must be a list of scope names, got {str(raw)[:80]!r}", field="scopes"

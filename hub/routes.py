@@ -169,7 +169,7 @@ async def _new_key(request: Request, identity: Identity, for_user: str | None) -
     name = body.get("name", "")
     if not isinstance(name, str):
         raise BadRequest("name must be a string", field="name")
-    scopes = parse_scopes(body.get("scopes"))
+    scopes = parse_scopes(body.get("scopes", []))
     token = await request.state.users.create_api_key(identity, name, scopes, for_user=for_user)
     return JSONResponse(
         {"api_key": token, "key_id": token.split("_")[1], "scopes": [s.value for s in scopes]},
