@@ -23,8 +23,8 @@ async def ingest_ticks(request: Request) -> Response:
 
     For an admin, or an API key granted the marketdata:write scope (403 otherwise). The whole
     batch is validated first: any bad tick is a 400 naming its index and field, and nothing is
-    written. At most 10,000 ticks and 4 MiB a batch (413 beyond). Ticks are stored in one
-    transaction, then published in the batch's order per symbol."""
+    written. At most 10,000 ticks (400 beyond) and 4 MiB (413 beyond) a batch. Ticks are stored
+    in one transaction, then published in the batch's order per symbol."""
     identity = require_identity(request)
     service = request.state.marketdata
     service.authorize_write(identity)

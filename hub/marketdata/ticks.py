@@ -2,7 +2,8 @@
 
 The rules (the README's "Market data" section says them to clients):
 
-- at most :data:`MAX_TICKS` ticks a batch (and :data:`MAX_BODY_BYTES` of JSON); more is a 413;
+- at most :data:`MAX_TICKS` ticks a batch (more is a 400), and :data:`MAX_BODY_BYTES` of JSON
+  (more is a 413);
 - ``symbol`` matches ``hub.topics.SYMBOL``; ``price`` (and ``bid``, ``ask`` when given) is a
   finite number above 0, ``size`` a finite number of at least 0, and ``bid`` is not above ``ask``;
 - ``ts`` is an ISO 8601 string (no zone means UTC; up to nine fractional digits are kept) or a
@@ -35,7 +36,7 @@ from pydantic import (
 from pydantic.functional_validators import BeforeValidator
 
 from hub import pgcopy
-from hub.errors import BadRequest, HubError, PayloadTooLarge
+from hub.errors import BadRequest, HubError
 from hub.times import EARLIEST, LATEST, aware, ns_of
 from hub.topics import SYMBOL
 
@@ -282,8 +283,10 @@ def _bad_batch(exc: ValidationError) -> HubError:
     if kind == "json_invalid":
         return BadRequest(f"malformed JSON body: {first['msg']}", field="body")
     if loc == ("ticks",) and kind == "too_long":
-        return PayloadTooLarge(
-            f"a batch holds at most {MAX_TICKS:,} ticks; send this one in parts",
+        # A 400, like every other breach of the documented schema (maxItems); 413 is for a
+        # body past MAX_BODY_BYTES, refused before it is even read whole.
+        return BadRequest(
+            f"ticks: a batch holds at most {MAX_TICKS:,} ticks; send this one in parts",
             field="ticks",
             details={"limit": MAX_TICKS},
         )
