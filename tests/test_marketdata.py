@@ -165,6 +165,31 @@ async def test_every_ts_form_is_read_by_its_magnitude(
     assert [r["ts_ns"] for r in rows] == [expected for _, expected in forms]
 
 
+async def test_batches_bringing_the_same_new_symbols_at_once_all_land(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, admin: Account
+) -> None:
+    """Each new symbol's table is made once, by whichever batch gets there first; the others
+    wait for it rather than fail, and none waits on another crosswise."""
+    shared = [fresh("CON") for _ in range(4)]
+
+    async def post(k: int) -> httpx.Response:
+        symbols = shared[k % 4 :] + shared[: k % 4] + [fresh("ONE")]
+        ticks = [{"symbol": s, "ts": T0 + k, "price": 1.0 + k} for s in symbols]
+        return await client.post(TICKS, json={"ticks": ticks}, headers=admin.headers)
+
+    async with asyncio.timeout(60):
+        answers = await asyncio.gather(*(post(k) for k in range(8)))
+    assert [a.status_code for a in answers] == [200] * 8, [a.text for a in answers]
+    for symbol in shared:
+        assert len(await stored(pool, symbol)) == 8
+    assert (
+        await pool.fetchval(
+            "select count(*) from tick_symbols where symbol = any($1::text[])", shared
+        )
+        == 4
+    )
+
+
 BAD: list[tuple[str, Any, str]] = [
     ("symbol", {"symbol": "NO SPACES"}, "ticks[2].symbol"),
     ("symbol", {"symbol": "X" * 33}, "ticks[2].symbol"),
