@@ -18,6 +18,7 @@ from hub.errors import fields_named
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
 from hub.subscription import Event
+from hub.times import datetime_of_ns
 
 strawberry.enum(Side)
 strawberry.enum(OrderType)
@@ -134,7 +135,7 @@ class Fill:
     price: float
     fee: float
     realized_pnl: float
-    ts: int
+    ts: datetime = strawberry.field(description="the filling tick's time")
 
 
 @strawberry.type(
@@ -232,7 +233,7 @@ def _order_update(event: Event) -> OrderUpdate:
             price=fill["price"],
             fee=fill["fee"],
             realized_pnl=fill["realized_pnl"],
-            ts=fill["ts"],
+            ts=datetime_of_ns(fill["ts"]),
         ),
     )
 

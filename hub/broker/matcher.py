@@ -21,7 +21,10 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+
+import asyncpg
 
 from hub.broker import repository as repo
 from hub.broker.matching import BookOrder, Tick, decide
@@ -52,6 +55,11 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def expired(orders: Iterable[BookOrder], now_ns: int) -> list[BookOrder]:
+    """The orders whose time (a DAY order's UTC day) is over at ``now_ns``."""
+    return [o for o in orders if o.expires_ns is not None and o.expires_ns <= now_ns]
 
 
 class Matchers:
@@ -220,7 +228,15 @@ class SymbolMatcher:
         try:
             async for event in ticks:
                 async with self._lock:
-                    await self._on_tick(event)
+                    try:
+                        await self._on_tick(event)
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        # The database blipped: this tick is replayed by whoever matches next.
+                        log.exception(
+                            "matching %s failed at tick %d; handing over", self.symbol, event.seq
+                        )
+                        self.finished = True
+                        return
         except SubscriptionClosed as closed:
             log.warning("tick stream of %s ended: %s", self.symbol, closed)
             self.finished = True

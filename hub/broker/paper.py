@@ -93,11 +93,12 @@ class PaperBroker:
         self,
         pool: asyncpg.Pool,
         bus: Bus,
-        on_change: Callable[[Any, list[tuple[int, bytes]]], Awaitable[None]],
+        on_change: Callable[[Any, list[tuple[int, bytes]], bool], Awaitable[None]],
     ) -> None:
         self.pool = pool
         self.bus = bus
-        # Told after each commit: the order as written, and its events to publish.
+        # Told after each commit: the order as written, its events to publish, and whether the
+        # symbol's matcher made the change (it already knows).
         self.on_change = on_change
 
     async def create_account(self, owner: str, request: AccountRequest) -> asyncpg.Record:
@@ -177,7 +178,7 @@ class PaperBroker:
             stored = await EventLog.append(
                 conn, orders_topic(request.account_id), [order_event(event, row)]
             )
-        await self.on_change(row, stored)
+        await self.on_change(row, stored, False)
         return row, True
 
     async def cancel(self, order_id: int, reason: str = "cancelled") -> asyncpg.Record:
@@ -203,7 +204,7 @@ class PaperBroker:
             stored = await EventLog.append(
                 conn, orders_topic(row["account_id"]), [order_event("cancelled", row)]
             )
-        await self.on_change(row, stored)
+        await self.on_change(row, stored, False)
         return row
 
     async def close(
@@ -222,7 +223,7 @@ class PaperBroker:
             stored = await EventLog.append(
                 conn, orders_topic(row["account_id"]), [order_event(status.value, row)]
             )
-        await self.on_change(row, stored)
+        await self.on_change(row, stored, True)
         return row
 
     async def trigger(self, order: BookOrder) -> asyncpg.Record | None:
@@ -236,7 +237,7 @@ class PaperBroker:
             stored = await EventLog.append(
                 conn, orders_topic(row["account_id"]), [order_event("triggered", row)]
             )
-        await self.on_change(row, stored)
+        await self.on_change(row, stored, True)
         return row
 
     async def fill(self, order: BookOrder, decision: Decision, tick: Tick) -> asyncpg.Record | None:
@@ -328,7 +329,7 @@ class PaperBroker:
             if status is OrderStatus.CANCELLED:
                 items.append(order_event("cancelled", row))
             stored = await EventLog.append(conn, orders_topic(order.account_id), items)
-        await self.on_change(row, stored)
+        await self.on_change(row, stored, True)
         return row
 
 

@@ -281,11 +281,15 @@ class BrokerService:
 
     # -- after each commit ------------------------------------------------------------
 
-    async def _changed(self, row: asyncpg.Record, stored: list[tuple[int, bytes]]) -> None:
+    async def _changed(
+        self, row: asyncpg.Record, stored: list[tuple[int, bytes]], matched: bool
+    ) -> None:
         account_id = row["account_id"]
         topic = orders_topic(account_id)
         await self.bus.publish_many([(topic, seq, data) for seq, data in stored])
-        if self.matchers is not None:
+        if matched:
+            pass  # the symbol's matcher made this change and holds the order as written
+        elif self.matchers is not None:
             await self.matchers.changed(row, stored)
         else:  # a worker or CLI: the hub holding the symbol's lease hears it on the book topic
             await self.bus.publish_recent(book_topic(row["symbol"]), book_payload(row))
