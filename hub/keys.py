@@ -36,6 +36,12 @@ class Keys:
         """Stream holding a recent topic's bounded history."""
         return f"{self.prefix}hist:{topic}"
 
+    # -- caches -----------------------------------------------------------------------
+    def orca_cache(self, user_id: str, part: str, scope: str) -> str:
+        """ORCA's cached answer of one part (``accounts``, ``positions``, ``orders``,
+        ``balances``) for one user and one filter (``scope``: a digest of it)."""
+        return f"{self.prefix}orca:{user_id}:{part}:{scope}"
+
     # -- limits -----------------------------------------------------------------------
     def matcher_lease(self, symbol: str) -> str:
         """Who matches ``symbol``'s orders now: one hub process at a time (a lease)."""

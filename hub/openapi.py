@@ -72,13 +72,14 @@ ERROR_STATUSES = {
     404: "Not found",
     409: "Conflicts with the current state",
     413: "The body is larger than the hub accepts",
+    422: "A parameter that fails validation (ORCA's answer to what other families call a 400)",
     429: "Too many requests: retry after the seconds Retry-After names",
     501: "Not implemented on this hub",
 }
 SUCCESS = {200: "OK", 201: "Created", 204: "No content", 503: "Unavailable"}
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"stage1": []}]
 
-ErrorStatus = Literal[401, 403, 404, 409, 429, 501]
+ErrorStatus = Literal[401, 403, 404, 409, 422, 429, 501]
 Answer = type[BaseModel] | None
 
 
