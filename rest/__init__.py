@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from rest import cracktrader, executions, sigmalab, stage1
+from rest import cracktrader, executions, orca, sigmalab, stage1
 
 
 def routes() -> list[BaseRoute]:
-    return [*stage1.routes(), *executions.routes(), *cracktrader.routes(), *sigmalab.routes()]
+    return [
+        *stage1.routes(),
+        *executions.routes(),
+        *cracktrader.routes(),
+        *sigmalab.routes(),
+        *orca.routes(),
+    ]

@@ -19,6 +19,7 @@ PUBLIC = {
     "/api/health",
     "/api/health/",
     "/api/v1/health",
+    "/api/v1/trading/health",
     "/api/auth/login",
     "/api/v1/auth/token",
 }
@@ -46,7 +47,7 @@ def error_schema(path: str) -> str:
         return "CracktraderError"
     if path.startswith("/api/trading/executions/"):
         return "PlainError"
-    if path == "/api/health/":
+    if path == "/api/health/" or path.startswith("/api/v1/trading/"):
         return "OrcaError"
     if path.startswith("/api/v1/marketdata/"):
         return "PlainError"  # the hub's own, under Sigma Lab's base
