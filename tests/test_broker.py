@@ -294,7 +294,9 @@ async def test_unknown_accounts_and_enum_values_are_refused(desk: Desk) -> None:
     assert unknown["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     account = await desk.account()
     bad_enum = await desk.try_place(account, symbol, side="SIDEWAYS")
-    assert "errors" in bad_enum and "SIDEWAYS" in bad_enum["errors"][0]["message"]
+    error = bad_enum["errors"][0]
+    assert "SIDEWAYS" in error["message"]
+    assert error["extensions"]["code"] == "INVALID_PARAMETER" and error["extensions"]["field"] == "side"
     assert await desk.orders(account) == []
 
 

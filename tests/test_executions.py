@@ -487,28 +487,38 @@ async def test_a_failing_backtest_ends_failed_with_an_error_event(
 async def test_cancelling_the_job_stops_the_execution_cleanly(
     client: httpx.AsyncClient, pool: asyncpg.Pool, dataset: dict[str, np.ndarray], alice: Account
 ) -> None:
-    await reset(client, alice)
-    run_id = (await start(client, alice)).json()["run_id"]
-    job_id = await pool.fetchval(
-        "select job_id::text from executions where execution_id = $1", run_id
-    )
-
     # The engine is faster than any poll: hold the execution's row so the run waits at its
-    # next chunk write, cancel while it waits, then let it go on to see the cancel.
+    # next chunk write, cancel while it waits, then let it go on to see the cancel. A run
+    # that finished before the row was held is tried again with a new one.
+    async def waiting_or_done(run_id: int) -> str | None:
+        waits = await pool.fetchval(
+            """select count(*) from pg_stat_activity
+               where wait_event_type = 'Lock' and query ilike '%update executions%'"""
+        )
+        if waits:
+            return "waits"
+        status = await pool.fetchval(
+            "select status from executions where execution_id = $1", run_id
+        )
+        return "done" if status in ("completed", "stopped", "failed") else None
+
     async with pool.acquire() as holder:
-        hold = holder.transaction()
-        await hold.start()
-        await holder.execute("select 1 from executions where execution_id = $1 for update", run_id)
-
-        async def worker_waits() -> bool:
-            return bool(
-                await pool.fetchval(
-                    """select count(*) from pg_stat_activity
-                       where wait_event_type = 'Lock' and query ilike '%update executions%'"""
-                )
+        for _ in range(5):
+            await reset(client, alice)
+            run_id = (await start(client, alice)).json()["run_id"]
+            job_id = await pool.fetchval(
+                "select job_id::text from executions where execution_id = $1", run_id
             )
-
-        await eventually(worker_waits)
+            hold = holder.transaction()
+            await hold.start()
+            await holder.execute(
+                "select 1 from executions where execution_id = $1 for update", run_id
+            )
+            if await eventually(lambda run_id=run_id: waiting_or_done(run_id)) == "waits":
+                break
+            await hold.rollback()
+        else:
+            pytest.fail("every run finished before its row could be held")
         cancel = asyncio.create_task(
             graphql(client, operation("CancelJob"), {"id": job_id}, token=alice.token)
         )

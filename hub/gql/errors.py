@@ -4,6 +4,7 @@ went wrong without the values a client sent."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +16,12 @@ from hub.errors import HubError
 log = logging.getLogger("tradehub.graphql")
 
 INTERNAL = "internal error"
+# graphql-core's words for a variable value that does not fit its type.
+_VARIABLE_VALUE = re.compile(
+    r"Variable '\$(?P<name>\w+)' (?:got|has) invalid value"
+    r"(?:(?: at '(?P<path>[^']+)')|(?: at (?P<dotted>[.\w\[\]]+))|[^;:]*)[;:]",
+)
+_LAST_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 def _unexpected(error: GraphQLError) -> bool:
@@ -40,7 +47,13 @@ def error_extensions(error: GraphQLError) -> None:
     elif _unexpected(error):
         error.message = INTERNAL
         extensions["code"] = "INTERNAL_ERROR"
-    else:  # parse, validation and variable errors: the request itself is wrong
+    elif (variable := _VARIABLE_VALUE.match(error.message)) is not None:
+        # A variable's value does not fit its type (an unknown enum value, a string for a
+        # number): name the input field, as a service's INVALID_PARAMETER does.
+        extensions.setdefault("code", "INVALID_PARAMETER")
+        names = _LAST_NAME.findall(variable["path"] or variable["dotted"] or "")
+        extensions.setdefault("field", names[-1] if names else variable["name"])
+    else:  # parse and validation errors: the request itself is wrong
         extensions.setdefault("code", "BAD_REQUEST")
     error.extensions = extensions
 
