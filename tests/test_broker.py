@@ -296,7 +296,10 @@ async def test_unknown_accounts_and_enum_values_are_refused(desk: Desk) -> None:
     bad_enum = await desk.try_place(account, symbol, side="SIDEWAYS")
     error = bad_enum["errors"][0]
     assert "SIDEWAYS" in error["message"]
-    assert error["extensions"]["code"] == "INVALID_PARAMETER" and error["extensions"]["field"] == "side"
+    assert (
+        error["extensions"]["code"] == "INVALID_PARAMETER"
+        and error["extensions"]["field"] == "side"
+    )
     assert await desk.orders(account) == []
 
 
@@ -553,3 +556,79 @@ async def test_another_users_account_is_refused_everywhere(
             internal
         )
     assert (await desk.order(account, order["id"]))["status"] == "WORKING"
+
+
+def test_the_book_hands_a_tick_only_the_orders_it_can_reach() -> None:
+    from hub.broker.book import Book
+    from hub.broker.matching import BookOrder
+    from hub.broker.model import OrderType, Side, TimeInForce
+
+    def order(
+        order_id: int,
+        side: Side,
+        kind: OrderType,
+        price: float | None,
+        stop: float | None = None,
+        tif: TimeInForce = TimeInForce.GTC,
+        marketable: bool = False,
+    ) -> BookOrder:
+        return BookOrder(
+            order_id,
+            "A",
+            "S",
+            side,
+            kind,
+            1,
+            0,
+            price,
+            stop,
+            tif,
+            False,
+            marketable,
+            0,
+            1,
+            None,
+            0.0,
+        )
+
+    book = Book()
+    orders = [
+        order(1, Side.BUY, OrderType.LIMIT, 99.0),
+        order(2, Side.BUY, OrderType.LIMIT, 101.0),
+        order(3, Side.SELL, OrderType.LIMIT, 100.5),
+        order(4, Side.SELL, OrderType.LIMIT, 98.0),
+        order(5, Side.BUY, OrderType.STOP, None, 100.2),
+        order(6, Side.SELL, OrderType.STOP_LIMIT, 97.0, 99.5),
+        order(7, Side.BUY, OrderType.MARKET, None),
+        order(8, Side.BUY, OrderType.LIMIT, 50.0, tif=TimeInForce.IOC),
+        order(9, Side.SELL, OrderType.LIMIT, 200.0, marketable=True),
+    ]
+    for o in orders:
+        book.put(o)
+    # The index agrees with a pass over every order, at prices around each level.
+    for price in (50.0, 97.0, 98.0, 99.0, 99.5, 100.0, 100.2, 100.5, 101.0, 150.0):
+        every = [
+            o.order_id
+            for o in orders
+            if o.type is OrderType.MARKET
+            or o.time_in_force is not TimeInForce.GTC
+            or o.marketable
+            or (
+                o.type is OrderType.LIMIT
+                and (price <= o.price if o.side is Side.BUY else price >= o.price)
+            )
+            or (
+                o.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+                and (price >= o.stop_price if o.side is Side.BUY else price <= o.stop_price)
+            )
+        ]
+        assert [o.order_id for o in book.reached(price)] == every, price
+    book.remove(2)
+    orders[5].triggered = True
+    book.put(orders[5])  # a triggered stop-limit rests as a limit at 97
+    assert [o.order_id for o in book.reached(101.0)] == [3, 4, 5, 6, 7, 8, 9]
+    assert [o.order_id for o in book.reached(96.0)] == [1, 7, 8, 9]
+    assert 6 in [o.order_id for o in book.reached(97.0)] and 6 not in [
+        o.order_id for o in book.reached(96.0)
+    ]
+    assert len(book) == 8

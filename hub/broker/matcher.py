@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from hub.broker import repository as repo
+from hub.broker.book import Book
 from hub.broker.matching import BookOrder, Tick, decide
 from hub.broker.model import OPEN_STATUSES, OrderStatus
 from hub.broker.paper import book_order
@@ -92,7 +93,7 @@ class Matchers:
         if matcher is None and row["status"] in OPEN_STATUSES:
             matcher = await self._try_take(symbol)
         if matcher is not None:
-            await matcher.update(book_payload(row))
+            await matcher.update(book_payload(row), row)
         else:
             await self.resources.bus.publish_recent(book_topic(symbol), book_payload(row))
 
@@ -158,7 +159,7 @@ class SymbolMatcher:
         self.broker = matchers.service.paper
         self.pool = matchers.resources.pool
         self.bus = matchers.resources.bus
-        self.orders: dict[int, BookOrder] = {}
+        self.book = Book()
         self.slippage: dict[str, float] = {}
         self.holders: set[str] = set()
         self.finished = False
@@ -201,21 +202,25 @@ class SymbolMatcher:
             account = await repo.account(self.pool, account_id)
             self.slippage[account_id] = 0.0 if account is None else account["slippage_bps"]
         if row["status"] in OPEN_STATUSES:
-            self.orders[row["order_id"]] = book_order(row, self.slippage[account_id])
+            self.book.put(book_order(row, self.slippage[account_id]))
         else:
-            self.orders.pop(row["order_id"], None)
+            self.book.remove(row["order_id"])
 
-    async def update(self, news: dict[str, Any]) -> None:
-        """An order changed (placed, cancelled): re-read it unless the book already has it."""
-        held = self.orders.get(news["order_id"])
+    async def update(self, news: dict[str, Any], row: Any = None) -> None:
+        """An order changed (placed, cancelled): take ``row`` (written in this process) or
+        re-read it, unless the book already holds that version."""
+        held = self.book.get(news["order_id"])
         if held is not None and held.version >= news["version"]:
             return
         if held is None and news["status"] not in OPEN_STATUSES:
             return
         async with self._lock:
-            row = await repo.order(self.pool, news["order_id"])
+            if row is None:
+                row = await repo.order(self.pool, news["order_id"])
             if row is not None:
-                await self._hold(row)
+                current = self.book.get(row["order_id"])
+                if current is None or current.version < row["version"]:
+                    await self._hold(row)
 
     async def _read_book(self, book: Any) -> None:
         try:
@@ -254,10 +259,11 @@ class SymbolMatcher:
             recv_ns=int(data.get("recv_ns") or 0),
         )
         self._seen = (tick.epoch, tick.seq)
-        for order in sorted(self.orders.values(), key=lambda o: o.order_id):
+        for order in self.book.reached(tick.price):
             decision = decide(order, tick)
             if decision.rest:
                 order.marketable = False
+                self.book.put(order)
             if decision.fills:
                 row = await self.broker.fill(order, decision, tick)
                 if row is not None:
@@ -281,7 +287,7 @@ class SymbolMatcher:
         if row is None:  # changed under us: read what it is now
             row = await repo.order(self.pool, order_id)
         if row is None:
-            self.orders.pop(order_id, None)
+            self.book.remove(order_id)
         else:
             await self._hold(row)
 
@@ -290,9 +296,7 @@ class SymbolMatcher:
             await asyncio.sleep(CURSOR_INTERVAL)
             now = time.time_ns()
             async with self._lock:
-                for order in [
-                    o for o in self.orders.values() if o.expires_ns and o.expires_ns <= now
-                ]:
+                for order in expired(self.book, now):
                     row = await self.broker.close(
                         order, OrderStatus.EXPIRED, "day order: the UTC day ended"
                     )
