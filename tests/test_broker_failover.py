@@ -79,6 +79,7 @@ async def test_a_killed_matcher_loses_no_order_and_fills_nothing_twice(
     for i, price in enumerate(limits):
         if i == ORDERS // 2:
             process.send_signal(signal.SIGKILL)
+            killed_at = await pool.fetchval("select clock_timestamp()")
         await local.ticks(symbol, price)
     assert process.wait(timeout=30) == -signal.SIGKILL
 
@@ -89,7 +90,12 @@ async def test_a_killed_matcher_loses_no_order_and_fills_nothing_twice(
         return len(statuses) == ORDERS and all(r["status"] == "filled" for r in statuses)
 
     await eventually(all_filled, timeout=60, pause=0.2)
-    assert symbol in here.symbols  # this hub took the lease over
+    after = await pool.fetchval(
+        "select count(*) from broker_fills where account_id = $1 and created_at > $2",
+        account,
+        killed_at,
+    )
+    assert after >= ORDERS // 2  # what the dead hub never saw, this one filled
     fills = await pool.fetch(
         "select order_id, quantity, price from broker_fills where account_id = $1 order by price desc",
         account,

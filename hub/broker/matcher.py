@@ -111,13 +111,16 @@ class Matchers:
 
     async def _scan(self) -> None:
         keys = self.resources.keys
+        open_now = set(await repo.open_symbols(self.resources.pool))
         for symbol, matcher in list(self.symbols.items()):
+            idle = symbol not in open_now and not len(matcher.book)
             kept = await self._renew(
                 keys=[keys.matcher_lease(symbol)], args=[self.owner_id, int(LEASE_SECONDS * 1000)]
             )
-            if not kept or matcher.finished:
+            if not kept or matcher.finished or idle:
+                # Lost, broken, or nothing left to match: let go (a new order takes it again).
                 await self._drop(symbol, release=bool(kept))
-        for symbol in await repo.open_symbols(self.resources.pool):
+        for symbol in open_now:
             if symbol not in self.symbols:
                 await self._try_take(symbol)
 
