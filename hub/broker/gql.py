@@ -3,6 +3,7 @@ and the ``orders``, ``positions`` and ``balances`` subscriptions (every item wit
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from functools import partial
@@ -269,26 +270,24 @@ async def resolve_orders(
     return [Order.from_row(row) for row in rows]
 
 
-async def resolve_positions(info: Info[Context, None], account_id: strawberry.ID) -> Positions:
+async def _state(info: Info[Context, None], account_id: strawberry.ID) -> tuple[int, bytes, bytes]:
+    """The account's state version with its positions and balances documents (owner only)."""
     ctx = info.context
-    identity = ctx.require_identity()
     with fields_named(INPUT_FIELDS):
-        found = await ctx.state.broker.state_documents(
-            (await ctx.state.broker.account(identity, str(account_id)))["account_id"]
-        )
-    assert found is not None
-    return _positions(found[0], orjson.loads(found[1]))
+        account = await ctx.state.broker.account(ctx.require_identity(), str(account_id))
+    found = await ctx.state.broker.state_documents(account["account_id"])
+    assert found is not None  # the account exists: it was just read
+    return found  # type: ignore[no-any-return]
+
+
+async def resolve_positions(info: Info[Context, None], account_id: strawberry.ID) -> Positions:
+    version, positions, _ = await _state(info, account_id)
+    return _positions(version, orjson.loads(positions))
 
 
 async def resolve_balances(info: Info[Context, None], account_id: strawberry.ID) -> Balances:
-    ctx = info.context
-    identity = ctx.require_identity()
-    with fields_named(INPUT_FIELDS):
-        found = await ctx.state.broker.state_documents(
-            (await ctx.state.broker.account(identity, str(account_id)))["account_id"]
-        )
-    assert found is not None
-    return _balances(found[0], orjson.loads(found[2]))
+    version, _, balances = await _state(info, account_id)
+    return _balances(version, orjson.loads(balances))
 
 
 @strawberry.type
@@ -335,17 +334,7 @@ async def create_paper_account(
     ctx = info.context
     identity = ctx.require_identity()
     with fields_named(INPUT_FIELDS):
-        request = AccountRequest(
-            name=input.name,
-            currency=input.currency,
-            initial_balance=input.initial_balance,
-            fee_rate=input.fee_rate,
-            slippage_bps=input.slippage_bps,
-            max_order_quantity=input.max_order_quantity,
-            max_position=input.max_position,
-            max_order_notional=input.max_order_notional,
-            max_orders_per_second=input.max_orders_per_second,
-        )
+        request = AccountRequest(**dataclasses.asdict(input))
         return Account.from_row(await ctx.state.broker.create_account(identity, request))
 
 
