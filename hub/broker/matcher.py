@@ -1,8 +1,8 @@
 """The paper matcher: one per symbol across every hub process, held by a lease in Redis.
 
-Each hub process runs :class:`Matchers`. It looks for symbols with open orders every
-``SCAN_INTERVAL`` and whenever an order is placed, takes the lease of every symbol nobody holds,
-and renews its own. For a symbol it holds, a :class:`SymbolMatcher` loads the open orders from
+Each hub process runs :class:`Matchers`. Every ``SCAN_INTERVAL``, and whenever an order is
+placed, it looks for symbols with open orders (to match) or open positions (to mark), takes the
+lease of each one nobody holds, renews its own, and lets go of those with neither. For a symbol it holds, a :class:`SymbolMatcher` loads the open orders from
 Postgres, reads the symbol's ticks in order, and applies :func:`hub.broker.matching.decide` to
 each order for each tick. Orders placed or cancelled in another process reach it on the internal
 ``book:{symbol}`` topic (which no client may subscribe to).
@@ -111,16 +111,17 @@ class Matchers:
 
     async def _scan(self) -> None:
         keys = self.resources.keys
-        open_now = set(await repo.open_symbols(self.resources.pool))
+        watched = set(await repo.watched_symbols(self.resources.pool))
         for symbol, matcher in list(self.symbols.items()):
-            idle = symbol not in open_now and not len(matcher.book)
+            idle = symbol not in watched and not len(matcher.book) and not matcher.holders
             kept = await self._renew(
                 keys=[keys.matcher_lease(symbol)], args=[self.owner_id, int(LEASE_SECONDS * 1000)]
             )
             if not kept or matcher.finished or idle:
-                # Lost, broken, or nothing left to match: let go (a new order takes it again).
+                # Lost, broken, or nothing left to match or mark: let go (a new order takes it
+                # again).
                 await self._drop(symbol, release=bool(kept))
-        for symbol in open_now:
+        for symbol in watched:
             if symbol not in self.symbols:
                 await self._try_take(symbol)
 
@@ -305,6 +306,8 @@ class SymbolMatcher:
                     )
                     await self._refresh(order.order_id, row)
                 await self._save_cursor()
+                # Accounts whose position went flat no longer need this symbol's marks.
+                self.holders = set(await repo.holders(self.pool, self.symbol))
 
     async def _save_cursor(self) -> None:
         seen = self._seen

@@ -139,8 +139,12 @@ async def open_orders(
     )
 
 
-async def open_symbols(conn: Conn) -> list[str]:
-    rows = await conn.fetch(f"select distinct symbol from broker_orders where status in {OPEN}")
+async def watched_symbols(conn: Conn) -> list[str]:
+    """The symbols a matcher must follow: open orders to match, or positions to mark."""
+    rows = await conn.fetch(
+        f"""select symbol from broker_orders where status in {OPEN}
+            union select symbol from broker_positions where quantity <> 0"""
+    )
     return [row["symbol"] for row in rows]
 
 
