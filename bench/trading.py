@@ -50,6 +50,7 @@ import os
 import pstats
 import random
 import secrets
+import shutil
 import signal
 import sys
 import tempfile
@@ -336,7 +337,7 @@ class HubProbe:
         self.pid = 0
         self._saved: dict[str, str | None] = {}
         directory.mkdir(parents=True, exist_ok=True)
-        site = Path(tempfile.mkdtemp(prefix="trading-bench-site-"))
+        site = self.site = Path(tempfile.mkdtemp(prefix="trading-bench-site-"))
         (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
         path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
         env = {"BENCH_TRADING_PROBE": str(directory), "PYTHONPATH": path}
@@ -345,6 +346,12 @@ class HubProbe:
         for name, value in env.items():
             self._saved[name] = os.environ.get(name)
             os.environ[name] = value
+
+    def close(self) -> None:
+        """Remove the sitecustomize, and the hub's reports unless they were asked for."""
+        shutil.rmtree(self.site, ignore_errors=True)
+        if not self.profile:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
     def restore_env(self) -> None:
         """Once the hub started: nothing else this process starts gets the probe."""
@@ -1313,6 +1320,7 @@ async def main(cfg: BenchConfig, profile_dir: Path | None) -> None:
     print(f"\n== {ROOT.name}/bench/trading.py, total {time.perf_counter() - started:.0f} s ==")
     table.print()
     probe.report()
+    probe.close()
 
 
 def report_orders(
