@@ -18,6 +18,19 @@ import orjson
 
 from hub.topics import StoredEvent, Topic
 
+SMALL_APPEND = 32  # up to this many events go in one statement; more go by COPY
+_APPEND = """
+    with counter as (
+        insert into topic_sequences (topic, last_seq) values ($1, $2)
+        on conflict (topic) do update set last_seq = topic_sequences.last_seq + excluded.last_seq
+        returning last_seq
+    )
+    insert into topic_events (topic, seq, data)
+    select $1, counter.last_seq - $2 + item.n, item.data::json
+    from counter, unnest($3::text[]) with ordinality as item (data, n)
+    returning seq
+"""
+
 
 async def allocate(conn: asyncpg.Connection, topic: str, count: int = 1) -> int:
     """Reserve ``count`` sequences for ``topic`` in the caller's transaction; returns the first."""
@@ -56,13 +69,18 @@ class EventLog:
         """
         if not items:
             return []
-        first = await allocate(conn, topic, len(items))
         encoded = [orjson.dumps(item) for item in items]
-        await conn.copy_records_to_table(
-            "topic_events",
-            records=[(topic, first + i, data.decode()) for i, data in enumerate(encoded)],
-            columns=["topic", "seq", "data"],
-        )
+        if len(encoded) <= SMALL_APPEND:
+            # One round trip: take the sequences and store the events in one statement.
+            rows = await conn.fetch(_APPEND, topic, len(encoded), [d.decode() for d in encoded])
+            first = min(row["seq"] for row in rows)
+        else:
+            first = await allocate(conn, topic, len(items))
+            await conn.copy_records_to_table(
+                "topic_events",
+                records=[(topic, first + i, data.decode()) for i, data in enumerate(encoded)],
+                columns=["topic", "seq", "data"],
+            )
         return [(first + i, data) for i, data in enumerate(encoded)]
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:

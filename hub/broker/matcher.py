@@ -8,8 +8,9 @@ each order for each tick. Orders placed or cancelled in another process reach it
 ``book:{symbol}`` topic (which no client may subscribe to).
 
 Crash safety: when a hub dies, its leases expire after ``LEASE_SECONDS`` and another hub takes
-them, reloads the open orders from Postgres, and resumes the ticks after the last one that filled
-an order (the cursor, saved with every fill and every ``CURSOR_INTERVAL``). Replaying a tick is
+them, reloads the open orders from Postgres, and resumes the ticks after the last one the
+previous matcher is known to have handled (the cursor, saved every ``CURSOR_INTERVAL`` and when
+a matcher stops; a fill's transaction does not wait for it). Replaying a tick is
 harmless: an order never fills on a tick ingested before it was accepted, updates are
 conditional on the order's version, and a fill is unique per order and tick.
 """
@@ -164,7 +165,7 @@ class SymbolMatcher:
         self.pool = matchers.resources.pool
         self.bus = matchers.resources.bus
         self.book = Book()
-        self.slippage: dict[str, float] = {}
+        self.terms: dict[str, tuple[float, float]] = {}  # account -> (slippage bps, fee rate)
         self.holders: set[str] = set()
         self.finished = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -175,9 +176,12 @@ class SymbolMatcher:
     async def start(self) -> None:
         cursor = await repo.cursor(self.pool, self.symbol)
         self._saved = cursor
+        # Without a cursor (nobody has matched this symbol for a full second yet, or ever), read
+        # all the history Redis keeps: a tick older than an order never fills it, so this only
+        # costs time, and it covers a matcher that died before saving its first cursor.
         ticks = self.bus.subscribe(
             f"ticks:{self.symbol}",
-            None if cursor is None else cursor[1],
+            0 if cursor is None else cursor[1],
             epoch=None if cursor is None else cursor[0],
         )
         book = self.bus.subscribe(book_topic(self.symbol))
@@ -202,11 +206,13 @@ class SymbolMatcher:
 
     async def _hold(self, row: Any) -> None:
         account_id = row["account_id"]
-        if account_id not in self.slippage:
+        if account_id not in self.terms:
             account = await repo.account(self.pool, account_id)
-            self.slippage[account_id] = 0.0 if account is None else account["slippage_bps"]
+            self.terms[account_id] = (
+                (0.0, 0.0) if account is None else (account["slippage_bps"], account["fee_rate"])
+            )
         if row["status"] in OPEN_STATUSES:
-            self.book.put(book_order(row, self.slippage[account_id]))
+            self.book.put(book_order(row, *self.terms[account_id]))
         else:
             self.book.remove(row["order_id"])
 
@@ -272,7 +278,6 @@ class SymbolMatcher:
                 row = await self.broker.fill(order, decision, tick)
                 if row is not None:
                     self.holders.add(order.account_id)
-                    self._saved = (tick.epoch, tick.seq)
             elif decision.cancel:
                 row = await self.broker.close(
                     order,

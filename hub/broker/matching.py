@@ -60,6 +60,7 @@ class BookOrder:
     expires_ns: int | None
     slippage_bps: float
     average_price: float | None = None
+    fee_rate: float = 0.0
 
     @property
     def remaining(self) -> float:

@@ -39,7 +39,7 @@ def end_of_utc_day(now: datetime) -> datetime:
     return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
 
 
-def book_order(row: Any, slippage_bps: float) -> BookOrder:
+def book_order(row: Any, slippage_bps: float, fee_rate: float) -> BookOrder:
     expires = row["expires_at"]
     return BookOrder(
         order_id=row["order_id"],
@@ -59,6 +59,7 @@ def book_order(row: Any, slippage_bps: float) -> BookOrder:
         expires_ns=None if expires is None else int(expires.timestamp() * 1e9),
         slippage_bps=slippage_bps,
         average_price=row["average_price"],
+        fee_rate=fee_rate,
     )
 
 
@@ -127,11 +128,13 @@ class PaperBroker:
             account = await repo.account(conn, request.account_id, lock=True)
             if account is None:
                 raise NotFound(f"no account {request.account_id!r}", field="account_id")
-            existing = await repo.order_by_client_id(conn, request.account_id, client_order_id)
-            if existing is not None:
+            found = await repo.placing(conn, request.account_id, client_order_id, request.symbol)
+            assert found is not None
+            if found["existing"] is not None:
+                existing = await repo.order(conn, found["existing"])
+                assert existing is not None
                 return existing, False
-            held_row = await repo.position(conn, request.account_id, request.symbol)
-            held = 0.0 if held_row is None else held_row["quantity"]
+            held = found["held"] or 0.0
             limit = (
                 request.price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
             )
@@ -265,7 +268,8 @@ class PaperBroker:
                 if done
                 else (OrderStatus.CANCELLED if decision.cancel else OrderStatus.PARTIALLY_FILLED)
             )
-            row = await repo.update_order(
+            fee = abs(decision.quantity * decision.price) * order.fee_rate
+            row = await repo.fill_order(
                 conn,
                 order.order_id,
                 order.version,
@@ -275,29 +279,13 @@ class PaperBroker:
                     "status": status.value,
                     "triggered": order.triggered or decision.triggered,
                 },
+                (decision.quantity, decision.price, fee, tick.epoch, tick.seq, tick.ts),
             )
             if row is None:
-                return None
-            account = await repo.account(conn, order.account_id, lock=True)
-            assert account is not None
-            fee = abs(decision.quantity * decision.price) * account["fee_rate"]
-            fill_id = await repo.insert_fill(
-                conn,
-                {
-                    "order_id": order.order_id,
-                    "account_id": order.account_id,
-                    "symbol": order.symbol,
-                    "side": order.side.value,
-                    "quantity": decision.quantity,
-                    "price": decision.price,
-                    "fee": fee,
-                    "tick_epoch": tick.epoch,
-                    "tick_seq": tick.seq,
-                    "tick_ts": tick.ts,
-                },
-            )
+                return None  # the order changed under us: nothing written
+            fill_id = row["fill_id"]
             if fill_id is None:
-                raise _AlreadyFilled  # rolls the order update back
+                raise _AlreadyFilled  # this tick filled it before: roll the update back
             held = await repo.position(conn, order.account_id, order.symbol, lock=True)
             before = (
                 Position()
@@ -305,16 +293,15 @@ class PaperBroker:
                 else Position(held["quantity"], held["average_price"], held["realized_pnl"])
             )
             after, realized = apply_fill(before, signed, decision.price)
-            await repo.save_position(
+            await repo.save_position_and_settle(
                 conn,
                 order.account_id,
                 order.symbol,
-                after.quantity,
-                after.average_price,
-                after.realized_pnl,
+                after,
+                cash=-signed * decision.price - fee,
+                realized=realized,
+                fee=fee,
             )
-            await repo.settle(conn, order.account_id, -signed * decision.price - fee, realized, fee)
-            await repo.save_cursor(conn, order.symbol, tick.epoch, tick.seq)
             fill = {
                 "fill_id": str(fill_id),
                 "quantity": decision.quantity,

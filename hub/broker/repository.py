@@ -41,6 +41,24 @@ async def account(conn: Conn, account_id: str, *, lock: bool = False) -> asyncpg
     )
 
 
+async def placing(
+    conn: Conn, account_id: str, client_order_id: str, symbol: str
+) -> asyncpg.Record | None:
+    """For a new order, after the account row is locked (:func:`account` with ``lock``): the id
+    of an order already sent with this ``client_order_id`` (``existing``) and the position held
+    in ``symbol`` (``held``), in one round trip. A separate statement from the lock, so that
+    under READ COMMITTED it sees what the transaction it waited for committed."""
+    return await conn.fetchrow(
+        """select (select order_id from broker_orders
+                   where account_id = $1 and client_order_id = $2) as existing,
+                  (select quantity from broker_positions
+                   where account_id = $1 and symbol = $3) as held""",
+        account_id,
+        client_order_id,
+        symbol,
+    )
+
+
 async def owner(conn: Conn, account_id: str) -> str | None:
     value = await conn.fetchval(
         "select owner from broker_accounts where account_id = $1", account_id
@@ -69,27 +87,6 @@ async def bump_state(conn: Conn, account_id: str) -> asyncpg.Record | None:
         f"""update broker_accounts set state_version = state_version + 1
             where account_id = $1 returning {ACCOUNT_COLUMNS}""",
         account_id,
-    )
-
-
-async def settle(conn: Conn, account_id: str, cash: float, realized: float, fee: float) -> None:
-    await conn.execute(
-        """update broker_accounts set cash = cash + $2, realized_pnl = realized_pnl + $3,
-               fees_paid = fees_paid + $4 where account_id = $1""",
-        account_id,
-        cash,
-        realized,
-        fee,
-    )
-
-
-async def order_by_client_id(
-    conn: Conn, account_id: str, client_order_id: str
-) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"select {ORDER_COLUMNS} from broker_orders where account_id = $1 and client_order_id = $2",
-        account_id,
-        client_order_id,
     )
 
 
@@ -123,6 +120,72 @@ async def update_order(
         order_id,
         version,
         *values.values(),
+    )
+
+
+async def fill_order(
+    conn: Conn,
+    order_id: int,
+    version: int,
+    values: dict[str, Any],
+    fill: tuple[float, float, float, str, int, int],
+) -> asyncpg.Record | None:
+    """Apply ``values`` to the order (if still open at ``version``) and record the fill
+    (quantity, price, fee, tick epoch, tick seq, tick ts) in one statement. None: the order
+    changed; ``fill_id`` None: this tick had already filled it."""
+    sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=9))
+    return await conn.fetchrow(
+        f"""with updated as (
+                update broker_orders set {sets}, version = version + 1, updated_at = now()
+                where order_id = $1 and version = $2 and status in {OPEN}
+                returning {ORDER_COLUMNS}
+            ), filled as (
+                insert into broker_fills (order_id, account_id, symbol, side, quantity, price,
+                                          fee, tick_epoch, tick_seq, tick_ts)
+                select order_id, account_id, symbol, side, $3, $4, $5, $6, $7, $8 from updated
+                on conflict (order_id, tick_epoch, tick_seq) do nothing
+                returning fill_id
+            )
+            select updated.*, (select fill_id from filled) as fill_id from updated""",
+        order_id,
+        version,
+        *fill,
+        *values.values(),
+    )
+
+
+async def save_position_and_settle(
+    conn: Conn,
+    account_id: str,
+    symbol: str,
+    position: Any,
+    *,
+    cash: float,
+    realized: float,
+    fee: float,
+) -> None:
+    """Store the position after a fill and move the account's cash, realized P&L and fees."""
+    await conn.execute(
+        """with saved as (
+               insert into broker_positions (account_id, symbol, quantity, average_price,
+                                             realized_pnl)
+               values ($1, $2, $3, $4, $5)
+               on conflict (account_id, symbol) do update set quantity = excluded.quantity,
+                   average_price = excluded.average_price, realized_pnl = excluded.realized_pnl,
+                   updated_at = now()
+               returning 1
+           )
+           update broker_accounts set cash = cash + $6, realized_pnl = realized_pnl + $7,
+               fees_paid = fees_paid + $8
+           where account_id = $1 and exists (select 1 from saved)""",
+        account_id,
+        symbol,
+        position.quantity,
+        position.average_price,
+        position.realized_pnl,
+        cash,
+        realized,
+        fee,
     )
 
 
@@ -166,18 +229,6 @@ async def orders(
     )
 
 
-async def insert_fill(conn: Conn, values: dict[str, Any]) -> int | None:
-    """The new fill's id, or None when this tick already filled this order."""
-    columns = ", ".join(values)
-    params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-    value = await conn.fetchval(
-        f"""insert into broker_fills ({columns}) values ({params})
-            on conflict (order_id, tick_epoch, tick_seq) do nothing returning fill_id""",
-        *values.values(),
-    )
-    return None if value is None else int(value)
-
-
 async def fills(conn: Conn, account_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(
         """select fill_id, order_id, account_id, symbol, side, quantity, price, fee, tick_epoch,
@@ -196,23 +247,6 @@ async def position(
             from broker_positions where account_id = $1 and symbol = $2{suffix}""",
         account_id,
         symbol,
-    )
-
-
-async def save_position(
-    conn: Conn, account_id: str, symbol: str, quantity: float, average: float, realized: float
-) -> None:
-    await conn.execute(
-        """insert into broker_positions (account_id, symbol, quantity, average_price, realized_pnl)
-           values ($1, $2, $3, $4, $5)
-           on conflict (account_id, symbol) do update set quantity = excluded.quantity,
-               average_price = excluded.average_price, realized_pnl = excluded.realized_pnl,
-               updated_at = now()""",
-        account_id,
-        symbol,
-        quantity,
-        average,
-        realized,
     )
 
 

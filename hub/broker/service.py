@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -33,6 +34,16 @@ if TYPE_CHECKING:
 
 STATE_INTERVAL = 0.1  # seconds between two state documents of one account (10 a second)
 MAX_PAGE = 1000
+MAX_CACHED_ACCOUNTS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class StaticAccount:
+    account_id: str
+    owner: str
+    broker: str
+    active: bool
+    max_orders_per_second: int
 
 
 class Broker(Protocol):
@@ -96,6 +107,8 @@ class BrokerService:
         self.paper = PaperBroker(self.pool, self.bus, self._changed)
         self.brokers: dict[str, Broker] = {"paper": self.paper}
         self.throttle = StateThrottle(self.publish_state)
+        # Accounts never change owner, broker or rate: what placing an order checks, per id.
+        self._accounts: dict[str, StaticAccount] = {}
         self.matchers: Matchers | None = None  # set by the domain's start hook (hub and worker)
 
     @property
@@ -132,33 +145,47 @@ class BrokerService:
     async def place(self, identity: Identity, request: OrderRequest) -> tuple[asyncpg.Record, bool]:
         """Place an order; returns it and whether it is new (a resent ``client_order_id`` is not).
         A risk or cash refusal is a stored order with status ``rejected``."""
-        account = await self.account(identity, request.account_id)
-        if not account["active"]:
+        account = await self._static(identity, request.account_id)
+        if not account.active:
             raise Forbidden(f"account {request.account_id!r} is not active", field="account_id")
-        await self._within_rate(account)
-        last = await self.marketdata.last_tick(request.symbol)
-        if last is None:
-            raise BadRequest(
-                f"unknown symbol {request.symbol!r}: the hub has no market data for it",
-                field="symbol",
-            )
+        last = await self._rate_and_last_price(account, request.symbol)
         client_order_id = request.client_order_id or uuid.uuid4().hex
-        row, created = await self.brokers[account["broker"]].place(
-            request, float(last["price"]), client_order_id
-        )
-        return row, created
+        return await self.brokers[account.broker].place(request, last, client_order_id)
 
-    async def _within_rate(self, account: asyncpg.Record) -> None:
+    async def _static(self, identity: Identity, account_id: str) -> StaticAccount:
+        """What never changes about an account (owner, broker, rate), checked for the caller and
+        kept in this process, so placing an order reads no account row before its transaction."""
+        found = self._accounts.get(account_id)
+        if found is None:
+            row = await self.account(identity, account_id)
+            found = StaticAccount(
+                account_id,
+                str(row["owner"]),
+                row["broker"],
+                row["active"],
+                row["max_orders_per_second"],
+            )
+            if len(self._accounts) >= MAX_CACHED_ACCOUNTS:
+                self._accounts.clear()
+            self._accounts[account_id] = found
+        elif not identity.is_admin and found.owner != identity.user_id:
+            raise Forbidden(f"account {account_id!r} is not yours", field="account_id")
+        return found
+
+    async def _rate_and_last_price(self, account: StaticAccount, symbol: str) -> float:
+        """Count the order against the account's rate and read the symbol's last price, in one
+        Redis round trip; 429 past the rate, 400 for a symbol without market data."""
         second = int(time.time())
-        key = self.keys.rate_limit("orders", f"{account['account_id']}:{second}")
+        key = self.keys.rate_limit("orders", f"{account.account_id}:{second}")
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(key)
             pipe.expire(key, 2)
-            count, _ = await pipe.execute()
-        limit = account["max_orders_per_second"]
+            pipe.xrevrange(self.keys.topic_history(f"ticks:{symbol}"), count=1)
+            count, _, last = await pipe.execute()
+        limit = account.max_orders_per_second
         if int(count) > limit:
             raise RateLimited(
-                f"account {account['account_id']} may place {limit} orders a second",
+                f"the account may place {limit} orders a second",
                 headers={
                     "Retry-After": "1",
                     "X-RateLimit-Limit": str(limit),
@@ -166,6 +193,11 @@ class BrokerService:
                     "X-RateLimit-Reset": str(second + 1),
                 },
             )
+        if not last:
+            raise BadRequest(
+                f"unknown symbol {symbol!r}: the hub has no market data for it", field="symbol"
+            )
+        return float(orjson.loads(last[0][1][b"d"])["price"])
 
     async def order(self, identity: Identity, order_id: Any) -> asyncpg.Record:
         number = _order_number(order_id)
