@@ -78,9 +78,23 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs before its next use, beyond the rollback of an open
+    transaction that asyncpg always does: nothing. No code here leaves session state on a pooled
+    connection (no SET, LISTEN, cursors or session advisory locks: those live on a connection of
+    their own, or end with their transaction), so asyncpg's default reset query (RESET ALL,
+    UNLISTEN *, CLOSE ALL, pg_advisory_unlock_all) would cost a round trip per checkout for
+    nothing: about a sixth of what placing an order costs Postgres."""
+
+
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=60
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        reset=_keep_session,
+        command_timeout=60,
     )
     assert pool is not None
     return pool
