@@ -11,6 +11,7 @@ the budget (``TRADEHUB_GRAPHQL_MAX_ROWS``) is refused before anything runs, with
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -51,13 +52,30 @@ def _argument(field: FieldNode, name: str, variables: Mapping[str, Any]) -> Any:
     return None
 
 
+_DECLARED: weakref.WeakKeyDictionary[strawberry.Schema, dict[tuple[str, str], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 class CostCounter:
     def __init__(self, schema: strawberry.Schema) -> None:
         self.schema = schema
+        # What each (type, field) declares, looked up through strawberry once per schema: the
+        # lookup converts names and costs more than the rest of the walk.
+        self.declared = _DECLARED.setdefault(schema, {})
+
+    def _declared(self, parent: str, name: str) -> Any:
+        key = (parent, name)
+        try:
+            return self.declared[key]
+        except KeyError:
+            field = self.schema.get_field_for_type(name, parent)
+            found = None if field is None else field.metadata.get(ROWS_KEY)
+            self.declared[key] = found
+            return found
 
     def field_rows(self, parent: str, node: FieldNode, variables: Mapping[str, Any]) -> int:
-        field = self.schema.get_field_for_type(node.name.value, parent)
-        declared = None if field is None else field.metadata.get(ROWS_KEY)
+        declared = self._declared(parent, node.name.value)
         if declared is None:
             return 1
         argument, default = declared
