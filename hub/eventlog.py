@@ -19,17 +19,28 @@ import orjson
 from hub.topics import StoredEvent, Topic
 
 SMALL_APPEND = 32  # up to this many events go in one statement; more go by COPY
-_APPEND = """
-    with counter as (
-        insert into topic_sequences (topic, last_seq) values ($1, $2)
+
+
+def append_statement(ctes: str = "", *, first: int = 1) -> str:
+    """One statement that takes a topic's next sequences and stores events under them, with
+    parameters ``$first`` (topic), ``$first+1`` (count) and ``$first+2`` (the events' JSON texts,
+    a text[]); ``ctes`` (``name as (...), ``) lets a writer run its own changes in the same
+    round trip. Returns the sequences."""
+    topic, count, data = f"${first}", f"${first + 1}", f"${first + 2}"
+    return f"""
+    with {ctes}counter as (
+        insert into topic_sequences (topic, last_seq) values ({topic}, {count})
         on conflict (topic) do update set last_seq = topic_sequences.last_seq + excluded.last_seq
         returning last_seq
     )
     insert into topic_events (topic, seq, data)
-    select $1, counter.last_seq - $2 + item.n, item.data::json
-    from counter, unnest($3::text[]) with ordinality as item (data, n)
+    select {topic}, counter.last_seq - {count} + item.n, item.data::json
+    from counter, unnest({data}::text[]) with ordinality as item (data, n)
     returning seq
-"""
+    """
+
+
+_APPEND = append_statement()
 
 
 async def allocate(conn: asyncpg.Connection, topic: str, count: int = 1) -> int:

@@ -82,7 +82,7 @@ class Book:
 
     def reached(self, price: float) -> list[BookOrder]:
         """The orders a tick trading at ``price`` may fill or trigger, oldest first."""
-        ids = set(self._every)
+        ids: set[int] | None = set(self._every) if self._every else None
         for name, threshold in (
             ("buy_limits", -price),
             ("sell_limits", price),
@@ -90,6 +90,12 @@ class Book:
             ("sell_stops", -price),
         ):
             entries = self._lists[name]
+            if not entries or entries[0][0] > threshold:
+                continue  # the nearest order of this kind is out of reach: so are the rest
             end = bisect.bisect_right(entries, (threshold, math.inf))
+            if ids is None:
+                ids = set()
             ids.update(order_id for _, order_id in entries[:end])
+        if ids is None:
+            return []
         return [self.orders[i] for i in sorted(ids)]

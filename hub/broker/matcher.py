@@ -258,18 +258,23 @@ class SymbolMatcher:
 
     async def _on_tick(self, event: Event) -> None:
         data = event.data()
+        price = float(data["price"])
+        self._seen = (event.epoch, event.seq)
+        reached = self.book.reached(price)
+        if not reached:  # the usual tick: nothing to fill or trigger, only marks to refresh
+            self._touch_holders()
+            return
         tick = Tick(
             seq=event.seq,
             epoch=event.epoch,
             ts=int(data.get("ts") or 0),
-            price=float(data["price"]),
+            price=price,
             size=data.get("size"),
             bid=data.get("bid"),
             ask=data.get("ask"),
             recv_ns=int(data.get("recv_ns") or 0),
         )
-        self._seen = (tick.epoch, tick.seq)
-        for order in self.book.reached(tick.price):
+        for order in reached:
             decision = decide(order, tick)
             if decision.rest:
                 order.marketable = False
@@ -289,8 +294,13 @@ class SymbolMatcher:
             else:
                 continue
             await self._refresh(order.order_id, row)
+        self._touch_holders()
+
+    def _touch_holders(self) -> None:
+        """A tick moved the mark: the holders' positions and balances are due (throttled)."""
+        touch = self.service.throttle.touch
         for account_id in self.holders:
-            self.service.throttle.touch(account_id)
+            touch(account_id)
 
     async def _refresh(self, order_id: int, row: Any) -> None:
         if row is None:  # changed under us: read what it is now

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+import orjson
 
 from hub.broker import repository as repo
 from hub.broker.documents import order_event
@@ -286,22 +287,12 @@ class PaperBroker:
             fill_id = row["fill_id"]
             if fill_id is None:
                 raise _AlreadyFilled  # this tick filled it before: roll the update back
-            held = await repo.position(conn, order.account_id, order.symbol, lock=True)
             before = (
                 Position()
-                if held is None
-                else Position(held["quantity"], held["average_price"], held["realized_pnl"])
+                if row["held_quantity"] is None
+                else Position(row["held_quantity"], row["held_average"], row["held_realized"])
             )
             after, realized = apply_fill(before, signed, decision.price)
-            await repo.save_position_and_settle(
-                conn,
-                order.account_id,
-                order.symbol,
-                after,
-                cash=-signed * decision.price - fee,
-                realized=realized,
-                fee=fee,
-            )
             fill = {
                 "fill_id": str(fill_id),
                 "quantity": decision.quantity,
@@ -315,7 +306,19 @@ class PaperBroker:
             items = [order_event(event, row, fill)]
             if status is OrderStatus.CANCELLED:
                 items.append(order_event("cancelled", row))
-            stored = await EventLog.append(conn, orders_topic(order.account_id), items)
+            encoded = [orjson.dumps(item) for item in items]
+            sequences = await repo.settle_fill(
+                conn,
+                order.account_id,
+                order.symbol,
+                after,
+                cash=-signed * decision.price - fee,
+                realized=realized,
+                fee=fee,
+                topic=orders_topic(order.account_id),
+                events=encoded,
+            )
+            stored = list(zip(sequences, encoded, strict=True))
         await self.on_change(row, stored, True)
         return row
 

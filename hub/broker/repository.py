@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from hub.db import Conn
+from hub.eventlog import append_statement
 
 ACCOUNT_COLUMNS = """account_id, owner, name, broker, currency, initial_balance, cash, realized_pnl,
     fees_paid, fee_rate, slippage_bps, max_order_quantity, max_position, max_order_notional,
@@ -130,9 +131,10 @@ async def fill_order(
     values: dict[str, Any],
     fill: tuple[float, float, float, str, int, int],
 ) -> asyncpg.Record | None:
-    """Apply ``values`` to the order (if still open at ``version``) and record the fill
-    (quantity, price, fee, tick epoch, tick seq, tick ts) in one statement. None: the order
-    changed; ``fill_id`` None: this tick had already filled it."""
+    """In one statement: apply ``values`` to the order (if still open at ``version``), record
+    the fill (quantity, price, fee, tick epoch, tick seq, tick ts), and lock and read the
+    account's position in the symbol (``held_quantity``, ``held_average``, ``held_realized``,
+    null without one). None: the order changed; ``fill_id`` None: this tick had filled it."""
     sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=9))
     return await conn.fetchrow(
         f"""with updated as (
@@ -145,8 +147,16 @@ async def fill_order(
                 select order_id, account_id, symbol, side, $3, $4, $5, $6, $7, $8 from updated
                 on conflict (order_id, tick_epoch, tick_seq) do nothing
                 returning fill_id
+            ), held as (
+                select p.quantity, p.average_price, p.realized_pnl
+                from broker_positions p join updated u
+                  on p.account_id = u.account_id and p.symbol = u.symbol
+                for update of p
             )
-            select updated.*, (select fill_id from filled) as fill_id from updated""",
+            select updated.*, (select fill_id from filled) as fill_id,
+                   held.quantity as held_quantity, held.average_price as held_average,
+                   held.realized_pnl as held_realized
+            from updated left join held on true""",
         order_id,
         version,
         *fill,
@@ -154,7 +164,7 @@ async def fill_order(
     )
 
 
-async def save_position_and_settle(
+async def settle_fill(
     conn: Conn,
     account_id: str,
     symbol: str,
@@ -163,21 +173,28 @@ async def save_position_and_settle(
     cash: float,
     realized: float,
     fee: float,
-) -> None:
-    """Store the position after a fill and move the account's cash, realized P&L and fees."""
-    await conn.execute(
-        """with saved as (
+    topic: str,
+    events: list[bytes],
+) -> list[int]:
+    """In one statement: store the position after a fill, move the account's cash, realized
+    P&L and fees, and append ``events`` to ``topic``; returns the events' sequences."""
+    ctes = """saved as (
                insert into broker_positions (account_id, symbol, quantity, average_price,
                                              realized_pnl)
-               values ($1, $2, $3, $4, $5)
+               values ($4, $5, $6, $7, $8)
                on conflict (account_id, symbol) do update set quantity = excluded.quantity,
                    average_price = excluded.average_price, realized_pnl = excluded.realized_pnl,
                    updated_at = now()
-               returning 1
-           )
-           update broker_accounts set cash = cash + $6, realized_pnl = realized_pnl + $7,
-               fees_paid = fees_paid + $8
-           where account_id = $1 and exists (select 1 from saved)""",
+           ), settled as (
+               update broker_accounts set cash = cash + $9, realized_pnl = realized_pnl + $10,
+                   fees_paid = fees_paid + $11
+               where account_id = $4
+           ), """
+    rows = await conn.fetch(
+        append_statement(ctes),
+        topic,
+        len(events),
+        [e.decode() for e in events],
         account_id,
         symbol,
         position.quantity,
@@ -187,6 +204,7 @@ async def save_position_and_settle(
         realized,
         fee,
     )
+    return sorted(row["seq"] for row in rows)
 
 
 async def open_orders(
