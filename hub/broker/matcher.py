@@ -259,10 +259,10 @@ class SymbolMatcher:
     async def _on_tick(self, event: Event) -> None:
         data = event.data()
         price = float(data["price"])
-        self._seen = (event.epoch, event.seq)
         reached = self.book.reached(price)
         if not reached:  # the usual tick: nothing to fill or trigger, only marks to refresh
             self._touch_holders()
+            self._seen = (event.epoch, event.seq)
             return
         tick = Tick(
             seq=event.seq,
@@ -279,6 +279,7 @@ class SymbolMatcher:
             if decision.rest:
                 order.marketable = False
                 self.book.put(order)
+                await repo.rests(self.pool, order.order_id)
             if decision.fills:
                 row = await self.broker.fill(order, decision, tick)
                 if row is not None:
@@ -295,6 +296,9 @@ class SymbolMatcher:
                 continue
             await self._refresh(order.order_id, row)
         self._touch_holders()
+        # Only now is the tick handled: a matcher stopped halfway through it leaves the cursor
+        # before it, and whoever matches next replays it.
+        self._seen = (event.epoch, event.seq)
 
     def _touch_holders(self) -> None:
         """A tick moved the mark: the holders' positions and balances are due (throttled)."""

@@ -207,6 +207,12 @@ async def settle_fill(
     return sorted(row["seq"] for row in rows)
 
 
+async def rests(conn: Conn, order_id: int) -> None:
+    """A limit that was marketable on arrival missed its next tick: from now on it rests (an
+    internal mark, not a change clients see, so no new version)."""
+    await conn.execute("update broker_orders set marketable = false where order_id = $1", order_id)
+
+
 async def open_orders(
     conn: Conn, *, symbol: str | None = None, account_id: str | None = None
 ) -> list[asyncpg.Record]:

@@ -6,6 +6,7 @@ the symbol's matcher, and keeps the positions and balances state topics current 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 import orjson
+from redis.exceptions import RedisError
 
 from hub.broker import repository as repo
 from hub.broker.documents import balances_document, positions_document
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from hub.auth import Identity
     from hub.broker.matcher import Matchers
     from hub.domains import Resources
+
+log = logging.getLogger("tradehub.broker")
 
 STATE_INTERVAL = 0.1  # seconds between two state documents of one account (10 a second)
 MAX_PAGE = 1000
@@ -300,7 +304,12 @@ class BrokerService:
         return account["state_version"], orjson.dumps(positions), orjson.dumps(balances)
 
     async def publish_state(self, account_id: str) -> None:
-        found = await self.state_documents(account_id, bump=True)
+        try:
+            found = await self.state_documents(account_id, bump=True)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError):
+            # The next fill or mark publishes again; a subscriber meanwhile keeps the last state.
+            log.warning("state of %s not published", account_id, exc_info=True)
+            return
         if found is None:
             return
         version, positions, balances = found
