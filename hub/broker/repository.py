@@ -164,6 +164,23 @@ async def fill_order(
     )
 
 
+async def bump_state_with_positions(conn: Conn, account_id: str) -> list[asyncpg.Record]:
+    """Take the account's next state version and read it with its positions, in one statement:
+    one row per position (``symbol`` null when there is none), each carrying the account's
+    columns. Empty: no such account."""
+    return await conn.fetch(
+        f"""with bumped as (
+                update broker_accounts set state_version = state_version + 1
+                where account_id = $1 returning {ACCOUNT_COLUMNS}
+            )
+            select bumped.*, p.symbol, p.position_id, p.quantity, p.average_price,
+                   p.realized_pnl as position_realized_pnl, p.updated_at
+            from bumped left join broker_positions p on p.account_id = bumped.account_id
+            order by p.symbol""",
+        account_id,
+    )
+
+
 async def settle_fill(
     conn: Conn,
     account_id: str,

@@ -74,9 +74,14 @@ class StateThrottle:
         self._last: dict[str, float] = {}
         self._waiting: dict[str, asyncio.TimerHandle | asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()  # accounts whose documents are being published
+        self._again: set[str] = set()  # touched meanwhile: publish once more when done
 
     def touch(self, account_id: str) -> None:
         if account_id in self._waiting:
+            return
+        if account_id in self._running:
+            self._again.add(account_id)
             return
         loop = asyncio.get_running_loop()
         delay = self._last.get(account_id, 0.0) + self.interval - loop.time()
@@ -88,9 +93,17 @@ class StateThrottle:
     def _start(self, account_id: str) -> None:
         self._waiting.pop(account_id, None)
         self._last[account_id] = asyncio.get_running_loop().time()
+        self._running.add(account_id)
         task = asyncio.create_task(self.publish(account_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda _: self._finished(account_id))
+
+    def _finished(self, account_id: str) -> None:
+        self._running.discard(account_id)
+        if account_id in self._again:
+            self._again.discard(account_id)
+            self.touch(account_id)
 
     async def close(self) -> None:
         for waiting in self._waiting.values():
@@ -290,16 +303,35 @@ class BrokerService:
         self, account_id: str, *, bump: bool = False
     ) -> tuple[int, bytes, bytes] | None:
         """(version, positions JSON, balances JSON) of an account; ``bump`` takes a new version
-        first, under the account row's lock, so a later version always holds later data."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            account = await (
-                repo.bump_state(conn, account_id) if bump else repo.account(conn, account_id)
-            )
-            if account is None:
+        with the same statement that reads the account and its positions, so the account row is
+        locked for one statement only (a fill waiting to settle never waits on Redis). The marks
+        are read after: the throttle publishes one account's documents one at a time, so a
+        later version never carries older marks from this process."""
+        if bump:
+            rows = await repo.bump_state_with_positions(self.pool, account_id)
+            if not rows:
                 return None
-            rows = await repo.positions(conn, [account_id])
-            marks = await self.marks(sorted({row["symbol"] for row in rows}))
-        positions = positions_document(account_id, rows, marks)
+            account = rows[0]
+            held: list[Any] = [
+                {
+                    "account_id": account_id,
+                    "symbol": row["symbol"],
+                    "position_id": row["position_id"],
+                    "quantity": row["quantity"],
+                    "average_price": row["average_price"],
+                    "realized_pnl": row["position_realized_pnl"],
+                }
+                for row in rows
+                if row["symbol"] is not None
+            ]
+        else:
+            found = await repo.account(self.pool, account_id)
+            if found is None:
+                return None
+            account = found
+            held = await repo.positions(self.pool, [account_id])
+        marks = await self.marks(sorted({row["symbol"] for row in held}))
+        positions = positions_document(account_id, held, marks)
         balances = balances_document(account, positions)
         return account["state_version"], orjson.dumps(positions), orjson.dumps(balances)
 
