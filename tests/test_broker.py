@@ -636,3 +636,28 @@ def test_the_book_hands_a_tick_only_the_orders_it_can_reach() -> None:
         o.order_id for o in book.reached(96.0)
     ]
     assert len(book) == 8
+
+
+async def test_a_matcher_lets_go_of_a_symbol_with_nothing_left_and_leaves_no_subscription(
+    server: LiveServer, desk: Desk
+) -> None:
+    symbol = new_symbol()
+    await desk.ticks(symbol, 100.0)
+    account = await desk.account()
+    order = await desk.place(account, symbol, type="LIMIT", price=50.0)
+    state = server.lifespan_state
+    matchers = state.broker.matchers
+    assert symbol in matchers.symbols
+    channels = [
+        state.keys.topic_channel(f"ticks:{symbol}"),
+        state.keys.topic_channel(f"book:{symbol}"),
+    ]
+    assert all(c.encode() in state.bus._channels for c in channels)
+    await desk.gql("CancelOrder", {"id": order["id"]})
+
+    async def let_go() -> bool:
+        return symbol not in matchers.symbols
+
+    await eventually(let_go, timeout=15)
+    assert not any(c.encode() in state.bus._channels for c in channels)
+    assert await state.redis.get(state.keys.matcher_lease(symbol)) is None

@@ -169,6 +169,7 @@ class SymbolMatcher:
         self.holders: set[str] = set()
         self.finished = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscriptions: list[Any] = []
         self._lock = asyncio.Lock()  # one change at a time: a tick, or an order's news
         self._saved: tuple[str, int] | None = None
         self._seen: tuple[str, int] | None = None
@@ -185,11 +186,16 @@ class SymbolMatcher:
             epoch=None if cursor is None else cursor[0],
         )
         book = self.bus.subscribe(book_topic(self.symbol))
-        await ticks.open()
-        await book.open()
-        for row in await repo.open_orders(self.pool, symbol=self.symbol):
-            await self._hold(row)
-        self.holders = set(await repo.holders(self.pool, self.symbol))
+        self._subscriptions = [ticks, book]
+        try:
+            await ticks.open()
+            await book.open()
+            for row in await repo.open_orders(self.pool, symbol=self.symbol):
+                await self._hold(row)
+            self.holders = set(await repo.holders(self.pool, self.symbol))
+        except BaseException:
+            await self._close_subscriptions()
+            raise
         self._tasks = [
             asyncio.create_task(self._read_ticks(ticks), name=f"ticks-{self.symbol}"),
             asyncio.create_task(self._read_book(book), name=f"book-{self.symbol}"),
@@ -202,7 +208,14 @@ class SymbolMatcher:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._close_subscriptions()
         await self._save_cursor()
+
+    async def _close_subscriptions(self) -> None:
+        """Detach from the bus (a cancelled reader does not do it by itself)."""
+        for subscription in self._subscriptions:
+            await subscription.aclose()
+        self._subscriptions = []
 
     async def _hold(self, row: Any) -> None:
         account_id = row["account_id"]
