@@ -11,6 +11,7 @@ answer's data was read; ``cached`` says whether it came from Redis.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -318,9 +319,13 @@ class Ask:
             broker: BrokerService = request.state.broker
             read_at = time.time()  # what the parts hold is at least this recent
             accounts = await self.filter.accounts(broker, self.identity)
+            # The parts are independent reads: each on its own connection, at once.
+            bodies = await asyncio.gather(
+                *(part.read(broker, self.identity, accounts) for part in missing)
+            )
             fresh = []
-            for part in missing:
-                read = Read(await part.read(broker, self.identity, accounts), read_at, False)
+            for part, body in zip(missing, bodies, strict=True):
+                read = Read(body, read_at, False)
                 found[part.name] = read
                 fresh.append((keys[part.name], read, part.ttl_ms))
             await _to_cache(request, fresh)

@@ -254,7 +254,7 @@ class BrokerService:
         if offset < 0:
             raise BadRequest("offset must not be negative", field="offset")
         for account_id in account_ids:
-            await self.account(identity, account_id)
+            await self._static(identity, account_id)
         return await repo.orders(
             self.pool, account_ids, [s.value for s in statuses] if statuses else None, limit, offset
         )
@@ -286,7 +286,7 @@ class BrokerService:
     async def positions(self, identity: Identity, account_ids: list[str]) -> list[dict[str, Any]]:
         """One positions document per account (its positions marked to the last tick)."""
         for account_id in account_ids:
-            await self.account(identity, account_id)
+            await self._static(identity, account_id)
         rows = await repo.positions(self.pool, account_ids)
         marks = await self.marks(sorted({row["symbol"] for row in rows}))
         return [
