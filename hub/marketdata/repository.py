@@ -34,13 +34,15 @@ async def add_symbols(
 ) -> list[asyncpg.Record]:
     """Record the symbols that have no partition yet; returns those this call recorded (a
     concurrent writer recording the same symbol waits for this transaction, then skips it).
-    In symbol order, so that two batches never wait for each other's symbols crosswise."""
+    In symbol order, so that two batches never wait for each other's symbols crosswise. The
+    conflict names no index: a measurement is made from its symbol, so a concurrent writer may
+    hit either unique index first, and both mean the same symbol."""
     return await conn.fetch(
         """
         insert into tick_symbols (symbol, measurement)
         select symbol, measurement from unnest($1::text[], $2::text[]) as s (symbol, measurement)
         order by symbol
-        on conflict (symbol) do nothing
+        on conflict do nothing
         returning symbol, measurement
         """,
         symbols,
