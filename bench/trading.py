@@ -541,8 +541,11 @@ async def tick_path_floor(database_url: str, redis_url: str, batch: int, rounds:
     tag = secrets.token_hex(3)
     ticks_ch, fills_ch = f"trading-bench:{tag}:ticks", f"trading-bench:{tag}:fills"
     await pubsub.subscribe(ticks_ch, fills_ch)
-    while await pubsub.get_message(timeout=0.2) is not None:
-        pass  # the subscribe confirmations
+    confirmed = 0
+    async with asyncio.timeout(10):
+        while confirmed < 2:  # one subscribe confirmation per channel
+            message = await pubsub.get_message(timeout=1.0)
+            confirmed += message is not None and message["type"] == "subscribe"
     await conn.execute(
         f"create table floor_ticks_{tag} (symbol text, ts_ns int8, price float8, bid float8, "
         f"ask float8, recv_ns int8); create table floor_fills_{tag} (fill_id bigint generated "

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from hub.keys import Keys
 from hub.pubsub import PubSubClosed, PubSubConnection
+from hub.recentscripts import PUBLISH_RECENT, PUBLISH_RECENT_BATCH
 from hub.subscription import Event, Subscription, SubscriptionClosed
 from hub.topics import Topic, TopicKind, TopicRegistry
 
@@ -36,55 +37,6 @@ READ_TIMEOUT = 25.0
 ACTIVE_TIMEOUT = 5.0
 RECENT_TTL_SECONDS = 7 * 24 * 3600
 BATCH_LIMIT = 20_000  # events per batch message (keeps each Redis message to a few MB)
-
-_PUBLISH_RECENT = """
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[2]
-  redis.call('HSET', KEYS[1], 'epoch', epoch)
-  redis.call('DEL', KEYS[2])
-end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'd', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('PUBLISH', KEYS[3], seq .. '\\n' .. epoch .. '\\n' .. ARGV[1])
-return {seq, epoch}
-"""
-
-# Many events on many recent topics in one call. KEYS: per topic its sequence hash, history
-# stream and channel; ARGV: a new epoch, maxlen, ttl, then per topic a count and its payloads.
-# Each topic's events take consecutive sequences and go out as one batch message
-# ("*first\nepoch\n" then the payloads, one a line), which every reader splits back. Returns
-# per topic {first sequence, epoch}.
-_PUBLISH_RECENT_BATCH = """
-local out = {}
-local arg = 4
-for t = 1, #KEYS / 3 do
-  local seq_key, hist_key, channel = KEYS[3 * t - 2], KEYS[3 * t - 1], KEYS[3 * t]
-  local n = tonumber(ARGV[arg])
-  local last = redis.call('HINCRBY', seq_key, 'seq', n)
-  local first = last - n + 1
-  local epoch = redis.call('HGET', seq_key, 'epoch')
-  if not epoch then
-    epoch = ARGV[1]
-    redis.call('HSET', seq_key, 'epoch', epoch)
-    redis.call('DEL', hist_key)
-  end
-  local payloads = {}
-  for i = 1, n do
-    local data = ARGV[arg + i]
-    payloads[i] = data
-    redis.call('XADD', hist_key, 'MAXLEN', '~', ARGV[2], (first + i - 1) .. '-0', 'd', data)
-  end
-  redis.call('EXPIRE', seq_key, ARGV[3])
-  redis.call('EXPIRE', hist_key, ARGV[3])
-  redis.call('PUBLISH', channel, '*' .. first .. '\\n' .. epoch .. '\\n' .. table.concat(payloads, '\\n'))
-  out[t] = {first, epoch}
-  arg = arg + n + 1
-end
-return out
-"""
 
 
 def wire(seq: int, epoch: str, data_json: bytes) -> bytes:
@@ -130,8 +82,8 @@ class Bus:
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
         self._prefix = keys.topic_channel("").encode()
-        self._publish_recent = redis.register_script(_PUBLISH_RECENT)
-        self._publish_recent_batch = redis.register_script(_PUBLISH_RECENT_BATCH)
+        self._publish_recent = redis.register_script(PUBLISH_RECENT)
+        self._publish_recent_batch = redis.register_script(PUBLISH_RECENT_BATCH)
         self._on_slow_consumer = on_slow_consumer
         self.reconnects = 0
 

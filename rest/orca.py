@@ -36,7 +36,7 @@ from hub.errors import HubError, NotFound
 from hub.http import JSONResponse, require_identity
 from hub.openapi import ErrorStatus, describe
 from rest.errors import ORCA
-from rest.models import (
+from rest.orca_models import (
     ACCOUNT_IDS,
     MAX_ACCOUNT_IDS,
     MAX_ACCOUNT_NAME,

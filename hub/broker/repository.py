@@ -83,14 +83,6 @@ async def accounts(
     )
 
 
-async def bump_state(conn: Conn, account_id: str) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        f"""update broker_accounts set state_version = state_version + 1
-            where account_id = $1 returning {ACCOUNT_COLUMNS}""",
-        account_id,
-    )
-
-
 async def order(conn: Conn, order_id: int, *, lock: bool = False) -> asyncpg.Record | None:
     suffix = " for update" if lock else ""
     return await conn.fetchrow(
@@ -267,27 +259,6 @@ async def orders(
         statuses,
         limit,
         offset,
-    )
-
-
-async def fills(conn: Conn, account_id: str) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """select fill_id, order_id, account_id, symbol, side, quantity, price, fee, tick_epoch,
-                  tick_seq, tick_ts, created_at
-           from broker_fills where account_id = $1 order by fill_id""",
-        account_id,
-    )
-
-
-async def position(
-    conn: Conn, account_id: str, symbol: str, *, lock: bool = False
-) -> asyncpg.Record | None:
-    suffix = " for update" if lock else ""
-    return await conn.fetchrow(
-        f"""select account_id, symbol, position_id, quantity, average_price, realized_pnl, updated_at
-            from broker_positions where account_id = $1 and symbol = $2{suffix}""",
-        account_id,
-        symbol,
     )
 
 

@@ -128,10 +128,6 @@ class BrokerService:
         self._accounts: dict[str, StaticAccount] = {}
         self.matchers: Matchers | None = None  # set by the domain's start hook (hub and worker)
 
-    @property
-    def marketdata(self) -> Any:
-        return self.resources.service("marketdata")
-
     # -- accounts ---------------------------------------------------------------------
 
     async def create_account(self, identity: Identity, request: AccountRequest) -> asyncpg.Record:
@@ -263,10 +259,6 @@ class BrokerService:
         rows = await self.orders(identity, account_ids, sorted(OPEN_STATUSES), MAX_PAGE)
         return sorted(rows, key=lambda row: row["order_id"])
 
-    async def fills(self, identity: Identity, account_id: str) -> list[asyncpg.Record]:
-        await self.account(identity, account_id)
-        return await repo.fills(self.pool, account_id)
-
     # -- positions and balances -------------------------------------------------------
 
     async def marks(self, symbols: list[str]) -> dict[str, float]:
@@ -360,11 +352,11 @@ class BrokerService:
         account_id = row["account_id"]
         topic = orders_topic(account_id)
         await self.bus.publish_many([(topic, seq, data) for seq, data in stored])
-        if matched:
-            pass  # the symbol's matcher made this change and holds the order as written
-        elif self.matchers is not None:
+        # The symbol's matcher already holds what it changed itself (``matched``); anything else
+        # reaches it here, or, from a worker or CLI, on the book topic.
+        if not matched and self.matchers is not None:
             await self.matchers.changed(row, stored)
-        else:  # a worker or CLI: the hub holding the symbol's lease hears it on the book topic
+        elif not matched:
             await self.bus.publish_recent(book_topic(row["symbol"]), book_payload(row))
         self.throttle.touch(account_id)
 

@@ -1,0 +1,160 @@
+"""What ORCA's HFT trading API (seed 002) takes and answers, for ``/openapi.json``: the
+filters as ``rest/orca.py`` enforces them, and each endpoint's answer (see ``rest/models.py``
+for how the families' models are used)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from rest.models import Check, HealthStatus
+
+# -- ORCA trading (seed 002) --------------------------------------------------------------
+
+# account_ids: up to 100 of the broker's account ids (D10000001), comma-separated.
+MAX_ACCOUNT_IDS = 100
+ACCOUNT_IDS = rf"^ *D[0-9]{{1,18}} *(, *D[0-9]{{1,18}} *){{0,{MAX_ACCOUNT_IDS - 1}}}$"
+MAX_ACCOUNT_NAME = 64
+_FLAG = "true or false (1 or 0)"
+
+
+class TradingChecks(BaseModel):
+    redis: Check = Field(description="the cache")
+    broker: Check = Field(description="the broker's books (Postgres)")
+
+
+class TradingHealth(BaseModel):
+    """``degraded``: Redis is down, so nothing is cached but every read still answers;
+    ``unhealthy`` (503): the broker's books do not answer."""
+
+    status: HealthStatus
+    timestamp: float = Field(description="epoch seconds")
+    datetime_: str = Field(alias="datetime", description="UTC, no zone: 2025-01-21T20:00:00.000000")
+    checks: TradingChecks
+    response_time_ms: float
+
+
+class TradingFilter(BaseModel):
+    account_ids: str | None = Field(
+        None,
+        pattern=ACCOUNT_IDS,
+        description="only these accounts, comma-separated (D10000001,D10000002): another "
+        "user's is a 403, an unknown one a 404",
+    )
+    account_name: str | None = Field(
+        None,
+        max_length=MAX_ACCOUNT_NAME,
+        description="only the caller's account of this name (404 when there is none); absent: "
+        "all of the caller's accounts (seed 002's PAAPEX2666680000001 applies only when sent)",
+    )
+
+
+class AccountsQuery(TradingFilter):
+    use_cache: bool = Field(True, description=f"answer from a copy up to 300 s old: {_FLAG}")
+
+
+class PositionsQuery(TradingFilter):
+    use_cache: bool = Field(False, description=f"answer from a copy up to 1 s old: {_FLAG}")
+
+
+class OrdersQuery(TradingFilter):
+    use_cache: bool = Field(False, description=f"answer from a copy up to 1 s old: {_FLAG}")
+
+
+class BalancesQuery(TradingFilter):
+    use_cache: bool = Field(True, description=f"answer from a copy up to 2 s old: {_FLAG}")
+
+
+class SnapshotQuery(TradingFilter):
+    include_accounts: bool = Field(True, description=_FLAG)
+    include_positions: bool = Field(True, description=_FLAG)
+    include_orders: bool = Field(True, description=_FLAG)
+    include_balances: bool = Field(True, description=_FLAG)
+    use_cache: bool = Field(False, description=f"each part from its endpoint's cache: {_FLAG}")
+
+
+class TradingAnswer(BaseModel):
+    count: int
+    cached: bool = Field(description="true only when the answer came from the cache (Redis)")
+    timestamp: float = Field(description="epoch seconds of the broker read the answer holds")
+
+
+class TradingAccount(BaseModel):
+    name: str
+    id: str
+    active: bool
+
+
+class TradingAccounts(TradingAnswer):
+    accounts: list[TradingAccount]
+
+
+class TradingPosition(BaseModel):
+    id: str
+    account_id: str
+    instrument: str
+    quantity: float = Field(gt=0, description="unsigned (see side); whole numbers as integers")
+    side: Literal["long", "short"]
+    avg_price: float
+    unrealized_pnl: float = Field(description="marked to the symbol's last tick")
+
+
+class TradingPositions(TradingAnswer):
+    positions: list[TradingPosition]
+
+
+class TradingPositionIds(TradingAnswer):
+    position_ids: list[str]
+
+
+class TradingOrder(BaseModel):
+    order_id: str
+    account_id: str
+    instrument: str
+    side: Literal["Buy", "Sell"]
+    quantity: float = Field(description="as ordered (filled or not); whole numbers as integers")
+    price: float | None = Field(description="the limit price, a stop's stop price; market: null")
+    status: Literal["Working", "Pending", "PartiallyFilled"] = Field(
+        description="Pending: a stop waiting for its trigger"
+    )
+    order_type: Literal["Market", "Limit", "Stop", "StopLimit"]
+
+
+class TradingOrders(TradingAnswer):
+    orders: list[TradingOrder]
+
+
+class TradingOrderIds(TradingAnswer):
+    order_ids: list[str]
+
+
+class TradingBalance(BaseModel):
+    account_id: str
+    account_name: str
+    balance: float = Field(description="initial balance + realized P&L - fees")
+    net_liquidating_value: float = Field(description="balance + open P&L")
+    cash_balance: float
+    open_pl: float
+    realized_pl: float
+
+
+class TradingBalances(TradingAnswer):
+    balances: list[TradingBalance]
+    total_balance: float = Field(description="the sum of the accounts' net_liquidating_value")
+
+
+class SnapshotMetadata(BaseModel):
+    response_time_ms: float
+    timestamp: float = Field(description="epoch seconds")
+    datetime_: str = Field(alias="datetime", description="UTC, no zone")
+
+
+class TradingSnapshot(BaseModel):
+    """Each part included is exactly its endpoint's answer; a part left out is absent."""
+
+    accounts: TradingAccounts | None = None
+    positions: TradingPositions | None = None
+    orders: TradingOrders | None = None
+    balances: TradingBalances | None = None
+    metadata: SnapshotMetadata
