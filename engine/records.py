@@ -35,6 +35,7 @@ class ExitReasonT(NamedTuple):
     TakeProfit: int = 3
     MaxBars: int = 4
     Hours: int = 5
+    Stopped: int = 6  # a live run closed its position when it was stopped
 
 
 ExitReason = ExitReasonT()

@@ -66,6 +66,7 @@ __all__ = [
     "SimState",
     "Sizing",
     "config_array",
+    "decide_target",
     "first_not_positive_nb",
     "first_unsorted_nb",
     "initial_state",
@@ -1109,3 +1110,11 @@ def sweep_crossings_nb(
             cfg_array, out[k],
         )  # fmt: skip
     return out
+
+
+def decide_target(flags: int, side: int, direction: int, entry_ok: bool) -> tuple[int, int]:
+    """The simulator's own rule, for a caller outside the bar loop (a live run): the side to
+    hold after a bar's signal ``flags`` when holding ``side`` (-1, 0, 1), and the exit reason
+    when that closes a trade (0: none)."""
+    target, reason = _decide_nb(flags, side, direction, entry_ok)
+    return int(target), int(reason)

@@ -131,7 +131,7 @@ async def open_resources(
 ) -> AsyncIterator[Resources]:
     """Connect, build every domain's service and topic sources, start them; undo it all on exit.
 
-    A hub reads the bus (subscribers); a worker or a CLI command only publishes.
+    A hub and a worker read the bus (subscribers); a CLI command only publishes.
     """
     from arq.connections import ArqRedis
     from redis.asyncio import ConnectionPool, Redis
@@ -189,7 +189,7 @@ async def open_resources(
         for domain in domains:
             if domain.service is not None:
                 resources.services[domain.name] = domain.service(resources)
-        if role == "hub":
+        if role in ("hub", "worker"):  # a worker's live runs read ticks from the bus
             topics.bind(resources)
             await bus.start(wait=2.0)
             stack.push_async_callback(bus.stop)

@@ -39,6 +39,7 @@ from starlette.websockets import WebSocket
 
 from hub.auth import AuthError, Identity
 from hub.feed_orders import order_reply
+from hub.feed_runs import RUNNER_CHANNELS, Frame, NoCurrentRun, runner_channel
 from hub.sockets import Session, TopicRefused, open_subscription
 from hub.subscription import Event, Subscription, SubscriptionClosed, SubscriptionError
 
@@ -228,8 +229,13 @@ class _FeedConnection(Session):
                 channel,
             )
         assert self.identity is not None
+        topic, framed = channel, None
         try:
-            subscription = await open_subscription(self.state, self.identity, channel, since, epoch)
+            if channel in RUNNER_CHANNELS:
+                topic, framed = await runner_channel(self.state, self.identity, channel)
+            subscription = await open_subscription(self.state, self.identity, topic, since, epoch)
+        except NoCurrentRun as exc:
+            raise FeedError("no_current_run", str(exc), channel) from None
         except TopicRefused as exc:
             raise FeedError(exc.code, exc.message, channel) from None
         except SubscriptionError as exc:
@@ -251,9 +257,14 @@ class _FeedConnection(Session):
         if subscription.missed is not None:
             ack["missed"] = {"from": subscription.missed[0], "to": subscription.missed[1]}
         await self.send_json(ack)
-        self.start_child(channel, self._pump(channel, subscription), name=f"feed-{channel}")
+        self.start_child(channel, self._pump(channel, subscription, framed), name=f"feed-{channel}")
 
-    async def _pump(self, channel: str, subscription: Subscription) -> None:
+    async def _pump(
+        self, channel: str, subscription: Subscription, framed: Frame | None = None
+    ) -> None:
+        if framed is not None:
+            await self._pump_framed(channel, subscription, framed)
+            return
         write_now = self.write_now
 
         def deliver(event: Event) -> bool:
@@ -283,6 +294,25 @@ class _FeedConnection(Session):
                 f"{channel} stopped; resubscribe with since={subscription.last}",
                 channel,
                 last_seq=subscription.last,
+            )
+        finally:
+            await subscription.aclose()
+
+    async def _pump_framed(self, channel: str, subscription: Subscription, framed: Frame) -> None:
+        """A Cracktrader channel: each event framed for this connection (``hub.feed_runs``)."""
+        try:
+            async for event in subscription:
+                frame = framed(event)
+                if frame is not None:
+                    await self.send_text(frame.decode())
+                if self.closed:
+                    return
+        except SubscriptionClosed as closed:
+            await self.error(
+                closed.code,
+                f"{closed.reason}; resubscribe with since={closed.last}",
+                channel,
+                last_seq=closed.last,
             )
         finally:
             await subscription.aclose()

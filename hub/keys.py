@@ -36,6 +36,22 @@ class Keys:
         """Stream holding a recent topic's bounded history."""
         return f"{self.prefix}hist:{topic}"
 
+    def topic_state(self, topic: str) -> str:
+        """Hash of a state topic kept in Redis (``bars:{symbol}:{timeframe}``): its last
+        sequence and current document."""
+        return f"{self.prefix}state:{topic}"
+
+    # -- bars from ticks --------------------------------------------------------------
+    @property
+    def bars_wanted(self) -> str:
+        """Sorted set of the ``symbol|timeframe`` pairs somebody wants bars of, scored by when
+        that wish expires (epoch seconds)."""
+        return f"{self.prefix}bars:wanted"
+
+    def bars_lease(self, symbol: str) -> str:
+        """Who builds ``symbol``'s bars now: one hub process at a time (a lease)."""
+        return f"{self.prefix}lease:bars:{symbol}"
+
     # -- caches -----------------------------------------------------------------------
     def orca_cache(self, user_id: str, part: str, scope: str) -> str:
         """ORCA's cached answer of one part (``accounts``, ``positions``, ``orders``,
@@ -46,6 +62,11 @@ class Keys:
     def matcher_lease(self, symbol: str) -> str:
         """Who matches ``symbol``'s orders now: one hub process at a time (a lease)."""
         return f"{self.prefix}lease:matcher:{symbol}"
+
+    def live_lease(self, execution_id: int) -> str:
+        """Which worker runs live execution ``execution_id`` now (a lease, renewed as its
+        heartbeat)."""
+        return f"{self.prefix}lease:live:{execution_id}"
 
     def rate_limit(self, scope: str, subject: str) -> str:
         """Counter of one subject's hits in the current window of a rate limit."""

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # Bars per backtest chunk (each chunk: one transaction, a checkpoint, progress); unset
     # means a tenth of the run, between 20,000 and 250,000 bars.
     backtest_chunk_bars: int | None = Field(default=None, ge=100)
+    # Live runs one worker process hosts at most (TRADEHUB_LIVE_RUNS_PER_WORKER).
+    live_runs_per_worker: int = Field(default=500, ge=0)
 
     # -- limits: what one caller may ask of the hub ------------------------------------
     # Rows one GraphQL operation may return (aliases and nesting multiply), and its answer's size.
@@ -74,7 +76,16 @@ class Settings(BaseSettings):
     max_active_jobs_per_user: int = Field(default=4, ge=1)
     max_active_bars_per_user: int = Field(default=25_000_000, ge=1)
 
-    @field_validator("cors_origins", "domains", mode="before")
+    # -- bars from ticks (hub/marketdata/aggregator.py) --------------------------------
+    # Pairs whose bars are built whether or not anybody asks ("BTC/USD:1m,ETH/USD:5m"),
+    # besides those subscribers and live runs want.
+    bars: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds of market time past a bar's end after which it closes when no tick closes it.
+    bar_close_delay: float = Field(default=2.0, ge=0, le=3600)
+    # (symbol, timeframe) pairs built at once, across every hub process.
+    bars_max_pairs: int = Field(default=256, ge=1, le=100_000)
+
+    @field_validator("cors_origins", "domains", "bars", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):

@@ -17,11 +17,12 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from hub import health
-from hub.errors import BadRequest, NotFound, NotImplementedYet, fields_named
+from hub.errors import BadRequest, NotFound, fields_named
 from hub.executions.documents import trade_doc_from_row
-from hub.executions.model import ACTIVE, BacktestRequest
+from hub.executions.model import ACTIVE, BacktestRequest, LiveRequest
 from hub.http import JSONResponse, read_json_object, require_identity
 from hub.openapi import describe
+from hub.secretbox import seal
 from hub.times import iso, iso_ns
 from rest.errors import CRACKTRADER
 from rest.executions import checkpoint_body
@@ -44,6 +45,17 @@ CONFIG_COLUMNS = {
     "timeframe": "timeframe",
     "exchange": "exchange",
     "options": "options",
+}
+
+# The paper account a caller's Cracktrader live runs trade on (one per user, by this name).
+RUNNER_ACCOUNT = "cracktrader"
+
+# The domain's field names that seed 004's LiveTradingRequest names otherwise.
+LIVE_FIELDS = {
+    "strategy": "strategy_name",
+    "params": "strategy_params",
+    "symbol": "symbols",
+    "initial_capital": "initial_cash",
 }
 
 # The domain's field names that seed 004's BacktestRequest names otherwise.
@@ -81,6 +93,10 @@ class LiveBody(BaseModel):
     exchange: str
     exchange_config: dict[str, Any] = Field(default_factory=dict)
     mode: Literal["paper", "live"]
+    # Not in seed 004: the paper account's opening cash when this call creates it, and the
+    # live run's options (direction, sizing, size, close_on_stop).
+    initial_cash: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    options: dict[str, Any] = Field(default_factory=dict)
 
 
 def parse(model: type[BaseModel], body: dict[str, Any]) -> Any:
@@ -115,7 +131,7 @@ def _status_body(request: Request, row: Any, checkpoint: Any) -> dict[str, Any]:
     return {
         "run_id": row["execution_id"],
         "status": row["status"],
-        "mode": "backtest",
+        "mode": row["mode"],
         "start_time": iso(row["started_at"]),
         "end_time": iso(row["completed_at"]),
         "runtime_seconds": summary.runtime_seconds,
@@ -125,6 +141,23 @@ def _status_body(request: Request, row: Any, checkpoint: Any) -> dict[str, Any]:
         "trade_count": summary.trade_count,
         "error": row["error_message"],
     }
+
+
+async def _with_account(request: Request, row: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """A live run's cash, value and profit are its paper account's: cash, net liquidating value,
+    and that value less the account's opening balance."""
+    if row is None or row["task_type"] != "live" or row["account_id"] is None:
+        return body
+    identity = require_identity(request)
+    balances = await request.state.broker.balances(identity, [row["account_id"]])
+    if balances:
+        doc = balances[0]
+        body.update(
+            cash=doc["cash"],
+            value=doc["net_liquidating_value"],
+            pnl=doc["net_liquidating_value"] - doc["initial_balance"],
+        )
+    return body
 
 
 async def _checkpoint(request: Request, row: Any) -> dict[str, Any] | None:
@@ -165,7 +198,7 @@ async def status(request: Request) -> Response:
         if row is None
         else await request.state.executions.latest_checkpoint(row["execution_id"])
     )
-    return JSONResponse(_status_body(request, row, checkpoint))
+    return JSONResponse(await _with_account(request, row, _status_body(request, row, checkpoint)))
 
 
 async def _curve(request: Request, execution_id: int, points: int) -> list[dict[str, Any]]:
@@ -197,7 +230,7 @@ async def status_detailed(request: Request) -> Response:
         if row is None
         else await request.state.executions.latest_checkpoint(row["execution_id"])
     )
-    body = _status_body(request, row, checkpoint)
+    body = await _with_account(request, row, _status_body(request, row, checkpoint))
     report = await health.check(request.state.pool, request.state.redis)
     body.update(
         recent_trades=[]
@@ -242,17 +275,58 @@ async def run_backtest(request: Request) -> Response:
 
 
 @endpoint
-@describe(CRACKTRADER, answers={}, errors=[501], body=LiveBody)
+@describe(CRACKTRADER, answers={200: RunAnswer}, errors=[404, 409, 429], body=LiveBody)
 async def run_live(request: Request) -> Response:
-    """Start paper or live trading (not available yet)."""
-    require_identity(request)
+    """Start paper trading on the caller's Cracktrader paper account (created on first use with
+    ``initial_cash``, 10,000 by default); ``run_id`` is the live execution's id. ``mode: live``
+    is refused: no live broker adapter is configured."""
+    identity = require_identity(request)
     body: LiveBody = parse(LiveBody, await read_json_object(request))
-    if body.mode == "paper":
-        raise NotImplementedYet(
-            "paper trading needs the paper broker, which this hub does not have yet; run a backtest instead",
-            details={"mode": "paper"},
+    if body.mode == "live":
+        raise BadRequest(
+            "mode 'live' needs a live broker adapter, and none is configured on this hub; "
+            "use mode 'paper'",
+            field="mode",
+            details={"mode": "live"},
         )
-    raise NotImplementedYet("live trading is not available on this hub", details={"mode": "live"})
+    if len(body.symbols) != 1:
+        raise BadRequest(
+            f"symbols must name exactly one symbol for a live run, got {body.symbols!r}",
+            field="symbols",
+        )
+    state = request.state
+    with fields_named(LIVE_FIELDS):
+        from engine.live import LIVE_STRATEGIES
+
+        if body.strategy_name not in LIVE_STRATEGIES:  # checked before an account is made
+            raise BadRequest(
+                f"strategy {body.strategy_name!r} cannot run live; live runs take "
+                f"{', '.join(sorted(LIVE_STRATEGIES))}",
+                field="strategy",
+            )
+        account = await state.broker.runner_account(identity, RUNNER_ACCOUNT, body.initial_cash)
+        execution = await state.executions.start_live(
+            identity,
+            LiveRequest(
+                strategy=body.strategy_name,
+                params=body.strategy_params,
+                symbol=body.symbols[0],
+                timeframe=body.timeframe,
+                account_id=account["account_id"],
+                exchange=body.exchange,
+                options=body.options,
+                exchange_secret=seal(state.settings, body.exchange_config),
+            ),
+            as_current_run=True,
+        )
+    return JSONResponse(
+        {
+            "run_id": execution["execution_id"],
+            "status": execution["status"],
+            "message": f"paper trading of {body.strategy_name} on {body.symbols[0]} "
+            f"{body.timeframe} started on account {account['account_id']}",
+        }
+    )
 
 
 @endpoint

@@ -125,6 +125,15 @@ class PaperBroker:
     ) -> tuple[asyncpg.Record, bool]:
         """The order (stored working, pending or rejected) and whether this call created it; a
         resent ``client_order_id`` returns the first order and writes nothing."""
+        row, new, stored = await self.place_quietly(request, reference, client_order_id)
+        if new:
+            await self.on_change(row, stored, False)
+        return row, new
+
+    async def place_quietly(
+        self, request: OrderRequest, reference: float, client_order_id: str
+    ) -> tuple[asyncpg.Record, bool, list[tuple[int, bytes]]]:
+        """:meth:`place` without telling anyone: the caller publishes the stored events."""
         async with self.pool.acquire() as conn, conn.transaction():
             account = await repo.account(conn, request.account_id, lock=True)
             if account is None:
@@ -134,7 +143,7 @@ class PaperBroker:
             if found["existing"] is not None:
                 existing = await repo.order(conn, found["existing"])
                 assert existing is not None
-                return existing, False
+                return existing, False, []
             held = found["held"] or 0.0
             limit = (
                 request.price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
@@ -182,8 +191,7 @@ class PaperBroker:
             stored = await EventLog.append(
                 conn, orders_topic(request.account_id), [order_event(event, row)]
             )
-        await self.on_change(row, stored, False)
-        return row, True
+        return row, True, stored
 
     async def cancel(self, order_id: int, reason: str = "cancelled") -> asyncpg.Record:
         async with self.pool.acquire() as conn, conn.transaction():

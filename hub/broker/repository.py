@@ -235,6 +235,17 @@ async def open_orders(
     )
 
 
+async def open_orders_with_prefix(conn: Conn, account_id: str, prefix: str) -> list[asyncpg.Record]:
+    """The account's open orders whose client order id starts with ``prefix``."""
+    return await conn.fetch(
+        f"""select {ORDER_COLUMNS} from broker_orders
+            where account_id = $1 and status in {OPEN} and starts_with(client_order_id, $2)
+            order by order_id""",
+        account_id,
+        prefix,
+    )
+
+
 async def watched_symbols(conn: Conn) -> list[str]:
     """The symbols a matcher must follow: open orders to match, or positions to mark."""
     rows = await conn.fetch(

@@ -6,10 +6,11 @@ the symbol's matcher, and keeps the positions and balances state topics current 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -18,8 +19,9 @@ from redis.exceptions import RedisError
 
 from hub.broker import repository as repo
 from hub.broker.documents import balances_document, positions_document
-from hub.broker.model import OPEN_STATUSES, AccountRequest, OrderRequest, OrderStatus
-from hub.broker.paper import PaperBroker
+from hub.broker.matching import Tick, decide
+from hub.broker.model import OPEN_STATUSES, AccountRequest, OrderRequest, OrderStatus, OrderType
+from hub.broker.paper import PaperBroker, book_order
 from hub.broker.topics import (
     balances_topic,
     book_payload,
@@ -27,7 +29,7 @@ from hub.broker.topics import (
     orders_topic,
     positions_topic,
 )
-from hub.errors import BadRequest, Forbidden, NotFound, RateLimited
+from hub.errors import BadRequest, Conflict, Forbidden, NotFound, RateLimited
 
 if TYPE_CHECKING:
     from hub.auth import Identity
@@ -39,6 +41,7 @@ log = logging.getLogger("tradehub.broker")
 STATE_INTERVAL = 0.1  # seconds between two state documents of one account (10 a second)
 MAX_PAGE = 1000
 MAX_CACHED_ACCOUNTS = 100_000
+RUNNER_BALANCE = 10_000.0  # a runner's paper account (Cracktrader's, ORCA's bots') by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +129,7 @@ class BrokerService:
         self.throttle = StateThrottle(self.publish_state)
         # Accounts never change owner, broker or rate: what placing an order checks, per id.
         self._accounts: dict[str, StaticAccount] = {}
+        self._terms: dict[str, tuple[float, float]] = {}  # account id: (slippage bps, fee rate)
         self.matchers: Matchers | None = None  # set by the domain's start hook (hub and worker)
 
     # -- accounts ---------------------------------------------------------------------
@@ -134,6 +138,26 @@ class BrokerService:
         row = await self.brokers["paper"].create_account(identity.user_id, request)
         self.throttle.touch(row["account_id"])
         return row
+
+    async def runner_account(
+        self, identity: Identity, name: str, initial_balance: float | None
+    ) -> asyncpg.Record:
+        """The caller's account called ``name``, opened on first use with ``initial_balance``
+        (``RUNNER_BALANCE`` when None); two first uses at once open it once."""
+        rows = await repo.accounts(self.pool, identity.user_id, None, name)
+        if rows:
+            return rows[0]
+        request = AccountRequest(
+            name=name,
+            initial_balance=RUNNER_BALANCE if initial_balance is None else initial_balance,
+        )
+        try:
+            return await self.create_account(identity, request)
+        except Conflict:
+            rows = await repo.accounts(self.pool, identity.user_id, None, name)
+            if not rows:
+                raise
+            return rows[0]
 
     async def account(self, identity: Identity, account_id: str) -> asyncpg.Record:
         """The account, if the caller owns it (or is an admin): 404 unknown, 403 someone else's."""
@@ -164,6 +188,63 @@ class BrokerService:
         last = await self._rate_and_last_price(account, request.symbol)
         client_order_id = request.client_order_id or uuid.uuid4().hex
         return await self.brokers[account.broker].place(request, last, client_order_id)
+
+    async def place_at_tick(
+        self, identity: Identity, request: OrderRequest, tick: Tick
+    ) -> asyncpg.Record:
+        """Place a market order decided at ``tick`` and fill it on that tick, as if it had
+        reached the book just before the tick: a live run's order, decided at the close of a bar
+        that ``tick`` proved closed (the bar's information was complete before the tick). The
+        whole remainder fills (the tick's size does not bound it). Live runs place at most two
+        orders per closed bar, so these are not counted against the account's order rate. A
+        resent ``client_order_id`` returns the first order as it stands, and fills nothing."""
+        if request.type is not OrderType.MARKET:
+            raise BadRequest("only a market order fills at a given tick", field="type")
+        account = await self._static(identity, request.account_id)
+        if not account.active:
+            raise Forbidden(f"account {request.account_id!r} is not active", field="account_id")
+        terms = await self.account_terms(request.account_id)
+        client_order_id = request.client_order_id or uuid.uuid4().hex
+        row, new, stored = await self.paper.place_quietly(request, tick.price, client_order_id)
+        if not new:
+            return row
+        await self.bus.publish_many([(orders_topic(row["account_id"]), s, d) for s, d in stored])
+        self.throttle.touch(row["account_id"])
+        if row["status"] != OrderStatus.WORKING:
+            return row
+        order = book_order(row, *terms)
+        order.accepted_ns = min(order.accepted_ns, tick.recv_ns)
+        decision = decide(order, replace(tick, size=None))
+        filled = await self.paper.fill(order, decision, tick) if decision.fills else None
+        if filled is not None:
+            return filled
+        # Not filled here (a matcher got to it first): it is the matcher's now.
+        await self._changed(row, [], False)
+        current = await repo.order(self.pool, row["order_id"])
+        assert current is not None
+        return current
+
+    async def account_terms(self, account_id: str) -> tuple[float, float]:
+        """The account's (slippage in basis points, fee rate): fixed when it was opened."""
+        terms = self._terms.get(account_id)
+        if terms is None:
+            row = await repo.account(self.pool, account_id)
+            if row is None:
+                raise NotFound(f"no account {account_id!r}", field="account_id")
+            terms = self._terms[account_id] = (row["slippage_bps"], row["fee_rate"])
+        return terms
+
+    async def cancel_client_orders(
+        self, identity: Identity, account_id: str, prefix: str
+    ) -> list[asyncpg.Record]:
+        """Cancel the account's open orders whose client order id starts with ``prefix`` (a
+        live run's own orders)."""
+        await self._static(identity, account_id)
+        out = []
+        for row in await repo.open_orders_with_prefix(self.pool, account_id, prefix):
+            with contextlib.suppress(Conflict):
+                out.append(await self.brokers["paper"].cancel(row["order_id"]))
+        return out
 
     async def _static(self, identity: Identity, account_id: str) -> StaticAccount:
         """What never changes about an account (owner, broker, rate), checked for the caller and

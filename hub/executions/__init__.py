@@ -33,6 +33,19 @@ async def start(resources: Resources) -> None:
     elif resources.role == "worker":
         seconds = await _in_daemon_thread(_warm_backtest_kernels)
         log.info("engine kernels ready", extra={"seconds": round(seconds, 2)})
+        if resources.settings.live_runs_per_worker > 0:
+            from hub.executions.livehost import LiveHost
+
+            service: ExecutionService = resources.service("executions")
+            service.live_host = LiveHost(resources, service)
+            await service.live_host.start()
+
+
+async def stop(resources: Resources) -> None:
+    service: ExecutionService = resources.service("executions")
+    if service.live_host is not None:
+        await service.live_host.stop()
+        service.live_host = None
 
 
 def _warm_backtest_kernels() -> float:
@@ -79,4 +92,5 @@ domain = Domain(
     mutation=gql.Mutation,
     subscription=gql.Subscription,
     start=start,
+    stop=stop,
 )

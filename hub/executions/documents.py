@@ -29,6 +29,7 @@ EXIT_REASONS = {
     ExitReason.TakeProfit: "take_profit",
     ExitReason.MaxBars: "max_bars",
     ExitReason.Hours: "hours",
+    ExitReason.Stopped: "stopped",
 }
 
 

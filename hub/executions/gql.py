@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 import strawberry
@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from hub.errors import BadRequest, fields_named
 from hub.executions.documents import checkpoint_document, trade_doc_from_row
+from hub.executions.livegql import LiveMutation
 from hub.executions.model import BacktestRequest, EventType, ExecutionStatus
 from hub.executions.service import parse_execution_id
 from hub.executions.topics import status_topic, stream_topic
@@ -120,7 +121,8 @@ def _checkpoint(doc: dict[str, Any] | None) -> Checkpoint | None:
 # Execution fields served as the row stores them.
 _AS_STORED = (
     "execution_number", "task_type", "strategy", "params", "timeframe", "processed", "total",
-    "error_message", "final_value", "started_at", "completed_at", "created_at",
+    "error_message", "final_value", "started_at", "completed_at", "created_at", "account_id",
+    "mode",
 )  # fmt: skip
 
 
@@ -144,6 +146,8 @@ class Execution:
     started_at: datetime | None
     completed_at: datetime | None
     created_at: datetime
+    account_id: str | None = strawberry.field(description="a live run's broker account")
+    mode: str = strawberry.field(description="backtest, or paper for a live paper run")
 
     @classmethod
     def from_row(cls, row: Any) -> Execution:
@@ -280,6 +284,9 @@ async def resolve_executions(
     status: ExecutionStatus | None = None,
     limit: int = 50,
     offset: int = 0,
+    task_type: Annotated[
+        str | None, strawberry.argument(description="backtest or live (every type when omitted)")
+    ] = None,
 ) -> list[Execution]:
     ctx = info.context
     if not 1 <= limit <= 500 or offset < 0:
@@ -287,7 +294,11 @@ async def resolve_executions(
             f"limit must be 1-500 and offset not negative, got {limit}, {offset}", field="limit"
         )
     rows = await ctx.state.executions.list(
-        ctx.require_identity(), status=status.value if status else None, limit=limit, offset=offset
+        ctx.require_identity(),
+        status=status.value if status else None,
+        limit=limit,
+        offset=offset,
+        task_type=task_type,
     )
     return [Execution.from_row(r) for r in rows]
 
@@ -338,9 +349,22 @@ async def start_backtest(info: Info[Context, None], input: StartBacktestInput) -
     return Execution.from_row(row)
 
 
-async def stop_execution(info: Info[Context, None], id: strawberry.ID) -> Execution:
+async def stop_execution(
+    info: Info[Context, None],
+    id: strawberry.ID,
+    keep_position: Annotated[
+        bool | None,
+        strawberry.argument(
+            description="a live run: true keeps its position open, false closes it at market "
+            "(default: the run's close_on_stop option, which closes it)"
+        ),
+    ] = None,
+) -> Execution:
     ctx = info.context
-    return Execution.from_row(await ctx.state.executions.stop(ctx.require_identity(), str(id)))
+    row = await ctx.state.executions.stop(
+        ctx.require_identity(), str(id), keep_position=keep_position
+    )
+    return Execution.from_row(row)
 
 
 async def execution_events(
@@ -431,12 +455,14 @@ class Query:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(LiveMutation):
     start_backtest: Execution = strawberry.mutation(
         resolver=start_backtest, description="Start a backtest execution (a job runs it)."
     )
     stop_execution: Execution = strawberry.mutation(
-        resolver=stop_execution, description="Stop an execution at its next chunk."
+        resolver=stop_execution,
+        description="Stop an execution: a backtest at its next chunk, a live run at once "
+        "(its working orders cancelled, its position closed unless kept).",
     )
 
 

@@ -70,3 +70,26 @@ class BacktestRequest:
     initial_capital: float = 10_000.0
     exchange: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+
+
+# What a live run may carry beside its strategy's parameters: how it sizes and which sides it
+# trades (fees and slippage are the account's), and whether stopping it closes its position.
+LIVE_OPTION_KEYS = ("direction", "sizing", "size", "close_on_stop")
+
+
+@dataclass
+class LiveRequest:
+    """A live paper run as every interface asks for one. Errors name these fields
+    (``strategy``, ``params``, ``symbol``, ``timeframe``, ``account_id``, ``initial_capital``,
+    ``options``)."""
+
+    strategy: str
+    params: dict[str, Any]
+    symbol: str
+    timeframe: str
+    account_id: str
+    initial_capital: float | None = None  # None: the account's cash when the run starts
+    exchange: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    mode: str = "paper"
+    exchange_secret: bytes | None = None  # already encrypted

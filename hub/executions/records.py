@@ -152,11 +152,21 @@ class Streams:
         self.event_blocks.append(EventBlock(first, types, ts_ns, bodies, rows))
         self.event_seq += len(bodies)
 
-    def add_trades(self, records: np.ndarray, details: list[dict[str, Any]] | None = None) -> None:
+    def add_trades(
+        self,
+        records: np.ndarray,
+        details: list[dict[str, Any]] | None = None,
+        *,
+        with_events: bool = True,
+    ) -> None:
         """The trades a chunk closed (or the last, open one): rows, and four events each (the
-        entry's signal and fill, the exit's signal and fill; an open trade has no exit yet)."""
+        entry's signal and fill, the exit's signal and fill; an open trade has no exit yet).
+        ``with_events=False``: rows only (a live run sent each event as it happened)."""
         n = len(records)
         if not n:
+            return
+        if not with_events:
+            self._trade_rows(records, details)
             return
         long = (records["direction"] == Direction.Long).tolist()
         closed = records["status"] != TradeStatus.Open
@@ -193,6 +203,31 @@ class Streams:
             bodies = [b for b, k in zip((b for q in quads for b in q), flags, strict=True) if k]
             types = [t for t, k in zip([SIGNAL, EXECUTED] * (2 * n), flags, strict=True) if k]
             times = times[keep]
+        self._trade_rows(records, details, directions, reasons, detail_texts)
+        self._events(types, times, bodies)
+
+    def _trade_rows(
+        self,
+        records: np.ndarray,
+        details: list[dict[str, Any]] | None,
+        directions: list[str] | None = None,
+        reasons: list[str] | None = None,
+        detail_texts: list[bytes] | None = None,
+    ) -> None:
+        n = len(records)
+        if directions is None:
+            directions = [
+                "long" if x else "short" for x in (records["direction"] == Direction.Long).tolist()
+            ]
+        if reasons is None:
+            reasons = [EXIT_REASONS.get(r, "signal") for r in records["exit_reason"].tolist()]
+        if detail_texts is None:
+            detail_texts = (
+                [b'{"layer_number":%d}' % layer for layer in records["layer"].tolist()]
+                if details is None
+                else [orjson.dumps(d) for d in details]
+            )
+        closed = records["status"] != TradeStatus.Open
         statuses = ["closed" if x else "open" for x in closed.tolist()]
         first = self.trade_seq + 1
         rows = copyrows.trades_copy(
@@ -207,7 +242,6 @@ class Streams:
         )
         self.trade_blocks.append(TradeBlock(first, records, details, rows))
         self.trade_seq += n
-        self._events(types, times, bodies)
 
     def rewind(self) -> None:
         """Forget what was added since the last drain whose transaction failed: sequences

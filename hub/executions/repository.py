@@ -14,9 +14,9 @@ from hub.executions.model import ACTIVE
 
 EXECUTION_COLUMNS = """e.execution_id, e.task_id, e.owner_id, e.execution_number, e.status, e.progress,
     e.processed, e.total, e.job_id, e.stop_requested, e.error_message, e.final_value, e.version,
-    e.started_at, e.completed_at, e.created_at, e.updated_at,
+    e.started_at, e.completed_at, e.created_at, e.updated_at, e.stop_keeps_position,
     t.task_type, t.strategy, t.params, t.symbols, t.timeframe, t.start_at, t.end_at,
-    t.initial_capital, t.options, t.exchange"""
+    t.initial_capital, t.options, t.exchange, t.account_id, t.mode"""
 FROM = "executions e join execution_tasks t using (task_id)"
 
 
@@ -24,8 +24,9 @@ async def insert_task(conn: Conn, owner_id: str, values: dict[str, Any]) -> int:
     task_id = await conn.fetchval(
         """
         insert into execution_tasks (owner_id, task_type, strategy, params, symbols, timeframe,
-                                     start_at, end_at, initial_capital, options, exchange)
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                     start_at, end_at, initial_capital, options, exchange,
+                                     account_id, mode, exchange_secret)
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
         returning task_id
         """,
         owner_id,
@@ -39,6 +40,9 @@ async def insert_task(conn: Conn, owner_id: str, values: dict[str, Any]) -> int:
         values["initial_capital"],
         values["options"],
         values.get("exchange", ""),
+        values.get("account_id"),
+        values.get("mode", "backtest"),
+        values.get("exchange_secret"),
     )
     return int(task_id)
 
@@ -113,18 +117,26 @@ async def owner(conn: Conn, execution_id: int) -> str | None:
 
 
 async def list_executions(
-    conn: Conn, *, owner_id: str | None, status: str | None, limit: int, offset: int
+    conn: Conn,
+    *,
+    owner_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    task_type: str | None = None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         f"""
         select {EXECUTION_COLUMNS} from {FROM}
         where ($1::uuid is null or e.owner_id = $1) and ($2::text is null or e.status = $2)
+          and ($5::text is null or t.task_type = $5)
         order by e.execution_id desc limit $3 offset $4
         """,
         owner_id,
         status,
         limit,
         offset,
+        task_type,
     )
 
 
@@ -174,6 +186,33 @@ async def set_progress(
         execution_id,
         processed,
         total,
+    )
+
+
+async def active_live(conn: Conn) -> list[int]:
+    """Live executions not yet ended, oldest first."""
+    rows = await conn.fetch(
+        """
+        select e.execution_id from executions e join execution_tasks t using (task_id)
+        where e.status in ('created', 'running', 'paused') and t.task_type = 'live'
+        order by e.execution_id
+        """
+    )
+    return [r["execution_id"] for r in rows]
+
+
+async def live_flags(conn: Conn, execution_ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "select execution_id, status, stop_requested from executions where execution_id = any($1)",
+        execution_ids,
+    )
+
+
+async def request_live_stop(conn: Conn, execution_id: int, keep_position: bool | None) -> None:
+    await conn.execute(
+        "update executions set stop_requested = true, stop_keeps_position = $2 where execution_id = $1",
+        execution_id,
+        keep_position,
     )
 
 
@@ -257,6 +296,14 @@ async def write_checkpoint(
     )
     assert row is not None
     return row
+
+
+async def prune_checkpoints(conn: Conn, execution_id: int, newest: int) -> None:
+    await conn.execute(
+        "delete from execution_checkpoints where execution_id = $1 and id < $2",
+        execution_id,
+        newest,
+    )
 
 
 async def delete_checkpoints(conn: Conn, execution_id: int) -> None:

@@ -124,6 +124,8 @@ class RunWriter:
         metrics: dict[str, float],
         state: dict[str, Any] | None,
         timings: dict[str, float],
+        *,
+        prune: bool = False,
     ) -> bool:
         """Write one drained chunk in one transaction, then publish it; True when a stop was
         requested. On failure the caller rewinds the streams to ``drained.mark``."""
@@ -141,6 +143,8 @@ class RunWriter:
                 drained.last_event,
                 drained.last_trade,
             )
+            if prune:  # a live run checkpoints all day: only the newest is ever read
+                await repo.prune_checkpoints(conn, execution_id, checkpoint["id"])
             row = await repo.set_progress(conn, execution_id, processed, total)
         drained.committed[0] = True
         assert row is not None

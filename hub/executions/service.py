@@ -22,11 +22,13 @@ from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.executions import repository as repo
 from hub.executions.curves import Curves
 from hub.executions.documents import status_document
+from hub.executions.livestart import checked_task
 from hub.executions.model import (
     ACTIVE,
     OPTION_KEYS,
     BacktestRequest,
     ExecutionStatus,
+    LiveRequest,
 )
 from hub.executions.pipeline import BacktestRun
 from hub.executions.runs import RunWriter
@@ -35,6 +37,7 @@ from hub.times import checked_ns, ns_of
 if TYPE_CHECKING:
     from hub.datasets.service import DatasetService
     from hub.domains import Resources
+    from hub.executions.livehost import LiveHost
     from hub.jobs.context import JobContext
     from hub.jobs.service import JobService
 
@@ -104,12 +107,14 @@ def parse_execution_id(raw: int | str) -> int:
 
 class ExecutionService:
     def __init__(self, resources: Resources) -> None:
+        self.resources = resources
         self.pool: asyncpg.Pool = resources.pool
         self.bus = resources.bus
         self.jobs: JobService = resources.service("jobs")
         self.datasets: DatasetService = resources.service("datasets")
         self.runs = RunWriter(self.pool, self.bus)
         self.curves = Curves(self.pool)
+        self.live_host: LiveHost | None = None  # a worker's, set by the domain's start hook
 
     # -- starting ---------------------------------------------------------------------
 
@@ -153,15 +158,7 @@ class ExecutionService:
             )
         async with self.pool.acquire() as conn, conn.transaction():
             if as_current_run:
-                # One Cracktrader runner per user: the lock makes "is a run active?" and
-                # "start this one" a single step.
-                current = await repo.lock_current_run(conn, identity.user_id)
-                status = None if current is None else await repo.status_of(conn, current)
-                if status in ACTIVE:
-                    raise Conflict(
-                        f"run {current} is still {status}; stop it first",
-                        details={"run_id": current},
-                    )
+                await self._check_runner_idle(conn, identity)
             task_id = await repo.insert_task(
                 conn,
                 identity.user_id,
@@ -193,6 +190,39 @@ class ExecutionService:
         assert row is not None
         await self.runs.announce(row)
         return row
+
+    async def start_live(
+        self, identity: Identity, request: LiveRequest, *, as_current_run: bool = False
+    ) -> asyncpg.Record:
+        """Create a live run (status ``created``); a worker's live host takes it within a beat."""
+        values = await checked_task(
+            identity,
+            request,
+            self.resources.service("broker"),
+            self.resources.service("marketdata"),
+            self.datasets,
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            if as_current_run:
+                await self._check_runner_idle(conn, identity)
+            task_id = await repo.insert_task(conn, identity.user_id, values)
+            execution_id = await repo.insert_execution(conn, task_id, identity.user_id, None)
+            if as_current_run:
+                await repo.set_current_run(conn, identity.user_id, execution_id)
+        row = await repo.get(self.pool, execution_id)
+        assert row is not None
+        await self.runs.announce(row)
+        return row
+
+    async def _check_runner_idle(self, conn: asyncpg.Connection, identity: Identity) -> None:
+        """One Cracktrader runner per user: the lock makes "is a run active?" and "start this
+        one" a single step."""
+        current = await repo.lock_current_run(conn, identity.user_id)
+        status = None if current is None else await repo.status_of(conn, current)
+        if status in ACTIVE:
+            raise Conflict(
+                f"run {current} is still {status}; stop it first", details={"run_id": current}
+            )
 
     async def current_run(self, identity: Identity) -> asyncpg.Record | None:
         """Cracktrader's current run of ``identity`` (its latest, until reset)."""
@@ -252,24 +282,46 @@ class ExecutionService:
         return row
 
     async def list(
-        self, identity: Identity, *, status: str | None, limit: int, offset: int
+        self,
+        identity: Identity,
+        *,
+        status: str | None,
+        limit: int,
+        offset: int,
+        task_type: str | None = None,
     ) -> builtins.list[asyncpg.Record]:
         if status is not None and status not in set(ExecutionStatus):
             raise BadRequest(
                 f"status must be one of {', '.join(ExecutionStatus)}, got {status!r}",
                 field="status",
             )
+        if task_type is not None and task_type not in ("backtest", "live"):
+            raise BadRequest(
+                f"task type must be backtest or live, got {task_type!r}", field="task_type"
+            )
         owner = None if identity.is_admin else identity.user_id
         return await repo.list_executions(
-            self.pool, owner_id=owner, status=status, limit=limit, offset=offset
+            self.pool,
+            owner_id=owner,
+            status=status,
+            limit=limit,
+            offset=offset,
+            task_type=task_type,
         )
 
-    async def stop(self, identity: Identity, execution_id: int | str) -> asyncpg.Record:
-        """Ask a running backtest to stop at its next chunk; one not yet started stops at once."""
+    async def stop(
+        self, identity: Identity, execution_id: int | str, *, keep_position: bool | None = None
+    ) -> asyncpg.Record:
+        """Ask a running backtest to stop at its next chunk, a live run at its host's next beat
+        (cancelling its working orders and, unless ``keep_position`` or its ``close_on_stop``
+        option says otherwise, closing its position); one not yet started stops at once."""
         row = await self.get(identity, execution_id)
         if row["status"] not in ACTIVE:
             return row
-        await repo.request_stop(self.pool, row["execution_id"])
+        if row["task_type"] == "live":
+            await repo.request_live_stop(self.pool, row["execution_id"], keep_position)
+        else:
+            await repo.request_stop(self.pool, row["execution_id"])
         if row["status"] == ExecutionStatus.CREATED:
             stopped = await repo.set_status(
                 self.pool, row["execution_id"], ExecutionStatus.STOPPED, when_in=("created",)

@@ -1,0 +1,410 @@
+"""One live run: a bar strategy trading one symbol's ticks through a paper account, written and
+streamed exactly like a backtest's execution.
+
+Ticks become bars (:class:`~hub.marketdata.bars.BarBuilder`); each closed bar goes through the
+strategy's incremental signals (:class:`engine.live.LiveSignals`) and the bar simulator's own
+decision rule (:func:`engine.simulate.decide_target`); a change of side becomes market orders
+filled at the tick that closed the bar (:meth:`BrokerService.place_at_tick`), which is the
+backtest's ``fill="next_open"``: the first tick of a period is its bar's open. Cash is sized
+like the simulator's (vectorbt's) sizing, with the account's fees and slippage.
+
+A run is a pure function of its ticks. Its checkpoint (one per closed bar, written in the same
+transaction as the bar's equity point, trades and events) holds the tick sequence it reached,
+the forming bar, the indicator state, the position, cash and metrics. A run resumed on another
+worker replays the ticks after its checkpoint and derives the same orders again; their client
+order ids (``L{execution}-{bar}-{leg}``) make the broker hand back the orders already placed
+instead of placing them twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.metrics import (
+    MetricsAcc,
+    acc_bar_nb,
+    acc_trade_nb,
+    initial_acc,
+    metrics_dict,
+    metrics_vector_nb,
+)
+from engine.records import Direction, ExitReason, TradeStatus, trade_dt
+from engine.simulate import Sizing, decide_target
+from hub.auth import Identity, Role
+from hub.broker.matching import Tick, quote, slipped
+from hub.broker.model import OrderRequest, OrderType, Side
+from hub.datasets.timeframes import timeframe_ns
+from hub.executions.model import ExecutionStatus
+from hub.executions.records import Streams
+from hub.marketdata.bars import Bar, BarBuilder
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from hub.broker.service import BrokerService
+    from hub.executions.runs import RunWriter
+    from hub.subscription import Event
+
+log = logging.getLogger("tradehub.live")
+
+# A ``tick_received`` event at most this often, in market time.
+TICK_SAMPLE_NS = 10_000_000_000
+_INT_ACC = frozenset({"bars", "exposed", "closed", "wins", "losses"})
+_DIRECTIONS = ("long", "short", "both")
+_SIZINGS = ("cash", "units", "notional")
+
+
+@dataclass
+class Holding:
+    """The run's own position (an account may hold other runs' and bots' positions too)."""
+
+    units: float = 0.0  # signed
+    entry_index: int = -1
+    entry_ts: int = 0
+    entry_price: float = 0.0
+    entry_fees: float = 0.0
+
+    @property
+    def side(self) -> int:
+        return 0 if self.units == 0.0 else (1 if self.units > 0 else -1)
+
+
+@dataclass
+class Sizer:
+    """How many units an entry takes: the simulator's ``_entry_units_nb`` with the account's fee."""
+
+    sizing: int
+    size: float
+    fee_rate: float
+
+    def units(self, side: int, quote_price: float, px: float, cash: float) -> float:
+        if px <= 0.0:
+            return 0.0
+        if self.sizing == Sizing.Cash:
+            limit = cash * self.size
+            return limit / (1.0 + self.fee_rate) / px if limit > 0.0 else 0.0
+        units = self.size if self.sizing == Sizing.Units else self.size / quote_price
+        if side > 0 and units * px * (1.0 + self.fee_rate) > cash:
+            return cash / (1.0 + self.fee_rate) / px if cash > 0.0 else 0.0
+        return units
+
+
+def live_options(options: dict[str, Any]) -> tuple[int, Sizer, bool]:
+    """(direction code, sizer without its fee, close_on_stop), ValueError naming what is wrong."""
+    direction = options.get("direction", "long")
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+    sizing = options.get("sizing", "cash")
+    if sizing not in _SIZINGS:
+        raise ValueError(f"sizing must be one of {_SIZINGS}, got {sizing!r}")
+    size = options.get("size", 1.0)
+    if isinstance(size, bool) or not isinstance(size, int | float) or not math.isfinite(size):
+        raise ValueError(f"size must be a finite number, got {size!r}")
+    if size <= 0 or (sizing == "cash" and size > 1.0):
+        raise ValueError(f"size must be > 0 (and <= 1 for sizing='cash'), got {size!r}")
+    close = options.get("close_on_stop", True)
+    if not isinstance(close, bool):
+        raise ValueError(f"close_on_stop must be true or false, got {close!r}")  # noqa: TRY004
+    return _DIRECTIONS.index(direction), Sizer(_SIZINGS.index(sizing), float(size), 0.0), close
+
+
+def owner_identity(row: Any) -> Identity:
+    """The run acts for its owner (a user role: the account must be theirs)."""
+    return Identity(str(row["owner_id"]), "", Role.USER)
+
+
+class LiveRun:
+    """The state machine of one live execution; :class:`hub.executions.livehost.LiveHost`
+    feeds it ticks and clock beats and persists what it produced."""
+
+    def __init__(
+        self,
+        row: asyncpg.Record,
+        checkpoint: asyncpg.Record | None,
+        streams: Streams,
+        writer: RunWriter,
+        broker: BrokerService,
+        terms: tuple[float, float],  # the account's (slippage bps, fee rate)
+    ) -> None:
+        from engine.live import LiveSignals
+
+        self.row = row
+        self.execution_id: int = row["execution_id"]
+        self.symbol: str = row["symbols"][0]
+        self.account_id: str = row["account_id"]
+        self.identity = owner_identity(row)
+        self.streams = streams
+        self.writer = writer
+        self.broker = broker
+        self.slippage_bps, fee_rate = terms
+        self.direction, self.sizer, self.close_on_stop = live_options(dict(row["options"] or {}))
+        self.sizer.fee_rate = fee_rate
+        self.capital = float(row["initial_capital"])
+        tf = timeframe_ns(row["timeframe"])
+        state = checkpoint["state"] if checkpoint is not None else None
+        params = dict(row["params"] or {})
+        if state:
+            self.signals = LiveSignals.restore(row["strategy"], params, state["signals"])
+            self.bars = BarBuilder.restore(tf, state["bars"])
+            self.holding = Holding(**state["holding"])
+            self.cash = float(state["cash"])
+            self.acc = MetricsAcc(
+                **{k: int(v) if k in _INT_ACC else float(v) for k, v in state["acc"].items()}
+            )
+            self.tick_seq: int | None = int(state["tick_seq"])
+            self.epoch: str | None = state["epoch"]
+            self.bar_index = int(state["bar_index"])
+            self.first_ts = int(state["first_ts"])
+            self.last_close = float(state["last_close"])
+            self.sampled_ns = int(state["sampled_ns"])
+            self.trade_id = int(state["trade_id"])
+        else:
+            self.signals = LiveSignals.create(row["strategy"], params)
+            self.bars = BarBuilder(tf)
+            self.holding = Holding()
+            self.cash = self.capital
+            self.acc = initial_acc(self.capital)
+            self.tick_seq = None
+            self.epoch = None
+            self.bar_index = 0
+            self.first_ts = 0
+            self.last_close = math.nan
+            self.sampled_ns = -TICK_SAMPLE_NS
+            self.trade_id = 0
+        self.last_tick: Tick | None = None
+        self.last_tick_wall = 0.0  # monotonic time the last tick arrived
+        self.pending_equity: list[tuple[int, float]] = []
+        self.dirty = False  # events or state not yet persisted
+        self.stop_requested = False
+
+    # -- the resumable state ----------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "signals": self.signals.state(),
+            "bars": self.bars.state(),
+            "holding": asdict(self.holding),
+            "cash": self.cash,
+            "acc": self.acc._asdict(),
+            "tick_seq": self.tick_seq,
+            "epoch": self.epoch,
+            "bar_index": self.bar_index,
+            "first_ts": self.first_ts,
+            "last_close": self.last_close if math.isfinite(self.last_close) else "nan",
+            "sampled_ns": self.sampled_ns,
+            "trade_id": self.trade_id,
+        }
+
+    @property
+    def equity(self) -> float:
+        price = self.last_close if math.isfinite(self.last_close) else 0.0
+        return self.cash + self.holding.units * price
+
+    def metrics(self) -> dict[str, float]:
+        unrealized = 0.0
+        h = self.holding
+        if h.units != 0.0 and math.isfinite(self.last_close):
+            unrealized = h.units * (self.last_close - h.entry_price) - h.entry_fees
+        vector = metrics_vector_nb(
+            self.acc, self.capital, self.first_ts, self.last_ts(), unrealized
+        )
+        return metrics_dict(vector)
+
+    def last_ts(self) -> int:
+        return self.last_tick.ts if self.last_tick is not None else self.first_ts
+
+    # -- ticks and bars ---------------------------------------------------------------
+
+    async def on_tick(self, event: Event) -> None:
+        data = event.data()
+        price = float(data["price"])
+        tick = Tick(
+            seq=event.seq,
+            epoch=event.epoch,
+            ts=int(data.get("ts") or 0),
+            price=price,
+            size=None,
+            bid=data.get("bid"),
+            ask=data.get("ask"),
+            recv_ns=int(data.get("recv_ns") or 0),
+        )
+        closed = self.bars.on_tick(tick.ts, price, data.get("size"))
+        if closed is not None:
+            await self.on_bar(closed, tick)
+        self.last_tick = tick
+        self.last_tick_wall = time.monotonic()
+        self.tick_seq, self.epoch = event.seq, event.epoch
+        if tick.ts - self.sampled_ns >= TICK_SAMPLE_NS:
+            self.sampled_ns = tick.ts
+            self.streams.event(
+                "tick_received", tick.ts, {"symbol": self.symbol, "price": price, "seq": event.seq}
+            )
+        self.dirty = True
+
+    async def on_clock(self, delay_ns: int) -> None:
+        """Close a bar whose period ended ``delay_ns`` ago in market time without a tick
+        (market time: the last tick's time plus the wall time since it arrived)."""
+        if self.last_tick is None:
+            return
+        now = self.last_tick.ts + int((time.monotonic() - self.last_tick_wall) * 1e9)
+        closed = self.bars.on_clock(now - delay_ns)
+        if closed is not None:
+            await self.on_bar(closed, self.last_tick)
+
+    async def on_bar(self, bar: Bar, tick: Tick) -> None:
+        """A closed bar: its equity point, then the signal, then the orders at ``tick``."""
+        if self.bar_index == 0:
+            self.first_ts = bar.ts
+        self.last_close = bar.close
+        equity = self.equity
+        self.acc = acc_bar_nb(self.acc, equity, self.holding.units != 0.0)
+        self.pending_equity.append((bar.ts, equity))
+        flags = self.signals.update(bar.ts, bar.open, bar.high, bar.low, bar.close)
+        self.bar_index += 1
+        side = self.holding.side
+        target, _reason = decide_target(flags, side, self.direction, True)
+        if target != side:
+            await self.move(target, tick, bar)
+        self.dirty = True
+
+    # -- orders -----------------------------------------------------------------------
+
+    async def move(self, target: int, tick: Tick, bar: Bar | None, reason: str = "signal") -> None:
+        """Close the holding (if any), then open ``target`` (if not flat), at ``tick``."""
+        h = self.holding
+        signal_price = bar.close if bar is not None else tick.price
+        if h.side != 0:
+            exit_side = Side.SELL if h.side > 0 else Side.BUY
+            self.streams.event(
+                "strategy_signal",
+                tick.ts,
+                {"signal": exit_side.value, "reason": reason, "price": signal_price},
+            )
+            await self._close(exit_side, tick, reason)
+        if target != 0:
+            entry_side = Side.BUY if target > 0 else Side.SELL
+            self.streams.event(
+                "strategy_signal",
+                tick.ts,
+                {"signal": entry_side.value, "layer_number": 0, "price": signal_price},
+            )
+            await self._open(entry_side, tick)
+
+    async def _place(self, side: Side, units: float, tick: Tick, leg: str) -> Any:
+        request = OrderRequest(
+            account_id=self.account_id,
+            symbol=self.symbol,
+            side=side,
+            type=OrderType.MARKET,
+            quantity=units,
+            client_order_id=f"L{self.execution_id}-{self.bar_index}-{leg}",
+        )
+        row = await self.broker.place_at_tick(self.identity, request, tick)
+        if row["status"] == "rejected" or not row["filled_quantity"]:
+            message = f"order {row['order_id']} ({side.value} {units:g} {self.symbol}) was " + (
+                f"rejected: {row['reject_reason']}" if row["status"] == "rejected" else "not filled"
+            )
+            self.streams.event("error_occurred", tick.ts, {"message": message})
+            return None
+        return row
+
+    async def _open(self, side: Side, tick: Tick) -> None:
+        sign = 1 if side is Side.BUY else -1
+        px = slipped(side, quote(side, tick), self.slippage_bps)
+        units = self.sizer.units(sign, tick.price, px, self.cash)
+        if units <= 0.0:
+            self.streams.event(
+                "error_occurred", tick.ts, {"message": f"no cash to {side.value} {self.symbol}"}
+            )
+            return
+        row = await self._place(side, units, tick, "e")
+        if row is None:
+            return
+        qty, price = float(row["filled_quantity"]), float(row["average_price"])
+        fee = qty * price * self.sizer.fee_rate
+        self.cash -= sign * qty * price + fee
+        self.holding = Holding(sign * qty, self.bar_index, tick.ts, price, fee)
+        self.streams.event(
+            "trade_executed",
+            tick.ts,
+            {
+                "direction": "long" if sign > 0 else "short",
+                "units": qty,
+                "price": price,
+                "action": "open",
+                "order_id": str(row["order_id"]),
+            },
+        )
+
+    async def _close(self, side: Side, tick: Tick, reason: str) -> None:
+        h = self.holding
+        row = await self._place(side, abs(h.units), tick, "x")
+        if row is None:
+            return
+        qty, price = float(row["filled_quantity"]), float(row["average_price"])
+        fee = qty * price * self.sizer.fee_rate
+        sign = 1 if h.units > 0 else -1
+        self.cash += sign * qty * price - fee
+        pnl = sign * qty * (price - h.entry_price) - h.entry_fees - fee
+        self.acc = acc_trade_nb(self.acc, pnl)
+        record = np.zeros(1, dtype=trade_dt)
+        record[0] = (
+            self.trade_id, h.entry_index, self.bar_index, h.entry_ts, tick.ts, h.entry_price,
+            price, qty, Direction.Long if sign > 0 else Direction.Short, TradeStatus.Closed,
+            ExitReason.Signal if reason == "signal" else ExitReason.Stopped, 0, pnl, pnl / (qty * h.entry_price) if h.entry_price else 0.0,
+            h.entry_fees + fee,
+        )  # fmt: skip
+        self.trade_id += 1
+        self.holding = Holding()
+        self.streams.event(
+            "trade_executed",
+            tick.ts,
+            {
+                "direction": "long" if sign > 0 else "short",
+                "units": qty,
+                "price": price,
+                "action": "close",
+                "pnl": pnl,
+                "order_id": str(row["order_id"]),
+            },
+        )
+        self.streams.add_trades(record, with_events=False)
+
+    async def close_position(self) -> None:
+        """Stop's default: close the holding at the last tick the run saw."""
+        if self.holding.side != 0 and self.last_tick is not None:
+            await self.move(0, self.last_tick, None, reason="stopped")
+
+    # -- persisting -------------------------------------------------------------------
+
+    async def persist(self, equity_seq: int) -> tuple[int, bool]:
+        """Write what the run produced since the last persist in one transaction; returns the
+        new equity sequence and whether a stop was requested."""
+        points = self.pending_equity
+        ts = np.array([p[0] for p in points], dtype=np.int64)
+        values = np.array([p[1] for p in points], dtype=np.float64)
+        stop = await self.writer.persist_now(
+            self.streams,
+            equity_seq,
+            ts,
+            values,
+            self.bar_index,
+            self.bar_index,
+            self.metrics(),
+            self.state(),
+            {},
+            prune=True,
+        )
+        self.pending_equity = []
+        self.dirty = False
+        return equity_seq + len(points), stop
+
+    @property
+    def status(self) -> ExecutionStatus:
+        return ExecutionStatus(self.row["status"])
