@@ -284,8 +284,8 @@ async def run_live(request: Request) -> Response:
     body: LiveBody = parse(LiveBody, await read_json_object(request))
     if body.mode == "live":
         raise BadRequest(
-            "mode 'live' needs a live broker adapter, and none is configured on this hub; "
-            "use mode 'paper'",
+            "no live broker adapter is configured on this hub, so mode 'live' cannot "
+            "trade; use mode 'paper'",
             field="mode",
             details={"mode": "live"},
         )

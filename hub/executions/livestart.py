@@ -61,8 +61,8 @@ async def checked_task(
     """The ``execution_tasks`` values of a valid live request; 4xx for anything wrong."""
     if request.mode != "paper":
         raise BadRequest(
-            f"mode {request.mode!r} needs a live broker adapter, and none is configured on this "
-            "hub; use mode 'paper'",
+            f"no live broker adapter is configured on this hub, so mode {request.mode!r} "
+            "cannot trade; use mode 'paper'",
             field="mode",
         )
     check_strategy(request.strategy, request.params)

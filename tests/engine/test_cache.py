@@ -27,7 +27,7 @@ INSTALL = "from engine import _cache"
 
 def test_every_kernel_module_is_known() -> None:
     assert KERNEL_MODULES == [
-        "_ilp_nb", "_ryu", "downsample", "floor", "indicators", "metrics", "simulate",
+        "_ilp_nb", "_ryu", "downsample", "floor", "indicators", "live", "metrics", "simulate",
         "strategies", "ticks",
     ]  # fmt: skip
 
@@ -61,6 +61,10 @@ def test_stamps_cover_the_imported_engine_files_and_no_others() -> None:
         "_ryu": {"_cache", "_rawmem", "_ryu"},
         "downsample": {"_cache", "downsample"},
         "indicators": {"_cache", "indicators"},
+        "live": {
+            "_cache", "indicators", "live", "metrics", "records", "sim_options", "simulate",
+            "strategies",
+        },
         "metrics": {"_cache", "metrics", "records"},
         "simulate": {"_cache", "indicators", "metrics", "records", "simulate"},
         "strategies": {"_cache", "indicators", "metrics", "records", "simulate", "strategies"},
