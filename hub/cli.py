@@ -307,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start embedded Postgres and Valkey, the hub and a worker")
     up.add_argument("--host")
     up.add_argument("--port", type=int)
-    up.add_argument("--demo", action="store_true", help="seed a synthetic BTC/USD 1h dataset")
+    up.add_argument("--demo", action="store_true", help="seed a synthetic BTC/USD 1h dataset and trade it live on a paper account")
     up.set_defaults(func=cmd_up)
 
     serve = sub.add_parser("serve", help="run the hub (uvicorn) against configured services")

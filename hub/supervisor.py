@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -104,6 +105,20 @@ def _browser_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
 
 
+def _start_demo_trading(settings: Settings, database_url: str, redis_url: str, job_id: str) -> None:
+    """In the background, once the demo dataset exists: a live run and the replay feeding it."""
+    from hub.demo import trade_demo
+
+    def run() -> None:
+        try:
+            line = asyncio.run(trade_demo(settings, database_url, redis_url, job_id))
+        except Exception as exc:  # noqa: BLE001 - the demo is a convenience; say why and go on
+            line = f"the live demo could not start: {exc}"
+        print(f"  demo       {line}", flush=True)
+
+    threading.Thread(target=run, name="demo-trading", daemon=True).start()
+
+
 def run_up(settings: Settings, *, demo: bool) -> int:
     data_dir = settings.data_dir
     check_data_dir(data_dir)
@@ -156,6 +171,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
 
             job_id = asyncio.run(seed_demo(settings, database_url, redis_url))
             print(f"  demo       BTC/USD 1h synthetic dataset being generated (job {job_id})")
+            _start_demo_trading(settings, database_url, redis_url, job_id)
 
         print(
             "\ntradehub is up\n"

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from hub import health
 from hub.errors import BadRequest, NotFound, fields_named
 from hub.executions.documents import trade_doc_from_row
+from hub.executions.livestart import check_strategy
 from hub.executions.model import ACTIVE, BacktestRequest, LiveRequest
 from hub.http import JSONResponse, read_json_object, require_identity
 from hub.openapi import describe
@@ -296,14 +297,7 @@ async def run_live(request: Request) -> Response:
         )
     state = request.state
     with fields_named(LIVE_FIELDS):
-        from engine.live import LIVE_STRATEGIES
-
-        if body.strategy_name not in LIVE_STRATEGIES:  # checked before an account is made
-            raise BadRequest(
-                f"strategy {body.strategy_name!r} cannot run live; live runs take "
-                f"{', '.join(sorted(LIVE_STRATEGIES))}",
-                field="strategy",
-            )
+        check_strategy(body.strategy_name, body.strategy_params)  # before an account is made
         account = await state.broker.runner_account(identity, RUNNER_ACCOUNT, body.initial_cash)
         execution = await state.executions.start_live(
             identity,

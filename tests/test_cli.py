@@ -294,6 +294,23 @@ def test_up_runs_everything_and_stops_everything(tmp_path: Path) -> None:
             "2020-01-01T00:00:00+00:00",
             "2020-01-01T01:00:00+00:00",
         ]
+        # ... and trades it live within a minute: a paper run fed by a fast replay.
+        deadline = time.monotonic() + 90
+        trades: list[object] = []
+        while time.monotonic() < deadline and not trades:
+            runs = httpx.post(
+                f"http://127.0.0.1:{again.port}/graphql",
+                json={
+                    "query": '{ executions(taskType: "live") { status mode '
+                    "trades(limit: 5) { sequence direction } } }"
+                },
+                headers={"Authorization": f"Bearer {up.token}"},
+                timeout=10,
+            ).json()["data"]["executions"]
+            trades = [t for r in runs for t in r["trades"]]
+            time.sleep(0.5)
+        assert runs and runs[0]["mode"] == "paper" and runs[0]["status"] == "RUNNING", runs
+        assert trades, runs
     finally:
         again.stop()
 

@@ -33,7 +33,11 @@ def body(symbol: str, **extra: Any) -> dict[str, Any]:
         "symbols": [symbol],
         "timeframe": "1s",
         "exchange": "binance",
-        "exchange_config": {"apiKey": "AK-visible-nowhere", "secret": "S3CR3T-value", "sandbox": True},
+        "exchange_config": {
+            "apiKey": "AK-visible-nowhere",
+            "secret": "S3CR3T-value",
+            "sandbox": True,
+        },
         "mode": "paper",
         **extra,
     }

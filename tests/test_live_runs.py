@@ -189,11 +189,14 @@ async def test_stop_cancels_and_closes_the_position_unless_kept(
         account,
     )
     assert working == 0
-    orders = await pool.fetchval("select count(*) from broker_orders where account_id = $1", account)
-    await feed.send(9.0, 8.0, 9.0, 9.5)
-    assert await pool.fetchval(
+    orders = await pool.fetchval(
         "select count(*) from broker_orders where account_id = $1", account
-    ) == orders
+    )
+    await feed.send(9.0, 8.0, 9.0, 9.5)
+    assert (
+        await pool.fetchval("select count(*) from broker_orders where account_id = $1", account)
+        == orders
+    )
 
 
 def zigzag(n: int, seed: int) -> list[float]:

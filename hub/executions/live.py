@@ -40,6 +40,7 @@ from hub.auth import Identity, Role
 from hub.broker.matching import Tick, quote, slipped
 from hub.broker.model import OrderRequest, OrderType, Side
 from hub.datasets.timeframes import timeframe_ns
+from hub.executions.documents import EXIT_REASONS
 from hub.executions.model import ExecutionStatus
 from hub.executions.records import Streams
 from hub.marketdata.bars import Bar, BarBuilder
@@ -58,6 +59,7 @@ TICK_SAMPLE_NS = 10_000_000_000
 _INT_ACC = frozenset({"bars", "exposed", "closed", "wins", "losses"})
 _DIRECTIONS = ("long", "short", "both")
 _SIZINGS = ("cash", "units", "notional")
+REASON_CODES = {name: code for code, name in EXIT_REASONS.items()}
 
 
 @dataclass
@@ -132,8 +134,6 @@ class LiveRun:
         broker: BrokerService,
         terms: tuple[float, float],  # the account's (slippage bps, fee rate)
     ) -> None:
-        from engine.live import LiveSignals
-
         self.row = row
         self.execution_id: int = row["execution_id"]
         self.symbol: str = row["symbols"][0]
@@ -149,8 +149,8 @@ class LiveRun:
         tf = timeframe_ns(row["timeframe"])
         state = checkpoint["state"] if checkpoint is not None else None
         params = dict(row["params"] or {})
+        self.init_strategy(row["strategy"], params, state["signals"] if state else None)
         if state:
-            self.signals = LiveSignals.restore(row["strategy"], params, state["signals"])
             self.bars = BarBuilder.restore(tf, state["bars"])
             self.holding = Holding(**state["holding"])
             self.cash = float(state["cash"])
@@ -165,7 +165,6 @@ class LiveRun:
             self.sampled_ns = int(state["sampled_ns"])
             self.trade_id = int(state["trade_id"])
         else:
-            self.signals = LiveSignals.create(row["strategy"], params)
             self.bars = BarBuilder(tf)
             self.holding = Holding()
             self.cash = self.capital
@@ -183,11 +182,40 @@ class LiveRun:
         self.dirty = False  # events or state not yet persisted
         self.stop_requested = False
 
+    # -- the strategy -----------------------------------------------------------------
+
+    def init_strategy(
+        self, name: str, params: dict[str, Any], state: dict[str, Any] | None
+    ) -> None:
+        from engine.live import LiveSignals
+
+        self.signals = (
+            LiveSignals.create(name, params)
+            if state is None
+            else LiveSignals.restore(name, params, state)
+        )
+
+    def strategy_state(self) -> dict[str, Any]:
+        return self.signals.state()
+
+    def order_key(self) -> str:
+        """What makes an order's client id unique within the run, and the same when a resumed
+        run derives the order again: the bar whose close decided it."""
+        return str(self.bar_index)
+
+    async def decide(self, bar: Bar, tick: Tick) -> None:
+        """A bar strategy trades on each closed bar: its signal, then the simulator's rule."""
+        flags = self.signals.update(bar.ts, bar.open, bar.high, bar.low, bar.close)
+        side = self.holding.side
+        target, _reason = decide_target(flags, side, self.direction, True)
+        if target != side:
+            await self.move(target, tick, bar)
+
     # -- the resumable state ----------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
         return {
-            "signals": self.signals.state(),
+            "signals": self.strategy_state(),
             "bars": self.bars.state(),
             "holding": asdict(self.holding),
             "cash": self.cash,
@@ -265,12 +293,8 @@ class LiveRun:
         equity = self.equity
         self.acc = acc_bar_nb(self.acc, equity, self.holding.units != 0.0)
         self.pending_equity.append((bar.ts, equity))
-        flags = self.signals.update(bar.ts, bar.open, bar.high, bar.low, bar.close)
         self.bar_index += 1
-        side = self.holding.side
-        target, _reason = decide_target(flags, side, self.direction, True)
-        if target != side:
-            await self.move(target, tick, bar)
+        await self.decide(bar, tick)
         self.dirty = True
 
     # -- orders -----------------------------------------------------------------------
@@ -303,7 +327,7 @@ class LiveRun:
             side=side,
             type=OrderType.MARKET,
             quantity=units,
-            client_order_id=f"L{self.execution_id}-{self.bar_index}-{leg}",
+            client_order_id=f"L{self.execution_id}-{self.order_key()}-{leg}",
         )
         row = await self.broker.place_at_tick(self.identity, request, tick)
         if row["status"] == "rejected" or not row["filled_quantity"]:
@@ -357,7 +381,8 @@ class LiveRun:
         record[0] = (
             self.trade_id, h.entry_index, self.bar_index, h.entry_ts, tick.ts, h.entry_price,
             price, qty, Direction.Long if sign > 0 else Direction.Short, TradeStatus.Closed,
-            ExitReason.Signal if reason == "signal" else ExitReason.Stopped, 0, pnl, pnl / (qty * h.entry_price) if h.entry_price else 0.0,
+            REASON_CODES.get(reason, ExitReason.Signal), 0, pnl,
+            pnl / (qty * h.entry_price) if h.entry_price else 0.0,
             h.entry_fees + fee,
         )  # fmt: skip
         self.trade_id += 1

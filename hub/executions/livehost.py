@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 
 from hub.executions import repository as repo
 from hub.executions.live import LiveRun
+from hub.executions.livetick import TICK_STRATEGIES, TickLiveRun
 from hub.executions.model import ExecutionStatus
 from hub.subscription import SubscriptionClosed
 from hub.times import ns_of
@@ -191,7 +192,8 @@ class LiveHost:
             checkpoint = None
         terms = await self.broker.account_terms(row["account_id"])
         streams = await writer.streams_from(row, checkpoint)
-        run = LiveRun(row, checkpoint, streams, writer, self.broker, terms)
+        kind = TickLiveRun if row["strategy"] in TICK_STRATEGIES else LiveRun
+        run = kind(row, checkpoint, streams, writer, self.broker, terms)
         equity_seq = int(checkpoint["processed"]) if checkpoint is not None else 0
         if checkpoint is None:
             # The run starts at the symbol's newest tick; its first checkpoint says so, so an

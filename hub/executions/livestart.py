@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Forbidden
 from hub.executions.live import live_options
+from hub.executions.livetick import TICK_STRATEGIES, tick_params
 from hub.executions.model import LIVE_OPTION_KEYS, LiveRequest
 
 if TYPE_CHECKING:
@@ -23,16 +24,25 @@ if TYPE_CHECKING:
     from hub.marketdata.service import MarketDataService
 
 
-def check_strategy(strategy: str, params: dict[str, Any]) -> None:
-    from engine.live import LIVE_STRATEGIES, LiveSignals
+def live_strategies() -> list[str]:
+    from engine.live import LIVE_STRATEGIES
 
-    if strategy not in LIVE_STRATEGIES:
+    return sorted(LIVE_STRATEGIES | TICK_STRATEGIES)
+
+
+def check_strategy(strategy: str, params: dict[str, Any]) -> None:
+    from engine.live import LiveSignals
+
+    if strategy not in live_strategies():
         raise BadRequest(
-            f"strategy {strategy!r} cannot run live; live runs take {', '.join(sorted(LIVE_STRATEGIES))}",
+            f"strategy {strategy!r} cannot run live; live runs take {', '.join(live_strategies())}",
             field="strategy",
         )
     try:
-        LiveSignals.create(strategy, params)
+        if strategy in TICK_STRATEGIES:
+            tick_params(params)
+        else:
+            LiveSignals.create(strategy, params)
     except ValueError as exc:
         raise BadRequest(str(exc), field="params") from None
 
