@@ -154,9 +154,10 @@ class LiveRun:
             self.bars = BarBuilder.restore(tf, state["bars"])
             self.holding = Holding(**state["holding"])
             self.cash = float(state["cash"])
-            self.acc = MetricsAcc(
-                **{k: int(v) if k in _INT_ACC else float(v) for k, v in state["acc"].items()}
-            )
+            acc: dict[str, Any] = {
+                k: int(v) if k in _INT_ACC else float(v) for k, v in state["acc"].items()
+            }
+            self.acc = MetricsAcc(**acc)
             self.tick_seq: int | None = int(state["tick_seq"])
             self.epoch: str | None = state["epoch"]
             self.bar_index = int(state["bar_index"])

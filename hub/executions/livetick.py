@@ -55,9 +55,10 @@ class TickLiveRun(LiveRun):
         direction = dict(self.row["options"] or {}).get("direction", "both")
         restored = None
         if state is not None:
-            restored = TickState(
-                **{k: float(v) if isinstance(v, str) else v for k, v in state.items()}
-            )
+            fields: dict[str, Any] = {
+                k: float(v) if isinstance(v, str) else v for k, v in state.items()
+            }
+            restored = TickState(**fields)
         self.sim = TickSimulator(
             point_key=values["point_key"],
             exit_strategy_key=values["exit_strategy_key"],
