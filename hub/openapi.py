@@ -95,6 +95,7 @@ class Operation:
     path: type[BaseModel] | None
     query: type[BaseModel] | None
     body: type[BaseModel] | None
+    form: type[BaseModel] | None = None  # a multipart/form-data body
 
 
 def describe(
@@ -107,9 +108,11 @@ def describe(
     query: type[BaseModel] | None = None,
     body: type[BaseModel] | None = None,
     tag: str | None = None,
+    form: type[BaseModel] | None = None,
 ) -> Callable[[F], F]:
     """Document a route: the family whose errors it answers with, its success answers by
-    status (a model, or None for no body), the error statuses of its own, its parameters.
+    status (a model, or None for no body), the error statuses of its own, its parameters, and
+    its body: JSON (``body``) or multipart/form-data (``form``, files as binary strings).
     A public route needs no credentials (``security: []``)."""
     operation = Operation(
         family.name,
@@ -120,6 +123,7 @@ def describe(
         path,
         query,
         body,
+        form,
     )
 
     def decorate(fn: F) -> F:
@@ -214,7 +218,8 @@ def _responses(spec: Operation, components: _Components) -> dict[str, Any]:
     error = {
         "application/json": {"schema": {"$ref": _REF.format(model=FAMILY_ERRORS[spec.family])}}
     }
-    statuses = {400, *spec.errors, *([413] if spec.body else []), *([] if spec.public else [401])}
+    sized = spec.body is not None or spec.form is not None
+    statuses = {400, *spec.errors, *([413] if sized else []), *([] if spec.public else [401])}
     for status in statuses:
         responses[status] = {"description": ERROR_STATUSES[status], "content": error}
     if 429 in responses:
@@ -242,6 +247,12 @@ def _operation(raw_path: str, route: Route, spec: Operation, components: _Compon
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": schema}},
+        }
+    elif spec.form is not None:
+        schema = components.ref(spec.form, "validation")
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
         }
     operation["responses"] = _responses(spec, components)
     return operation

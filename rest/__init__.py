@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from rest import cracktrader, executions, orca, sigmalab, stage1
+from rest import cracktrader, executions, orca, orca_bots, sigmalab, stage1
 
 
 def routes() -> list[BaseRoute]:
@@ -14,4 +14,5 @@ def routes() -> list[BaseRoute]:
         *cracktrader.routes(),
         *sigmalab.routes(),
         *orca.routes(),
+        *orca_bots.routes(),
     ]

@@ -1,6 +1,6 @@
-"""What ORCA's HFT trading API (seed 002) takes and answers, for ``/openapi.json``: the
-filters as ``rest/orca.py`` enforces them, and each endpoint's answer (see ``rest/models.py``
-for how the families' models are used)."""
+"""What ORCA's API (seed 002) takes and answers, for ``/openapi.json``: the HFT trading
+filters as ``rest/orca.py`` enforces them, the Max bot's form as ``rest/orca_bots.py`` validates
+it, and each endpoint's answer (see ``rest/models.py`` for how the families' models are used)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from hub.topics import SYMBOL
 from rest.models import Check, HealthStatus
 
 # -- ORCA trading (seed 002) --------------------------------------------------------------
@@ -158,3 +159,95 @@ class TradingSnapshot(BaseModel):
     orders: TradingOrders | None = None
     balances: TradingBalances | None = None
     metadata: SnapshotMetadata
+
+
+# -- ORCA Max bot (seed 002) ----------------------------------------------------------------
+
+_POINTS = r"[0-9]+(\.[0-9]+)?"
+POINT_KEY = rf"^{_POINTS}(_{_POINTS}){{3}}$"
+EXIT_STRATEGY_KEY = rf"^{_POINTS}_{_POINTS}$"
+DAY = r"^([0-9]{4}-[0-9]{2}-[0-9]{2})?$"  # empty: not given
+MAX_NOTES = 1000
+_ORCA_TIME = "UTC without a zone, microseconds only when there are any: 2025-01-01T09:30:00"
+
+
+class MaxBacktestForm(BaseModel):
+    """The Max bot backtest's form (multipart/form-data). The ticks come from ``file``, or from
+    the hub's stored ticks of ``contract`` on the days ``dateFrom`` to ``dateTo``; with both,
+    the dates pick the file's ticks they cover. An empty optional field is not given."""
+
+    accountName: str = Field(
+        min_length=1,
+        max_length=MAX_ACCOUNT_NAME,
+        description="the account the backtest is for: echoed in meta, no account is touched",
+    )
+    mode: Literal["backtesting"]
+    contract: str = Field(
+        pattern=f"^{SYMBOL}$",
+        description="the symbol whose stored ticks a date range reads (NQ, ES...)",
+    )
+    maxMode: Literal["long", "short", "both"] = Field(description="the sides the bot trades")
+    point_key: str = Field(
+        pattern=POINT_KEY,
+        examples=["15_7_5_2"],
+        description="A_B_C_D in points: impulse, pullback, confirmation, tolerance "
+        "(A, B and C above 0; docs/engine-strategies.md)",
+    )
+    exit_strategy_key: str = Field(
+        pattern=EXIT_STRATEGY_KEY,
+        examples=["15_15"],
+        description="TP_SL in points from the entry: take-profit and stop-loss, both above 0",
+    )
+    notes: str = Field("", max_length=MAX_NOTES)
+    dateFrom: str = Field(
+        "", pattern=DAY, description="the first day (YYYY-MM-DD, UTC); with dateTo"
+    )
+    dateTo: str = Field(
+        "", pattern=DAY, description="the last day (YYYY-MM-DD, UTC), included whole; with dateFrom"
+    )
+    file: bytes = Field(
+        b"",
+        description="a CSV of ticks: a time column (timestamp, datetime, time, ts, date...: "
+        "ISO 8601 or epoch s/ms/us/ns) and a price column (price, last, close...), in time "
+        "order; see the README",
+    )
+
+
+class MaxBacktestResult(BaseModel):
+    total_trades: int = Field(description="the closed trades (a position open at the end is not)")
+    winning_trades: int = Field(description="trades with profit > 0")
+    losing_trades: int = Field(description="trades with profit <= 0")
+    win_rate: float = Field(ge=0, le=1, description="winning_trades / total_trades; 0 without")
+    total_profit: float = Field(description="the trades' profit, in points")
+    max_drawdown: float = Field(
+        le=0,
+        description="the largest fall of equity (open positions marked to each tick) from its "
+        "running peak, as a negative amount; 0 when it never fell",
+    )
+
+
+class MaxBacktestTrade(BaseModel):
+    entry_time: str = Field(description=_ORCA_TIME)
+    entry_price: float
+    exit_time: str = Field(description=_ORCA_TIME)
+    exit_price: float
+    profit: float = Field(description="in points: the price difference, for one contract")
+    side: Literal["long", "short"]
+
+
+class MaxBacktestMeta(BaseModel):
+    source: Literal["file", "date_range"]
+    dateFrom: str | None = Field(description="as sent (YYYY-MM-DD); null when not sent")
+    dateTo: str | None = Field(description="as sent (YYYY-MM-DD); null when not sent")
+    accountName: str
+    mode: Literal["backtesting"]
+    notes: str | None = Field(description="as sent; null when not sent")
+    file: str | None = Field(
+        None, description="source file only: the uploaded file's name (absent for date_range)"
+    )
+
+
+class MaxBacktestAnswer(BaseModel):
+    result: MaxBacktestResult
+    trades: list[MaxBacktestTrade] = Field(description="oldest first")
+    meta: MaxBacktestMeta

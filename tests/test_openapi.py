@@ -27,6 +27,8 @@ PUBLIC = {
 UNDOCUMENTED = {"/metrics", "/graphql", "/openapi.json", "/docs"}
 # POST routes that read no body.
 NO_BODY = {("post", "/api/v1/run/stop")}
+# POST routes whose body is multipart/form-data (ORCA's bot forms).
+FORMS = {("post", "/api/v1/run-bot/max-backtest")}
 CRACKTRADER = {
     "/api/v1/health",
     "/api/v1/status",
@@ -47,7 +49,7 @@ def error_schema(path: str) -> str:
         return "CracktraderError"
     if path.startswith("/api/trading/executions/"):
         return "PlainError"
-    if path == "/api/health/" or path.startswith("/api/v1/trading/"):
+    if path == "/api/health/" or path.startswith(("/api/v1/trading/", "/api/v1/run-bot/")):
         return "OrcaError"
     if path.startswith("/api/v1/marketdata/"):
         return "PlainError"  # the hub's own, under Sigma Lab's base
@@ -108,7 +110,9 @@ def test_every_body_is_described(document: dict[str, Any]) -> None:
         if method in ("post", "put", "patch") and (method, path) not in NO_BODY:
             body = operation["requestBody"]
             assert body["required"] is True
-            schema = body["content"]["application/json"]["schema"]
+            media = "multipart/form-data" if (method, path) in FORMS else "application/json"
+            assert list(body["content"]) == [media], (method, path)
+            schema = body["content"][media]["schema"]
             assert schema["$ref"].startswith("#/components/schemas/"), (method, path)
             assert "413" in operation["responses"], (method, path)
         else:
