@@ -4,7 +4,7 @@ it, and each endpoint's answer (see ``rest/models.py`` for how the families' mod
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -211,6 +211,41 @@ class MaxBacktestForm(BaseModel):
         "ISO 8601 or epoch s/ms/us/ns) and a price column (price, last, close...), in time "
         "order; see the README",
     )
+
+
+class MaxLiveForm(BaseModel):
+    """The live Max bot's form (multipart/form-data). ``DEMO`` runs it on paper accounts; ``LIVE``
+    needs a live broker adapter, which this hub does not have (400). An empty optional field is
+    not given."""
+
+    accountName: str = Field(
+        "APEX_136189",
+        min_length=1,
+        max_length=MAX_ACCOUNT_NAME,
+        description="the paper account (by name) the bot trades; opened on first use",
+    )
+    contract: str = Field(pattern=f"^{SYMBOL}$", description="the symbol traded (NQ, ES...)")
+    maxMode: str = Field(min_length=1, max_length=32, description="the Max mode, recorded")
+    trading_mode: Literal["long", "short", "both"] = Field(description="the sides the bot trades")
+    trading_side: str = Field(min_length=1, max_length=32, description="recorded with the run")
+    point_strategy_key: str = Field("15_7_5_2", pattern=POINT_KEY, examples=["15_7_5_2"])
+    exit_strategy_key: str = Field("15_15", pattern=EXIT_STRATEGY_KEY, examples=["15_15"])
+    quantity: int = Field(1, ge=1, le=1_000_000, description="contracts per trade")
+    environment: Literal["DEMO", "LIVE"]
+    accounts_ids: str = Field(
+        "",
+        max_length=4096,
+        description='JSON array of more accounts: names, or objects {"tv_id", "ta_id"} whose '
+        "ta_id (else tv_id) names the paper account",
+    )
+    notes: str = Field("", max_length=MAX_NOTES)
+
+
+class MaxLiveAnswer(BaseModel):
+    status: Literal["running"]
+    bot_id: str = Field(description="the first run's execution id (seed 003's routes read it)")
+    config: dict[str, Any]
+    message: str
 
 
 class MaxBacktestResult(BaseModel):

@@ -28,7 +28,7 @@ UNDOCUMENTED = {"/metrics", "/graphql", "/openapi.json", "/docs"}
 # POST routes that read no body.
 NO_BODY = {("post", "/api/v1/run/stop")}
 # POST routes whose body is multipart/form-data (ORCA's bot forms).
-FORMS = {("post", "/api/v1/run-bot/max-backtest")}
+FORMS = {("post", "/api/v1/run-bot/max-backtest"), ("post", "/api/v1/run-bot/max")}
 CRACKTRADER = {
     "/api/v1/health",
     "/api/v1/status",
