@@ -122,6 +122,24 @@ async def test_paper_trading_through_cracktrader_from_start_to_reset(
     )
     assert stored is not None and b"S3CR3T" not in bytes(stored)
 
+    # The run's other channels, from the start: its closed trade, its equity, its status.
+    ws = await feed(server, trader.token)
+    try:
+        for channel in ("trades", "equity", "status"):
+            await send(ws, {"op": "subscribe", "channel": channel, "since": 0})
+            assert (await recv(ws))["op"] == "subscribed"
+            frame = await recv(ws)
+            assert frame["channel"] == channel and frame["seq"] >= 1, frame
+            if channel == "trades":
+                assert frame["data"]["exit_reason"] == "stopped"
+            if channel == "status":
+                assert frame["data"]["status"] == "stopped"
+            await send(ws, {"op": "unsubscribe", "channel": channel})
+            while (await recv(ws)).get("op") != "unsubscribed":
+                pass
+    finally:
+        await ws.close()
+
     reset = await client.delete("/api/v1/run/reset", headers=trader.headers)
     assert reset.status_code == 200
     assert (await client.get("/api/v1/status", headers=trader.headers)).json()["status"] == "idle"

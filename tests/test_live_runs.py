@@ -4,6 +4,7 @@ and every bad input refused with nothing left running."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import signal
@@ -16,12 +17,13 @@ import asyncpg
 import httpx
 import numpy as np
 import pytest
+from gql import GraphQLRequest, gql
 
 from engine.backtest import run_backtest
 from engine.records import TradeStatus
 from hub.settings import Settings
 from tests.conftest import ROOT, Account, LiveServer, free_port, operation
-from tests.helpers import eventually, graphql, hub_env, running_worker
+from tests.helpers import eventually, gql_session, graphql, hub_env, running_worker
 from tests.test_live import execution, paper_account, start_live
 
 SECOND = 1_000_000_000
@@ -160,8 +162,21 @@ async def test_stop_cancels_and_closes_the_position_unless_kept(
     account = await paper_account(client, alice)
     run_id = await started(client, alice, feed, account)
     # Down, then up: the fast SMA crosses above the slow at the third bar; the fourth tick closes
-    # that bar, and the entry fills at its price.
-    await feed.send(10.0, 9.0, 10.0, 10.5)
+    # that bar, and the entry fills at its price. A dashboard sees it live.
+    async with gql_session(server.ws_url, alice.token) as session:
+        request = GraphQLRequest(
+            gql(operation("ExecutionEvents")),
+            variable_values={"executionId": run_id, "sinceSequence": 0},
+        )
+        await feed.send(10.0, 9.0, 10.0, 10.5)
+        seen: list[dict[str, Any]] = []
+        async with asyncio.timeout(30):
+            async for item in session.subscribe(request):
+                seen.append(item["executionEvents"])
+                if seen[-1]["eventType"] == "TRADE_EXECUTED":
+                    break
+    assert [e["sequence"] for e in seen] == list(range(1, len(seen) + 1))
+    assert seen[-1]["event"]["action"] == "open" and seen[-1]["event"]["price"] == 10.5
     await processed(client, alice, run_id, 3)
     assert await position(pool, account, feed.symbol) > 0
     final = await stop(client, alice, run_id, keep)
