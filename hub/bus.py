@@ -115,6 +115,10 @@ class Bus:
     def channel_count(self) -> int:
         return sum(1 for c in self._channels.values() if c.wanted)
 
+    def local_topics(self, prefix: str = "") -> list[str]:
+        """The topics (starting with ``prefix``) that subscribers in this process read now."""
+        return [c.topic for c in self._channels.values() if c.subs and c.topic.startswith(prefix)]
+
     # -- publishing -------------------------------------------------------------------
 
     async def publish(

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import asyncpg
     from arq.connections import ArqRedis
     from redis.asyncio import Redis
-
     from starlette.routing import BaseRoute
 
     from hub.bus import Bus

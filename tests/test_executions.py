@@ -322,7 +322,8 @@ async def test_malformed_body_and_live_mode(client: httpx.AsyncClient, alice: Ac
             "mode": "paper",
         },
     )
-    assert paper.status_code == 501 and "paper broker" in paper.json()["error"]["message"]
+    # Paper trading on a symbol without market data: a 400 naming it, secrets never echoed.
+    assert paper.status_code == 400 and paper.json()["error"]["details"]["field"] == "symbols"
     assert "secret" not in paper.text and '"s"' not in paper.text
     unauthenticated = await client.get("/api/v1/status")
     assert (

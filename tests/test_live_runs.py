@@ -176,6 +176,14 @@ async def test_stop_cancels_and_closes_the_position_unless_kept(
                 if seen[-1]["eventType"] == "TRADE_EXECUTED":
                     break
     assert [e["sequence"] for e in seen] == list(range(1, len(seen) + 1))
+    # The run's bars are built on bars:{symbol}:1s for whoever watches beside it.
+    state = server.lifespan_state
+
+    async def bars_wanted() -> bool:
+        score = await state.redis.zscore(state.keys.bars_wanted, f"{feed.symbol}|1s")
+        return score is not None
+
+    await eventually(bars_wanted, timeout=10)
     assert seen[-1]["event"]["action"] == "open" and seen[-1]["event"]["price"] == 10.5
     await processed(client, alice, run_id, 3)
     assert await position(pool, account, feed.symbol) > 0

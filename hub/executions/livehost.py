@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from redis.exceptions import RedisError
 
+from hub.errors import HubError
 from hub.executions import repository as repo
 from hub.executions.live import LiveRun
 from hub.executions.livetick import TICK_STRATEGIES, TickLiveRun
@@ -43,6 +44,7 @@ BEAT = 0.5
 FLUSH_SECONDS = 2.0
 # A run whose attempts keep failing is failed after this many in a row.
 MAX_FAILURES = 5
+WANT_BARS_EVERY = 5.0  # seconds; a wish lasts 15 s (hub.marketdata.barstate)
 
 _RENEW = """
 local out = {}
@@ -80,6 +82,8 @@ class LiveHost:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.stops: dict[int, bool] = {}  # execution id: stop requested
         self.failures: dict[int, int] = {}
+        self.pairs: dict[int, tuple[str, str]] = {}  # execution id: (symbol, timeframe)
+        self._wanted_at = 0.0
         self._loop_task: asyncio.Task[None] | None = None
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
@@ -107,6 +111,7 @@ class LiveHost:
             await asyncio.sleep(BEAT)
 
     async def _beat(self) -> None:
+        await self._want_bars()
         held = list(self.tasks)
         if held:
             keys = [self.keys.live_lease(e) for e in held]
@@ -140,6 +145,20 @@ class LiveHost:
                 )
                 room -= 1
 
+    async def _want_bars(self) -> None:
+        """Keep the runs' bars built on ``bars:{symbol}:{timeframe}`` for dashboards (a run
+        builds its own from the ticks; these are what people watch beside it)."""
+        now = asyncio.get_running_loop().time()
+        if now - self._wanted_at < WANT_BARS_EVERY:
+            return
+        self._wanted_at = now
+        marketdata = self.resources.service("marketdata")
+        for symbol, timeframe in set(self.pairs.values()):
+            try:
+                await marketdata.want_bars(symbol, timeframe)
+            except HubError as exc:  # over the cap of built pairs: the run trades all the same
+                log.info("bars of %s %s not built: %s", symbol, timeframe, exc)
+
     async def _drop(self, execution_id: int, *, release: bool = True) -> None:
         task = self.tasks.pop(execution_id, None)
         self.stops.pop(execution_id, None)
@@ -168,6 +187,7 @@ class LiveHost:
         finally:
             self.tasks.pop(execution_id, None)
             self.stops.pop(execution_id, None)
+            self.pairs.pop(execution_id, None)
             with contextlib.suppress(OSError, RedisError):
                 await self._release(keys=[self.keys.live_lease(execution_id)], args=[self.token])
 
@@ -192,6 +212,8 @@ class LiveHost:
             checkpoint = None
         terms = await self.broker.account_terms(row["account_id"])
         streams = await writer.streams_from(row, checkpoint)
+        self.pairs[execution_id] = (row["symbols"][0], row["timeframe"])
+        self._wanted_at = 0.0  # at the next beat
         kind = TickLiveRun if row["strategy"] in TICK_STRATEGIES else LiveRun
         run = kind(row, checkpoint, streams, writer, self.broker, terms)
         equity_seq = int(checkpoint["processed"]) if checkpoint is not None else 0

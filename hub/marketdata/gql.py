@@ -1,4 +1,5 @@
-"""GraphQL for market data: the ``ticks`` subscription and the ``startReplay`` mutation."""
+"""GraphQL for market data: the ``ticks`` and ``bars`` subscriptions and the ``startReplay``
+mutation."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hub.errors import fields_named
 from hub.gql.context import Context
 from hub.gql.streams import stream_topic
 from hub.jobs.gql import Job
+from hub.marketdata.barstate import bars_topic
 from hub.marketdata.service import tick_topic
 from hub.subscription import Event
 from hub.times import datetime_of_ns
@@ -54,6 +56,53 @@ def _tick(event: Event, symbol: str) -> Tick:
         data=data,
     )
     return event.keyed(tick)
+
+
+@strawberry.type(
+    description="One OHLCV bar built from live ticks: the period from `ts` (its start, aligned "
+    "to the epoch) for one timeframe. `closed: false` is the bar still forming (it changes "
+    "until it closes); `closed: true` is final and stored in ts.live_bars."
+)
+class Bar:
+    sequence: int
+    symbol: str
+    timeframe: str
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    ticks: int
+    closed: bool
+
+
+async def bars(info: Info[Context, None], symbol: str, timeframe: str) -> AsyncGenerator[Bar, None]:
+    """``symbol``'s ``timeframe`` bars (1s..9999w, like ``1m``, ``4h``, ``1d``): the forming bar,
+    or the last closed one, first; then the forming bar as it changes (at most four times a
+    second) and each bar as it closes."""
+    topic = bars_topic(symbol, timeframe)
+    async for event in stream_topic(info, topic, None):
+        yield event.memo("bars", partial(_bar, event))
+
+
+def _bar(event: Event) -> Bar:
+    data = event.data()
+    return event.keyed(
+        Bar(
+            sequence=event.seq,
+            symbol=data["symbol"],
+            timeframe=data["timeframe"],
+            ts=datetime_of_ns(int(data["ts"])),
+            open=data["open"],
+            high=data["high"],
+            low=data["low"],
+            close=data["close"],
+            volume=data["volume"],
+            ticks=data["ticks"],
+            closed=data["closed"],
+        )
+    )
 
 
 @strawberry.input(
@@ -98,3 +147,4 @@ class Mutation:
 @strawberry.type
 class Subscription:
     ticks: Tick = strawberry.subscription(resolver=ticks)  # type: ignore[assignment]
+    bars: Bar = strawberry.subscription(resolver=bars)  # type: ignore[assignment]

@@ -1,12 +1,16 @@
-"""SQL for stored ticks: each symbol's partition of ``ts.ticks``, the COPY, and reading back."""
+"""SQL for stored ticks (each symbol's partition of ``ts.ticks``, the COPY, reading back) and
+for the bars built from them (``ts.live_bars``)."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 import asyncpg
 
 from hub.db import Conn
+from hub.marketdata.bars import Bar
+from hub.times import datetime_of_ns
 
 MEASUREMENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # The columns a COPY writes, in the order hub.marketdata.ingest encodes them.
@@ -116,4 +120,48 @@ async def read_ticks(
         None if after is None else after[0],
         None if after is None else after[1],
         limit,
+    )
+
+
+# -- bars built from ticks (ts.live_bars) -------------------------------------------------
+
+
+async def last_bar_starts(conn: Conn, symbol: str, timeframes: list[str]) -> dict[str, datetime]:
+    """The start of the last stored bar of each of ``symbol``'s ``timeframes`` that has any
+    (one index probe each)."""
+    rows = await conn.fetch(
+        """
+        select t.timeframe,
+               (select b.ts from ts.live_bars b
+                where b.symbol = $1 and b.timeframe = t.timeframe
+                order by b.ts desc limit 1) as ts
+        from unnest($2::text[]) as t (timeframe)
+        """,
+        symbol,
+        timeframes,
+    )
+    return {r["timeframe"]: r["ts"] for r in rows if r["ts"] is not None}
+
+
+async def store_bars(conn: Conn, symbol: str, bars: list[tuple[str, Bar]]) -> None:
+    """Closed bars of ``symbol`` (``(timeframe, bar)`` each) in one statement; a bar already
+    stored stays as it is."""
+    await conn.execute(
+        """
+        insert into ts.live_bars (symbol, timeframe, ts, open, high, low, close, volume, ticks)
+        select $1, b.* from unnest(
+            $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[],
+            $7::float8[], $8::float8[], $9::int4[]
+        ) as b
+        on conflict do nothing
+        """,
+        symbol,
+        [timeframe for timeframe, _ in bars],
+        [datetime_of_ns(bar.ts) for _, bar in bars],
+        [bar.open for _, bar in bars],
+        [bar.high for _, bar in bars],
+        [bar.low for _, bar in bars],
+        [bar.close for _, bar in bars],
+        [bar.volume for _, bar in bars],
+        [bar.ticks for _, bar in bars],
     )

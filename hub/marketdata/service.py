@@ -4,6 +4,9 @@ Ticks come in through :meth:`MarketDataService.ingest` (a whole batch validated,
 transaction, then published) and :meth:`MarketDataService.start_replay` (a job that publishes a
 dataset's bars or a symbol's stored ticks again). Both publish onto the live topics that bots and
 the paper broker trade on, so both need an admin or an API key granted ``marketdata:write``.
+
+Bars built from those ticks go out on ``bars:{symbol}:{timeframe}`` (``hub.marketdata.aggregator``)
+for the pairs somebody wants (:meth:`MarketDataService.want_bars`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from redis.exceptions import RedisError
 from hub.auth import Identity, Scope
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.marketdata import repository as repo
+from hub.marketdata.barstate import Wishes, bars_topic
 from hub.marketdata.replay import ReplayPayload, bar_ticks, pace
 from hub.marketdata.ticks import Ticks, parse_batch
 from hub.topics import SYMBOL, AnyUser, TopicFamily, TopicKind, TopicSpec
@@ -33,6 +37,7 @@ if TYPE_CHECKING:
     from hub.datasets.service import DatasetService
     from hub.domains import Resources
     from hub.jobs.context import JobContext
+    from hub.marketdata.aggregator import BarAggregators
 
 log = logging.getLogger("tradehub.marketdata")
 
@@ -87,6 +92,8 @@ class MarketDataService:
         self.pool: asyncpg.Pool = resources.pool
         # Symbols whose partition exists (committed): their batches skip the catalogue.
         self._partitioned: set[str] = set()
+        self.wishes = Wishes(resources.redis, resources.keys, resources.settings.bars_max_pairs)
+        self.bars: BarAggregators | None = None  # a hub's bar builders (hub/marketdata/__init__)
 
     async def publish_tick(self, symbol: str, tick: dict[str, Any]) -> tuple[int, str]:
         return await publish_tick(self.bus, symbol, tick)
@@ -100,6 +107,18 @@ class MarketDataService:
             return None
         tick: dict[str, Any] = orjson.loads(entries[0][1][b"d"])
         return tick
+
+    # -- bars -------------------------------------------------------------------------
+
+    async def want_bars(self, symbol: str, timeframe: str) -> None:
+        """Have ``symbol``'s ``timeframe`` bars built onto ``bars:{symbol}:{timeframe}`` for the
+        next 15 s (``barstate.WANT_SECONDS``): a live run calls this every 5 s while it runs
+        (subscriptions want their pair by themselves). BadRequest for a bad symbol or
+        timeframe, LimitReached when ``TRADEHUB_BARS_MAX_PAIRS`` other pairs are wanted."""
+        bars_topic(symbol, timeframe)
+        await self.wishes.want_one(symbol, timeframe)
+        if self.bars is not None:
+            self.bars.poke()
 
     # -- ingest -----------------------------------------------------------------------
 
@@ -145,6 +164,13 @@ class MarketDataService:
             log.warning(
                 "ticks stored but not published", extra={"ticks": len(items), "error": str(exc)}
             )
+
+    async def has_market_data(self, symbol: str) -> bool:
+        """Whether the hub knows ``symbol``: ticks in Redis now, or ever stored."""
+        seq, _ = await self.bus.recent_position(tick_topic(symbol))
+        if seq > 0:
+            return True
+        return await repo.has_symbol(self.pool, symbol)
 
     # -- replay -----------------------------------------------------------------------
 
@@ -218,6 +244,36 @@ class MarketDataService:
             if len(rows) < REPLAY_PAGE_TICKS:
                 return
             after = (int(rows[-1]["ts_ns"]), int(rows[-1]["n"]))
+
+    # -- reads for backtests ----------------------------------------------------------
+
+    async def stored_prices(
+        self, symbol: str, start_ns: int | None, end_ns: int | None, *, limit: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The times (int64 ns) and prices of the first ``limit`` of ``symbol``'s stored ticks
+        in ``[start_ns, end_ns)``, in time order (equal times as they came), read from one
+        snapshot. NotFound when no tick of ``symbol`` was ever stored."""
+        times: list[np.ndarray] = []
+        prices: list[np.ndarray] = []
+        after: tuple[int, int] | None = None
+        left = limit
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            if not await repo.has_symbol(conn, symbol):
+                raise NotFound(f"no stored ticks of {symbol!r}", field="symbol")
+            while left > 0:
+                page = min(left, REPLAY_PAGE_TICKS)
+                rows = await repo.read_ticks(conn, symbol, start_ns, end_ns, after, page)
+                count = len(rows)
+                times.append(np.fromiter((r["ts_ns"] for r in rows), np.int64, count))
+                prices.append(np.fromiter((r["price"] for r in rows), np.float64, count))
+                if count < page:
+                    break
+                left -= count
+                after = (int(rows[-1]["ts_ns"]), int(rows[-1]["n"]))
+        return np.concatenate(times), np.concatenate(prices)
 
 
 def _ticks_of(symbol: str, rows: list[asyncpg.Record]) -> Ticks:
