@@ -222,12 +222,14 @@ class LiveHost:
             # attempt that dies before its first bar resumes from the same place.
             run.tick_seq, run.epoch = await self._newest_tick(run.symbol)
             if row["status"] == ExecutionStatus.CREATED:
-                await writer.set_status(
+                moved = await writer.set_status(
                     streams,
                     ExecutionStatus.RUNNING,
                     ns_of(datetime.now(UTC)),
                     when_in=frozenset({ExecutionStatus.CREATED}),
                 )
+                if moved is None:  # stopped before it began
+                    return
             equity_seq, _ = await run.persist(equity_seq)
         while True:
             try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Forbidden
-from hub.executions.live import live_options
+from hub.executions.livebook import live_options
 from hub.executions.livetick import TICK_STRATEGIES, tick_params
 from hub.executions.model import LIVE_OPTION_KEYS, LiveRequest
 
