@@ -114,11 +114,12 @@ class LiveRun:
             self.last_close = math.nan
             self.sampled_ns = -TICK_SAMPLE_NS
             self.trade_id = 0
-        self.last_tick: Tick | None = None
-        self.last_tick_wall = 0.0  # monotonic time the last tick arrived
+        # The last tick seen: what a stop closes at, and the market clock's reference.
+        last = state.get("last_tick") if state else None
+        self.last_tick: Tick | None = None if last is None else Tick(**last)
+        self.last_tick_wall = time.monotonic()  # when it arrived (or the run resumed)
         self.pending_equity: list[tuple[int, float]] = []
         self.dirty = False  # events or state not yet persisted
-        self.stop_requested = False
 
     # -- the strategy -----------------------------------------------------------------
 
@@ -165,6 +166,7 @@ class LiveRun:
             "last_close": self.last_close if math.isfinite(self.last_close) else "nan",
             "sampled_ns": self.sampled_ns,
             "trade_id": self.trade_id,
+            "last_tick": None if self.last_tick is None else asdict(self.last_tick),
         }
 
     @property
