@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ import orjson
 from hub.broker import repository as repo
 from hub.broker.documents import order_event
 from hub.broker.ledger import EPSILON, Position, apply_fill
-from hub.broker.matching import BookOrder, Decision, Tick
+from hub.broker.matching import BookOrder, Decision, Tick, decide
 from hub.broker.model import (
     AccountRequest,
     OrderRequest,
@@ -135,62 +136,94 @@ class PaperBroker:
     ) -> tuple[asyncpg.Record, bool, list[tuple[int, bytes]]]:
         """:meth:`place` without telling anyone: the caller publishes the stored events."""
         async with self.pool.acquire() as conn, conn.transaction():
-            account = await repo.account(conn, request.account_id, lock=True)
-            if account is None:
-                raise NotFound(f"no account {request.account_id!r}", field="account_id")
-            found = await repo.placing(conn, request.account_id, client_order_id, request.symbol)
-            assert found is not None
-            if found["existing"] is not None:
-                existing = await repo.order(conn, found["existing"])
-                assert existing is not None
-                return existing, False, []
-            held = found["held"] or 0.0
-            limit = (
-                request.price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+            return await self._place_in(conn, request, reference, client_order_id)
+
+    async def place_filled(
+        self,
+        request: OrderRequest,
+        tick: Tick,
+        client_order_id: str,
+        terms: tuple[float, float],
+    ) -> tuple[asyncpg.Record, list[tuple[int, bytes]], bool]:
+        """Place a market order and fill it on ``tick`` in one transaction (a live run's order:
+        see :meth:`BrokerService.place_at_tick`); a resent ``client_order_id`` whose order is
+        still working fills now. Returns the order, the events to publish, and whether the
+        symbol's matcher must hear of it (an order left working)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row, new, stored = await self._place_in(conn, request, tick.price, client_order_id)
+            if row["status"] != OrderStatus.WORKING or row["type"] != OrderType.MARKET:
+                return row, stored, False
+            order = book_order(row, *terms)
+            order.accepted_ns = min(order.accepted_ns, tick.recv_ns)
+            decision = decide(order, replace(tick, size=None))
+            filled = await self._fill_in(conn, order, decision, tick) if decision.fills else None
+            if filled is None:
+                return row, stored, new
+            return filled[0], stored + filled[1], False
+
+    async def _place_in(
+        self,
+        conn: asyncpg.Connection,
+        request: OrderRequest,
+        reference: float,
+        client_order_id: str,
+    ) -> tuple[asyncpg.Record, bool, list[tuple[int, bytes]]]:
+        account = await repo.account(conn, request.account_id, lock=True)
+        if account is None:
+            raise NotFound(f"no account {request.account_id!r}", field="account_id")
+        found = await repo.placing(conn, request.account_id, client_order_id, request.symbol)
+        assert found is not None
+        if found["existing"] is not None:
+            existing = await repo.order(conn, found["existing"])
+            assert existing is not None
+            return existing, False, []
+        held = found["held"] or 0.0
+        limit = (
+            request.price if request.type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None
+        )
+        refusal = risk_refusal(account, request, limit or reference, held)
+        status = (
+            OrderStatus.REJECTED
+            if refusal
+            else (
+                OrderStatus.PENDING
+                if request.type in (OrderType.STOP, OrderType.STOP_LIMIT)
+                else OrderStatus.WORKING
             )
-            refusal = risk_refusal(account, request, limit or reference, held)
-            status = (
-                OrderStatus.REJECTED
-                if refusal
-                else (
-                    OrderStatus.PENDING
-                    if request.type in (OrderType.STOP, OrderType.STOP_LIMIT)
-                    else OrderStatus.WORKING
-                )
-            )
-            marketable = (
-                request.type is OrderType.LIMIT
-                and limit is not None
-                and (limit >= reference if request.side is Side.BUY else limit <= reference)
-            )
-            expires = (
-                end_of_utc_day(datetime.now(UTC))
-                if request.time_in_force is TimeInForce.DAY
-                else None
-            )
-            row = await repo.insert_order(
-                conn,
-                {
-                    "account_id": request.account_id,
-                    "client_order_id": client_order_id,
-                    "symbol": request.symbol,
-                    "side": request.side.value,
-                    "type": request.type.value,
-                    "quantity": request.quantity,
-                    "price": request.price,
-                    "stop_price": request.stop_price,
-                    "time_in_force": request.time_in_force.value,
-                    "status": status.value,
-                    "reject_reason": refusal,
-                    "marketable": marketable,
-                    "accepted_ns": time.time_ns(),
-                    "expires_at": expires,
-                },
-            )
-            event = "rejected" if refusal else "created"
-            stored = await EventLog.append(
-                conn, orders_topic(request.account_id), [order_event(event, row)]
-            )
+        )
+        marketable = (
+            request.type is OrderType.LIMIT
+            and limit is not None
+            and (limit >= reference if request.side is Side.BUY else limit <= reference)
+        )
+        expires = (
+            end_of_utc_day(datetime.now(UTC))
+            if request.time_in_force is TimeInForce.DAY
+            else None
+        )
+        row = await repo.insert_order(
+            conn,
+            {
+                "account_id": request.account_id,
+                "client_order_id": client_order_id,
+                "symbol": request.symbol,
+                "side": request.side.value,
+                "type": request.type.value,
+                "quantity": request.quantity,
+                "price": request.price,
+                "stop_price": request.stop_price,
+                "time_in_force": request.time_in_force.value,
+                "status": status.value,
+                "reject_reason": refusal,
+                "marketable": marketable,
+                "accepted_ns": time.time_ns(),
+                "expires_at": expires,
+            },
+        )
+        event = "rejected" if refusal else "created"
+        stored = await EventLog.append(
+            conn, orders_topic(request.account_id), [order_event(event, row)]
+        )
         return row, True, stored
 
     async def cancel(self, order_id: int, reason: str = "cancelled") -> asyncpg.Record:
@@ -264,71 +297,82 @@ class PaperBroker:
     async def _fill(
         self, order: BookOrder, decision: Decision, tick: Tick
     ) -> asyncpg.Record | None:
-        signed = decision.quantity if order.side is Side.BUY else -decision.quantity
         async with self.pool.acquire() as conn, conn.transaction():
-            filled = order.filled_quantity + decision.quantity
-            average = (
-                order.filled_quantity * (order.average_price or 0.0)
-                + decision.quantity * decision.price
-            ) / filled
-            done = order.quantity - filled <= EPSILON
-            status = (
-                OrderStatus.FILLED
-                if done
-                else (OrderStatus.CANCELLED if decision.cancel else OrderStatus.PARTIALLY_FILLED)
-            )
-            fee = abs(decision.quantity * decision.price) * order.fee_rate
-            row = await repo.fill_order(
-                conn,
-                order.order_id,
-                order.version,
-                {
-                    "filled_quantity": order.quantity if done else filled,
-                    "average_price": average,
-                    "status": status.value,
-                    "triggered": order.triggered or decision.triggered,
-                },
-                (decision.quantity, decision.price, fee, tick.epoch, tick.seq, tick.ts),
-            )
-            if row is None:
-                return None  # the order changed under us: nothing written
-            fill_id = row["fill_id"]
-            if fill_id is None:
-                raise _AlreadyFilled  # this tick filled it before: roll the update back
-            before = (
-                Position()
-                if row["held_quantity"] is None
-                else Position(row["held_quantity"], row["held_average"], row["held_realized"])
-            )
-            after, realized = apply_fill(before, signed, decision.price)
-            fill = {
-                "fill_id": str(fill_id),
-                "quantity": decision.quantity,
-                "price": decision.price,
-                "fee": fee,
-                "realized_pnl": realized,
-                "tick_seq": tick.seq,
-                "ts": tick.ts,
-            }
-            event = status.value if status is not OrderStatus.CANCELLED else "partially_filled"
-            items = [order_event(event, row, fill)]
-            if status is OrderStatus.CANCELLED:
-                items.append(order_event("cancelled", row))
-            encoded = [orjson.dumps(item) for item in items]
-            sequences = await repo.settle_fill(
-                conn,
-                order.account_id,
-                order.symbol,
-                after,
-                cash=-signed * decision.price - fee,
-                realized=realized,
-                fee=fee,
-                topic=orders_topic(order.account_id),
-                events=encoded,
-            )
-            stored = list(zip(sequences, encoded, strict=True))
+            done = await self._fill_in(conn, order, decision, tick)
+            if done is None:
+                return None
+            row, stored = done
         await self.on_change(row, stored, True)
         return row
+
+    async def _fill_in(
+        self, conn: asyncpg.Connection, order: BookOrder, decision: Decision, tick: Tick
+    ) -> tuple[asyncpg.Record, list[tuple[int, bytes]]] | None:
+        """One fill written on ``conn`` (in the caller's transaction): the order, the fill row,
+        cash, fees, the position and the events; None when the order changed under us."""
+        signed = decision.quantity if order.side is Side.BUY else -decision.quantity
+        filled = order.filled_quantity + decision.quantity
+        average = (
+            order.filled_quantity * (order.average_price or 0.0)
+            + decision.quantity * decision.price
+        ) / filled
+        done = order.quantity - filled <= EPSILON
+        status = (
+            OrderStatus.FILLED
+            if done
+            else (OrderStatus.CANCELLED if decision.cancel else OrderStatus.PARTIALLY_FILLED)
+        )
+        fee = abs(decision.quantity * decision.price) * order.fee_rate
+        row = await repo.fill_order(
+            conn,
+            order.order_id,
+            order.version,
+            {
+                "filled_quantity": order.quantity if done else filled,
+                "average_price": average,
+                "status": status.value,
+                "triggered": order.triggered or decision.triggered,
+            },
+            (decision.quantity, decision.price, fee, tick.epoch, tick.seq, tick.ts),
+        )
+        if row is None:
+            return None  # the order changed under us: nothing written
+        fill_id = row["fill_id"]
+        if fill_id is None:
+            raise _AlreadyFilled  # this tick filled it before: roll the update back
+        before = (
+            Position()
+            if row["held_quantity"] is None
+            else Position(row["held_quantity"], row["held_average"], row["held_realized"])
+        )
+        after, realized = apply_fill(before, signed, decision.price)
+        fill = {
+            "fill_id": str(fill_id),
+            "quantity": decision.quantity,
+            "price": decision.price,
+            "fee": fee,
+            "realized_pnl": realized,
+            "tick_seq": tick.seq,
+            "ts": tick.ts,
+        }
+        event = status.value if status is not OrderStatus.CANCELLED else "partially_filled"
+        items = [order_event(event, row, fill)]
+        if status is OrderStatus.CANCELLED:
+            items.append(order_event("cancelled", row))
+        encoded = [orjson.dumps(item) for item in items]
+        sequences = await repo.settle_fill(
+            conn,
+            order.account_id,
+            order.symbol,
+            after,
+            cash=-signed * decision.price - fee,
+            realized=realized,
+            fee=fee,
+            topic=orders_topic(order.account_id),
+            events=encoded,
+        )
+        stored = list(zip(sequences, encoded, strict=True))
+        return row, stored
 
 
 class _AlreadyFilled(Exception):

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
@@ -19,9 +19,9 @@ from redis.exceptions import RedisError
 
 from hub.broker import repository as repo
 from hub.broker.documents import balances_document, positions_document
-from hub.broker.matching import Tick, decide
+from hub.broker.matching import Tick
 from hub.broker.model import OPEN_STATUSES, AccountRequest, OrderRequest, OrderStatus, OrderType
-from hub.broker.paper import PaperBroker, book_order
+from hub.broker.paper import PaperBroker
 from hub.broker.topics import (
     balances_topic,
     book_payload,
@@ -197,7 +197,9 @@ class BrokerService:
         that ``tick`` proved closed (the bar's information was complete before the tick). The
         whole remainder fills (the tick's size does not bound it). Live runs place at most two
         orders per closed bar, so these are not counted against the account's order rate. A
-        resent ``client_order_id`` returns the first order as it stands, and fills nothing."""
+        resent ``client_order_id`` returns the first order as it stands (one still working fills
+        on ``tick``). The order, its fill and their events are one transaction: no matcher ever
+        sees the order working."""
         if request.type is not OrderType.MARKET:
             raise BadRequest("only a market order fills at a given tick", field="type")
         account = await self._static(identity, request.account_id)
@@ -205,24 +207,16 @@ class BrokerService:
             raise Forbidden(f"account {request.account_id!r} is not active", field="account_id")
         terms = await self.account_terms(request.account_id)
         client_order_id = request.client_order_id or uuid.uuid4().hex
-        row, new, stored = await self.paper.place_quietly(request, tick.price, client_order_id)
-        if not new:
-            return row
-        await self.bus.publish_many([(orders_topic(row["account_id"]), s, d) for s, d in stored])
-        self.throttle.touch(row["account_id"])
-        if row["status"] != OrderStatus.WORKING:
-            return row
-        order = book_order(row, *terms)
-        order.accepted_ns = min(order.accepted_ns, tick.recv_ns)
-        decision = decide(order, replace(tick, size=None))
-        filled = await self.paper.fill(order, decision, tick) if decision.fills else None
-        if filled is not None:
-            return filled
-        # Not filled here (a matcher got to it first): it is the matcher's now.
-        await self._changed(row, [], False)
-        current = await repo.order(self.pool, row["order_id"])
-        assert current is not None
-        return current
+        row, stored, left_working = await self.paper.place_filled(
+            request, tick, client_order_id, terms
+        )
+        if stored:
+            topic = orders_topic(row["account_id"])
+            await self.bus.publish_many([(topic, seq, data) for seq, data in stored])
+            self.throttle.touch(row["account_id"])
+        if left_working:  # not filled here: the symbol's matcher takes it from now
+            await self._changed(row, [], False)
+        return row
 
     async def account_terms(self, account_id: str) -> tuple[float, float]:
         """The account's (slippage in basis points, fee rate): fixed when it was opened."""

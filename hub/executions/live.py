@@ -85,6 +85,8 @@ class LiveRun:
         self.capital = float(row["initial_capital"])
         tf = timeframe_ns(row["timeframe"])
         state = checkpoint["state"] if checkpoint is not None else None
+        # The run's one checkpoint row, updated in place by each persist (None: not written yet).
+        self.checkpoint_id: int | None = None if checkpoint is None else int(checkpoint["id"])
         params = dict(row["params"] or {})
         self.init_strategy(row["strategy"], params, state["signals"] if state else None)
         if state:
@@ -352,19 +354,14 @@ class LiveRun:
         """Write what the run produced since the last persist in one transaction; returns the
         new equity sequence and whether a stop was requested."""
         points = self.pending_equity
-        ts = np.array([p[0] for p in points], dtype=np.int64)
-        values = np.array([p[1] for p in points], dtype=np.float64)
-        stop = await self.writer.persist_now(
+        stop, self.checkpoint_id = await self.writer.persist_live(
             self.streams,
+            self.checkpoint_id,
             equity_seq,
-            ts,
-            values,
-            self.bar_index,
+            points,
             self.bar_index,
             self.metrics(),
             self.state(),
-            {},
-            prune=True,
         )
         self.pending_equity = []
         self.dirty = False
