@@ -7,6 +7,7 @@ handler through :func:`workers.runner.run_job`, and a cron job reaps jobs whose 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -92,4 +93,12 @@ def build_worker(
 
 
 def run_worker(settings: Settings) -> None:
+    """Run a worker on uvloop when it is installed (``uvicorn[standard]`` brings it), as the
+    hub runs: a worker's live runs spend a third of their time in the event loop's own code."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - stdlib asyncio works, only slower
+        pass
+    else:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     build_worker(settings).run()

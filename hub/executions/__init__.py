@@ -23,6 +23,11 @@ def _warm_request_kernels() -> None:
 
     x = np.arange(16, dtype=np.float64)
     lttb(x, x, 4)
+    # startLive checks a live strategy's parameters by building it: load its kernels now.
+    from engine.live import LIVE_STRATEGIES, LiveSignals
+
+    for name in sorted(LIVE_STRATEGIES):
+        LiveSignals.create(name, {}).update(0, 1.0, 1.0, 1.0, 1.0)
 
 
 async def start(resources: Resources) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -84,43 +85,53 @@ class LiveHost:
         self.failures: dict[int, int] = {}
         self.pairs: dict[int, tuple[str, str]] = {}  # execution id: (symbol, timeframe)
         self._wanted_at = 0.0
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loops: list[asyncio.Task[None]] = []
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
 
     async def start(self) -> None:
-        self._loop_task = asyncio.create_task(self._loop(), name="live-host")
+        self._loops = [
+            asyncio.create_task(self._every(self._renew_leases), name="live-host-leases"),
+            asyncio.create_task(self._every(self._beat), name="live-host"),
+        ]
 
     async def stop(self) -> None:
         """Let go of every run (another worker resumes them from their checkpoints)."""
-        if self._loop_task is not None:
-            self._loop_task.cancel()
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+                await task
         for execution_id in list(self.tasks):
             await self._drop(execution_id)
 
-    # -- the beat ---------------------------------------------------------------------
+    # -- the beats --------------------------------------------------------------------
 
-    async def _loop(self) -> None:
+    async def _every(self, beat: Callable[[], Awaitable[None]]) -> None:
         while True:
             try:
-                await self._beat()
+                await beat()
             except (OSError, RedisError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 log.exception("live host beat failed")
             await asyncio.sleep(BEAT)
+
+    async def _renew_leases(self) -> None:
+        """The runs' heartbeat: Redis only, apart from the database work of :meth:`_beat`, so
+        a busy pool never lets a lease lapse."""
+        held = list(self.tasks)
+        if not held:
+            return
+        keys = [self.keys.live_lease(e) for e in held]
+        kept = await self._renew(keys=keys, args=[self.token, int(LEASE_SECONDS * 1000)])
+        for execution_id, ok in zip(held, kept, strict=True):
+            if not ok and execution_id in self.tasks:
+                log.warning("lost the lease of live run %d", execution_id)
+                await self._drop(execution_id, release=False)
 
     async def _beat(self) -> None:
         await self._want_bars()
         held = list(self.tasks)
         if held:
-            keys = [self.keys.live_lease(e) for e in held]
-            kept = await self._renew(keys=keys, args=[self.token, int(LEASE_SECONDS * 1000)])
-            for execution_id, ok in zip(held, kept, strict=True):
-                if not ok:
-                    log.warning("lost the lease of live run %d", execution_id)
-                    await self._drop(execution_id, release=False)
-            held = list(self.tasks)
             for row in await repo.live_flags(self.pool, held):
                 if row["stop_requested"] or row["status"] not in ("created", "running"):
                     self.stops[row["execution_id"]] = True
