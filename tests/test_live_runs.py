@@ -362,3 +362,50 @@ async def test_bad_live_input_is_refused_and_nothing_runs(
     # Stopped before any worker took it: it ends at once.
     stopped = await graphql(client, operation("StopLiveRun"), {"id": run_id}, token=alice.token)
     assert stopped["data"]["stopExecution"]["status"] == "STOPPED"
+
+
+async def test_runs_closing_bars_together_are_written_together_and_alike(
+    server: LiveServer,
+    client: httpx.AsyncClient,
+    worker: None,
+    admin: Account,
+    alice: Account,
+    pool: asyncpg.Pool,
+) -> None:
+    """Five runs on one symbol close every bar at the same tick: the worker writes them as one
+    group, and each run's trades, equity and sequences are exactly a lone run's."""
+    feed = Feed(client, admin, new_symbol())
+    await feed.send(100.0)
+    runs = []
+    for _ in range(5):
+        account = await paper_account(client, alice)
+        runs.append(await started(client, alice, feed, account))
+    prices = zigzag(40, seed=11)
+    await feed.send(*prices)
+    for run_id in runs:
+        await processed(client, alice, run_id, len(prices) - 1)
+    shapes = []
+    for run_id in runs:
+        trades = await pool.fetch(
+            "select entry_index, exit_index, entry_price, exit_price, units, pnl "
+            "from execution_trades where execution_id = $1 order by sequence",
+            int(run_id),
+        )
+        points = (await execution(client, alice, run_id))["equity"]
+        events = await pool.fetch(
+            "select sequence, event_type from execution_events where execution_id = $1 "
+            "order by sequence",
+            int(run_id),
+        )
+        assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+        shapes.append(
+            (
+                [tuple(t) for t in trades],
+                [p["balance"] for p in points],
+                [e["event_type"] for e in events],
+            )
+        )
+    assert shapes[0][0], "the runs should trade"
+    assert all(shape == shapes[0] for shape in shapes)
+    for run_id in runs:
+        await stop(client, alice, run_id, keep=True)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from hub.broker.service import BrokerService
-    from hub.executions.runs import RunWriter
+    from hub.executions.livewriter import LiveWriter
     from hub.subscription import Event
 
 log = logging.getLogger("tradehub.live")
@@ -67,7 +67,7 @@ class LiveRun:
         row: asyncpg.Record,
         checkpoint: asyncpg.Record | None,
         streams: Streams,
-        writer: RunWriter,
+        writer: LiveWriter,
         broker: BrokerService,
         terms: tuple[float, float],  # the account's (slippage bps, fee rate)
     ) -> None:
@@ -354,7 +354,7 @@ class LiveRun:
         """Write what the run produced since the last persist in one transaction; returns the
         new equity sequence and whether a stop was requested."""
         points = self.pending_equity
-        stop, self.checkpoint_id = await self.writer.persist_live(
+        stop, self.checkpoint_id = await self.writer.persist(
             self.streams,
             self.checkpoint_id,
             equity_seq,

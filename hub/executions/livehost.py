@@ -28,6 +28,7 @@ from hub.errors import HubError
 from hub.executions import repository as repo
 from hub.executions.live import LiveRun
 from hub.executions.livetick import TICK_STRATEGIES, TickLiveRun
+from hub.executions.livewriter import LiveWriter
 from hub.executions.model import ExecutionStatus
 from hub.subscription import SubscriptionClosed
 from hub.times import ns_of
@@ -83,6 +84,7 @@ class LiveHost:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.stops: dict[int, bool] = {}  # execution id: stop requested
         self.failures: dict[int, int] = {}
+        self.writer = LiveWriter(executions.runs)  # the runs' group commit
         self.pairs: dict[int, tuple[str, str]] = {}  # execution id: (symbol, timeframe)
         self._wanted_at = 0.0
         self._loops: list[asyncio.Task[None]] = []
@@ -104,6 +106,7 @@ class LiveHost:
                 await task
         for execution_id in list(self.tasks):
             await self._drop(execution_id)
+        await self.writer.close()
 
     # -- the beats --------------------------------------------------------------------
 
@@ -226,7 +229,7 @@ class LiveHost:
         self.pairs[execution_id] = (row["symbols"][0], row["timeframe"])
         self._wanted_at = 0.0  # at the next beat
         kind = TickLiveRun if row["strategy"] in TICK_STRATEGIES else LiveRun
-        run = kind(row, checkpoint, streams, writer, self.broker, terms)
+        run = kind(row, checkpoint, streams, self.writer, self.broker, terms)
         equity_seq = int(checkpoint["processed"]) if checkpoint is not None else 0
         if checkpoint is None:
             # The run starts at the symbol's newest tick; its first checkpoint says so, so an

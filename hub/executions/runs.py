@@ -8,21 +8,17 @@ metrics checkpoint with the engine's resumable state, and the execution's progre
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import numpy as np
-import orjson
 
-from hub.executions import liverepo
 from hub.executions import repository as repo
 from hub.executions.curves import Curve, Downsampled, decode
 from hub.executions.documents import clean_metrics, equity_jsons, status_document
 from hub.executions.model import ACTIVE, ExecutionStatus
 from hub.executions.records import Drained, Streams
 from hub.executions.topics import status_topic, stream_topic
-from hub.times import datetime_of_ns
 
 if TYPE_CHECKING:
     from hub.bus import Bus
@@ -198,77 +194,40 @@ class RunWriter:
     async def persist_live(
         self,
         streams: Streams,
-        checkpoint_id: int | None,
         equity_seq: int,
         points: list[tuple[int, float]],
         processed: int,
         metrics: dict[str, float],
         state: dict[str, Any],
     ) -> tuple[bool, int]:
-        """A live run's bar (or flush): one statement (``liverepo``) when it closed no trade and
-        the run's checkpoint row exists, else the chunk path; then one Redis round trip for its
-        events, equity and status. Returns whether a stop was requested, and the checkpoint
-        row's id. On failure the streams are rewound."""
-        execution_id = streams.execution_id
-        drained = streams.take()
+        """A live run's persist the chunk's way, writing a new checkpoint row (and removing the
+        older ones): its first, or one whose row went missing. Returns whether a stop was
+        requested, and the new checkpoint row's id."""
+        return await self.persist_drained(
+            streams, streams.take(), equity_seq, points, processed, metrics, state
+        )
+
+    async def persist_drained(
+        self,
+        streams: Streams,
+        drained: Drained,
+        equity_seq: int,
+        points: list[tuple[int, float]],
+        processed: int,
+        metrics: dict[str, float],
+        state: dict[str, Any],
+    ) -> tuple[bool, int]:
+        ts = np.array([p[0] for p in points], dtype=np.int64)
+        values = np.array([p[1] for p in points], dtype=np.float64)
         try:
-            if drained.trades or checkpoint_id is None:
-                ts = np.array([p[0] for p in points], dtype=np.int64)
-                values = np.array([p[1] for p in points], dtype=np.float64)
-                return await self._persist(
-                    execution_id, drained, equity_seq, ts, values, processed, 0,
-                    metrics, state, {}, prune=True,
-                )  # fmt: skip
-            seqs: list[int] = []
-            types: list[str] = []
-            stamps: list[datetime] = []
-            bodies: list[str] = []
-            for block in drained.events:
-                seqs.extend(range(block.first_seq, block.first_seq + len(block.types)))
-                types.extend(block.types)
-                stamps.extend(datetime_of_ns(int(t)) for t in block.ts_ns.tolist())
-                bodies.extend(b.decode() for b in block.bodies)
-            async with self.pool.acquire() as conn:
-                row = await liverepo.persist_bar(
-                    conn,
-                    execution_id,
-                    checkpoint_id,
-                    (equity_seq + 1, [p[0] for p in points], [p[1] for p in points]),
-                    (streams.strategy, seqs, types, stamps, bodies),
-                    processed,
-                    clean_metrics(metrics),
-                    state,
-                    drained.last_event,
-                    drained.last_trade,
-                )
+            return await self._persist(
+                streams.execution_id, drained, equity_seq, ts, values, processed, 0,
+                metrics, state, {}, prune=True,
+            )  # fmt: skip
         except BaseException:
             if not drained.committed[0]:
                 streams.restore(drained.mark)
             raise
-        if row is None:  # the checkpoint row is gone and nothing was written: the long way
-            ts = np.array([p[0] for p in points], dtype=np.int64)
-            values = np.array([p[1] for p in points], dtype=np.float64)
-            try:
-                return await self._persist(
-                    execution_id, drained, equity_seq, ts, values, processed, 0,
-                    metrics, state, {}, prune=True,
-                )  # fmt: skip
-            except BaseException:
-                if not drained.committed[0]:
-                    streams.restore(drained.mark)
-                raise
-        drained.committed[0] = True
-        batches = drained.batches()
-        if points:
-            ts_array = np.array([p[0] for p in points], dtype=np.int64)
-            values = np.array([p[1] for p in points], dtype=np.float64)
-            batches.append(
-                (stream_topic(execution_id, "equity"), equity_seq + 1, equity_jsons(ts_array, values))
-            )
-        doc = status_document(row, liverepo.checkpoint_of(row))
-        batches.append((status_topic(execution_id), row["version"], [orjson.dumps(doc)]))
-        await self.bus.publish_batches(batches)
-        return bool(row["stop_requested"]), checkpoint_id
 
     async def stored_curve(self, execution_id: int) -> Curve:
         """The curve as written so far (a resumed run holds only the bars it simulated)."""
