@@ -37,6 +37,8 @@ BUILTIN: tuple[str, ...] = (
     "hub.executions",
     "hub.marketdata",
     "hub.broker",
+    "hub.runs",
+    "hub.timeseries",
 )
 
 Role = Literal["hub", "worker", "cli"]

@@ -76,11 +76,13 @@ ERROR_STATUSES = {
     429: "Too many requests: retry after the seconds Retry-After names",
     501: "Not implemented on this hub",
 }
-SUCCESS = {200: "OK", 201: "Created", 204: "No content", 503: "Unavailable"}
+SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content", 503: "Unavailable"}
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"stage1": []}]
 
 ErrorStatus = Literal[401, 403, 404, 409, 422, 429, 501]
-Answer = type[BaseModel] | None
+# A success answer: a JSON model, None (no body), or several media types, each with its model
+# (``{"text/csv": Csv, "application/json": Rows}``: a route answering either, as asked).
+Answer = type[BaseModel] | Mapping[str, type[BaseModel]] | None
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ class Operation:
     query: type[BaseModel] | None
     body: type[BaseModel] | None
     form: type[BaseModel] | None = None  # a multipart/form-data body
+    media: Mapping[int, str] | None = None  # a success answer's media type, if not JSON
 
 
 def describe(
@@ -109,10 +112,13 @@ def describe(
     body: type[BaseModel] | None = None,
     tag: str | None = None,
     form: type[BaseModel] | None = None,
+    media: Mapping[int, str] | None = None,
 ) -> Callable[[F], F]:
     """Document a route: the family whose errors it answers with, its success answers by
     status (a model, or None for no body), the error statuses of its own, its parameters, and
     its body: JSON (``body``) or multipart/form-data (``form``, files as binary strings).
+    ``media`` names a success answer's media type when it is not JSON (``text/event-stream``:
+    the model is then what each event carries).
     A public route needs no credentials (``security: []``)."""
     operation = Operation(
         family.name,
@@ -124,6 +130,7 @@ def describe(
         query,
         body,
         form,
+        media,
     )
 
     def decorate(fn: F) -> F:
@@ -212,9 +219,15 @@ def _responses(spec: Operation, components: _Components) -> dict[str, Any]:
     responses: dict[int, Any] = {}
     for status, model in spec.answers.items():
         responses[status] = {"description": SUCCESS[status]}
-        if model is not None:
+        if isinstance(model, Mapping):
+            responses[status]["content"] = {
+                kind: {"schema": components.ref(each, "serialization")}
+                for kind, each in model.items()
+            }
+        elif model is not None:
             schema = components.ref(model, "serialization")
-            responses[status]["content"] = {"application/json": {"schema": schema}}
+            kind = (spec.media or {}).get(status, "application/json")
+            responses[status]["content"] = {kind: {"schema": schema}}
     error = {
         "application/json": {"schema": {"$ref": _REF.format(model=FAMILY_ERRORS[spec.family])}}
     }

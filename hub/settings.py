@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -10,6 +11,10 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hub.topics import SYMBOL
+
+_INSTRUMENT = re.compile(SYMBOL)
 
 
 class Settings(BaseSettings):
@@ -85,11 +90,38 @@ class Settings(BaseSettings):
     # (symbol, timeframe) pairs built at once, across every hub process.
     bars_max_pairs: int = Field(default=256, ge=1, le=100_000)
 
+    # -- ORCA's tick upload (hub/marketdata/upload.py) ---------------------------------
+    # Instruments POST /api/upload-tick-data accepts ("ES,NQ"), each the symbol its ticks
+    # are stored under.
+    tick_instruments: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ES", "NQ"])
+
+    # -- time-series SQL and CSV imports (hub/timeseries/) ------------------------------
+    # Largest body POST /api/questdb/import/async accepts (streamed to the uploads folder).
+    import_max_bytes: int = Field(default=256 << 20, ge=1024)
+    # Seconds one statement of POST /api/questdb/query (and GraphQL `sql`) may run, rows it
+    # may answer, and seconds an export (POST /api/questdb/export) may take to stream.
+    sql_timeout: float = Field(default=30.0, gt=0, le=3600)
+    sql_max_rows: int = Field(default=100_000, ge=1, le=10_000_000)
+    sql_export_timeout: float = Field(default=600.0, gt=0, le=86_400)
+
     @field_validator("cors_origins", "domains", "bars", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tick_instruments", mode="before")
+    @classmethod
+    def _split_instruments(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for name in value:
+                if not isinstance(name, str) or not _INSTRUMENT.fullmatch(name):
+                    raise ValueError(
+                        f"each instrument is 1-32 letters, digits and / _ . : -, got {name!r}"
+                    )
         return value
 
     @field_validator("data_dir", mode="after")

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from rest import cracktrader, executions, orca, orca_bots, sigmalab, stage1
+from rest import (
+    cracktrader,
+    executions,
+    orca,
+    orca_bots,
+    orca_upload,
+    sigmalab,
+    stage1,
+    stage1_questdb,
+)
 
 
 def routes() -> list[BaseRoute]:
     return [
         *stage1.routes(),
+        *stage1_questdb.routes(),
         *executions.routes(),
         *cracktrader.routes(),
         *sigmalab.routes(),
         *orca.routes(),
         *orca_bots.routes(),
+        *orca_upload.routes(),
     ]

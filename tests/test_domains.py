@@ -29,7 +29,9 @@ FOLLOW = """subscription Follow($board: String!, $since: Int) {
 def test_the_domain_list_is_the_only_registry() -> None:
     domains = load_domains(["tests.notes"])
     names = [d.name for d in domains]
-    assert names[: len(BUILTIN)] == ["users", "jobs", "datasets", "executions", "marketdata", "broker"]
+    assert names[: len(BUILTIN)] == [
+        "users", "jobs", "datasets", "executions", "marketdata", "broker", "runs", "timeseries",
+    ]  # fmt: skip
     assert names[-1] == "notes"
     sdl = build_schema(domains).as_str()
     assert "noteAdded(board: String!" in sdl and "postNote(" in sdl and "notes(board:" in sdl

@@ -26,9 +26,13 @@ PUBLIC = {
 # Served but not REST: Prometheus text, GraphQL (its own schema), and the documentation itself.
 UNDOCUMENTED = {"/metrics", "/graphql", "/openapi.json", "/docs"}
 # POST routes that read no body.
-NO_BODY = {("post", "/api/v1/run/stop")}
+NO_BODY = {("post", "/api/v1/run/stop"), ("post", "/api/questdb/import")}
 # POST routes whose body is multipart/form-data (ORCA's bot forms).
-FORMS = {("post", "/api/v1/run-bot/max-backtest"), ("post", "/api/v1/run-bot/max")}
+FORMS = {
+    ("post", "/api/v1/run-bot/max-backtest"),
+    ("post", "/api/v1/run-bot/max"),
+    ("post", "/api/upload-tick-data"),
+}
 CRACKTRADER = {
     "/api/v1/health",
     "/api/v1/status",
@@ -49,7 +53,9 @@ def error_schema(path: str) -> str:
         return "CracktraderError"
     if path.startswith("/api/trading/executions/"):
         return "PlainError"
-    if path == "/api/health/" or path.startswith(("/api/v1/trading/", "/api/v1/run-bot/")):
+    if path in ("/api/health/", "/api/upload-tick-data") or path.startswith(
+        ("/api/v1/trading/", "/api/v1/run-bot/")
+    ):
         return "OrcaError"
     if path.startswith("/api/v1/marketdata/"):
         return "PlainError"  # the hub's own, under Sigma Lab's base
@@ -153,7 +159,11 @@ def test_every_success_answer_has_a_schema(document: dict[str, Any]) -> None:
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
             if status in ("200", "201", "503"):
-                assert "$ref" in response["content"]["application/json"]["schema"], (path, status)
+                # JSON, or what each event of a text/event-stream carries (the tick upload),
+                # or each of several media types (Stage1's predictions, CSV or JSON)
+                assert response["content"], (path, status)
+                for media in response["content"].values():
+                    assert "$ref" in media["schema"], (path, status)
             elif status == "204":
                 assert "content" not in response
 

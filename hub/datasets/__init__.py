@@ -1,4 +1,5 @@
-"""Datasets: OHLCV series in the ``ts`` schema, their names and owners, and reading bars back."""
+"""Datasets: OHLCV series in the ``ts`` schema, their names and owners, reading bars back, and
+the catalogue (Stage1's dataset objects, with their measurements' stats counted when read)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
-"""GraphQL for datasets: ``candles`` and ``generateSyntheticDataset``."""
+"""GraphQL for datasets: ``datasets``, ``dataset``, ``candles`` and ``generateSyntheticDataset``."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from hub.errors import BadRequest
 from hub.gql.context import Context
 from hub.gql.cost import rows
 from hub.gql.paced import paced_slices
@@ -24,6 +27,70 @@ class Candle:
     low: float
     close: float
     volume: float
+
+
+@strawberry.type(
+    description="A dataset (Stage1's dataset object), its row counts and first and last times "
+    "(epoch microseconds) counted from the measurements it names. Shared by every user."
+)
+class Dataset:
+    dataset_id: strawberry.ID
+    dataset_slug: str
+    symbol: str
+    granularity: str
+    source: str
+    ohlcv_measurement: str | None
+    indicator_measurement: str | None
+    # Float: counts and microsecond times exceed GraphQL's 32-bit Int (exact below 2**53).
+    ohlcv_row_count: float
+    indicator_row_count: float
+    ohlcv_first_ts: float | None
+    ohlcv_last_ts: float | None
+    indicator_first_ts: float | None
+    indicator_last_ts: float | None
+    metadata: JSON
+
+    @classmethod
+    def from_row(cls, row: Any) -> Dataset:
+        return cls(
+            dataset_id=strawberry.ID(str(row["dataset_id"])),
+            **{name: row[name] for name in DATASET_FIELDS},
+        )
+
+
+DATASET_FIELDS = (
+    "dataset_slug",
+    "symbol",
+    "granularity",
+    "source",
+    "ohlcv_measurement",
+    "indicator_measurement",
+    "ohlcv_row_count",
+    "indicator_row_count",
+    "ohlcv_first_ts",
+    "ohlcv_last_ts",
+    "indicator_first_ts",
+    "indicator_last_ts",
+    "metadata",
+)
+MAX_DATASETS = 500
+
+
+async def resolve_datasets(
+    info: Info[Context, None], limit: int = 50, offset: int = 0
+) -> list[Dataset]:
+    info.context.require_identity()
+    if not 1 <= limit <= MAX_DATASETS:
+        raise BadRequest(f"limit must be between 1 and {MAX_DATASETS}, got {limit}", field="limit")
+    if offset < 0:
+        raise BadRequest(f"offset must not be negative, got {offset}", field="offset")
+    rows = await info.context.state.datasets.catalogue(limit, offset)
+    return [Dataset.from_row(row) for row in rows]
+
+
+async def resolve_dataset(info: Info[Context, None], id: strawberry.ID) -> Dataset:
+    info.context.require_identity()
+    return Dataset.from_row(await info.context.state.datasets.describe(str(id)))
 
 
 @strawberry.input
@@ -87,6 +154,12 @@ async def generate_synthetic_dataset(
 
 @strawberry.type
 class Query:
+    datasets: list[Dataset] = strawberry.field(
+        resolver=resolve_datasets,
+        description="Datasets, newest first, with their measurements' stats.",
+        metadata=rows("limit", 50),
+    )
+    dataset: Dataset = strawberry.field(resolver=resolve_dataset, description="One dataset.")
     candles: list[Candle] = strawberry.field(
         resolver=resolve_candles,
         description="Bars of a dataset, oldest first.",

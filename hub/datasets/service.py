@@ -16,8 +16,9 @@ from hub.datasets import barcopy
 from hub.datasets import repository as repo
 from hub.datasets.barcopy import BarsSink
 from hub.datasets.cache import BarsCache
+from hub.datasets.model import EMPTY, DatasetSpec, MeasurementStats
 from hub.datasets.timeframes import timeframe_ns
-from hub.errors import BadRequest, Forbidden, NotFound
+from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 
 if TYPE_CHECKING:
     from hub.domains import Resources
@@ -100,6 +101,17 @@ class DatasetService:
             raise NotFound(f"no dataset {dataset_id!r}", field="dataset_id") from None
         dataset = await repo.get(self.pool, str(dataset_id))
         if dataset is None or not dataset["ohlcv_measurement"]:
+            raise NotFound(f"no dataset {dataset_id!r}", field="dataset_id")
+        return dataset
+
+    async def stored(self, dataset_id: str) -> asyncpg.Record:
+        """The dataset ``dataset_id``, whatever measurements it names; else a 404."""
+        try:
+            key = str(uuid.UUID(str(dataset_id)))
+        except ValueError:
+            raise NotFound(f"no dataset {dataset_id!r}", field="dataset_id") from None
+        dataset = await repo.get(self.pool, key)
+        if dataset is None:
             raise NotFound(f"no dataset {dataset_id!r}", field="dataset_id")
         return dataset
 
@@ -298,3 +310,86 @@ class DatasetService:
             return await repo.refresh_stats(
                 conn, dataset["dataset_id"], dataset["ohlcv_measurement"]
             )
+
+    # -- the catalogue: Stage1's datasets -----------------------------------------------
+
+    async def catalogue(self, limit: int, offset: int) -> list[asyncpg.Record]:
+        """Every dataset, newest first, with its measurements' stats counted now."""
+        return await self.with_stats(await repo.list_datasets(self.pool, limit, offset))
+
+    async def describe(self, dataset_id: str) -> asyncpg.Record:
+        """One dataset with its measurements' stats counted now (404 when unknown)."""
+        return (await self.with_stats([await self.stored(dataset_id)]))[0]
+
+    async def with_stats(self, rows: list[asyncpg.Record]) -> list[asyncpg.Record]:
+        """``rows`` with the row counts and first and last times of the measurements they name,
+        counted now (the measurements may be written by anything: an import, a generator,
+        line protocol). Stats that changed are kept with the dataset, which also tells the
+        bars cache that its bars changed."""
+        names = [
+            name
+            for row in rows
+            for name in (row["ohlcv_measurement"], row["indicator_measurement"])
+            if name
+        ]
+        stats = await repo.measurement_stats(self.pool, names)
+        out = []
+        for row in rows:
+            ohlcv = stats.get(row["ohlcv_measurement"] or "", EMPTY)
+            indicator = stats.get(row["indicator_measurement"] or "", EMPTY)
+            if MeasurementStats.kept(row, "ohlcv") != ohlcv or (
+                MeasurementStats.kept(row, "indicator") != indicator
+            ):
+                updated = await repo.store_stats(self.pool, row["dataset_id"], ohlcv, indicator)
+                row = updated if updated is not None else row  # removed or changed meanwhile
+            out.append(row)
+        return out
+
+    async def save(self, identity: Identity, spec: DatasetSpec) -> tuple[asyncpg.Record, bool]:
+        """Create the dataset, or update the stored one with ``spec.dataset_id`` (its creator
+        or an admin); True when created. The slug, and the symbol at its granularity, are
+        unique (409 naming the dataset holding them)."""
+        given = spec.given()
+        dataset_id = str(spec.dataset_id or uuid.uuid4())
+        async with self.pool.acquire() as conn, conn.transaction():
+            existing = await repo.lock_dataset(conn, dataset_id)
+            if existing is None:
+                for name in ("symbol", "granularity"):
+                    if name not in given:
+                        raise BadRequest(f"{name} is required to create a dataset", field=name)
+                values = {"dataset_slug": slug_for(given["symbol"], given["granularity"])}
+                values.update(given)
+            else:
+                owner = existing["created_by"]
+                if not identity.is_admin and (owner is None or str(owner) != identity.user_id):
+                    raise Forbidden(
+                        f"dataset {dataset_id} belongs to another user; only its creator or "
+                        "an admin may change it"
+                    )
+                values = {name: given.get(name, existing[name]) for name in repo.EDITABLE}
+            clash = await repo.clashing(
+                conn, dataset_id, values["dataset_slug"], values["symbol"], values["granularity"]
+            )
+            if clash is not None:
+                raise Conflict(_clash_message(clash, values), field="dataset_slug")
+            try:
+                if existing is None:
+                    row = await repo.insert_dataset(conn, dataset_id, values, identity.user_id)
+                else:
+                    row = await repo.update_dataset(conn, dataset_id, values)
+            except asyncpg.UniqueViolationError:  # a concurrent save took the name first
+                raise Conflict(
+                    f"another dataset took slug {values['dataset_slug']!r} or "
+                    f"{values['symbol']!r} at {values['granularity']} meanwhile",
+                    field="dataset_slug",
+                ) from None
+        return (await self.with_stats([row]))[0], existing is None
+
+
+def _clash_message(clash: asyncpg.Record, values: dict[str, Any]) -> str:
+    if clash["dataset_slug"] == values["dataset_slug"]:
+        return f"dataset {clash['dataset_id']} already has the slug {values['dataset_slug']!r}"
+    return (
+        f"dataset {clash['dataset_id']} already holds {values['symbol']!r} at "
+        f"{values['granularity']}"
+    )

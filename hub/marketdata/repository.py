@@ -7,7 +7,9 @@ import re
 from datetime import datetime
 
 import asyncpg
+import numpy as np
 
+from hub import pgcopy
 from hub.db import Conn
 from hub.marketdata.bars import Bar
 from hub.times import datetime_of_ns
@@ -165,3 +167,65 @@ async def store_bars(conn: Conn, symbol: str, bars: list[tuple[str, Bar]]) -> No
         [bar.volume for _, bar in bars],
         [bar.ticks for _, bar in bars],
     )
+
+
+# -- ticks stored from a file (hub/marketdata/upload.py) ----------------------------------
+
+
+async def lock_symbol(conn: Conn, symbol: str) -> None:
+    """Hold ``symbol``'s upload lock until the transaction ends: two uploads of one symbol
+    check for duplicates and write one after the other, so neither misses the other's ticks."""
+    await conn.execute(
+        "select pg_advisory_xact_lock(hashtextextended('tradehub.ticks:' || $1, 0))", symbol
+    )
+
+
+async def reserve_many(conn: Conn, count: int) -> list[int]:
+    """``count`` first numbers, each for up to ``MAX_TICKS`` ticks (as :func:`reserve_numbers`)."""
+    rows = await conn.fetch(
+        "select nextval('tick_batches') as n from generate_series(1, $1)", count
+    )
+    return sorted(int(r["n"]) for r in rows)
+
+
+async def stored_duplicates(
+    conn: asyncpg.Connection,
+    symbol: str,
+    ts_ns: np.ndarray,
+    price: np.ndarray,
+    size: np.ndarray,
+) -> np.ndarray:
+    """The indices of the given ticks of which ``symbol`` already has one stored with the same
+    time, price and size (a NaN size is one not known, which equals a stored NULL). In a
+    transaction: the ticks' keys go by binary COPY into a table dropped at commit, and are
+    matched against the stored ticks of their time range only (an index range scan)."""
+    if not len(ts_ns):
+        return np.empty(0, dtype=np.intp)
+    await conn.execute(
+        "create temp table upload_keys (i int8, ts_ns int8, price float8, size float8) "
+        "on commit drop"
+    )
+    keys = pgcopy.encode(
+        [
+            (np.arange(len(ts_ns), dtype=np.int64), "int8"),
+            (ts_ns, "int8"),
+            (price, "float8"),
+            (size, "float8"),
+        ]
+    )
+    await conn.copy_to_table("upload_keys", source=memoryview(keys), format="binary")
+    found = await conn.fetchval(
+        """
+        select array_agg(k.i) from upload_keys k
+        where exists (
+            select 1 from ts.ticks t
+            where t.symbol = $1 and t.ts_ns between $2 and $3
+              and t.ts_ns = k.ts_ns and t.price = k.price
+              and t.size is not distinct from nullif(k.size, 'NaN'::float8)
+        )
+        """,
+        symbol,
+        int(ts_ns.min()),
+        int(ts_ns.max()),
+    )
+    return np.asarray(found or [], dtype=np.intp)

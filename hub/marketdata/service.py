@@ -11,6 +11,7 @@ for the pairs somebody wants (:meth:`MarketDataService.want_bars`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
@@ -24,12 +25,13 @@ import orjson
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from hub import pgcopy
 from hub.auth import Identity, Scope
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.marketdata import repository as repo
 from hub.marketdata.barstate import Wishes, bars_topic
 from hub.marketdata.replay import ReplayPayload, bar_ticks, pace
-from hub.marketdata.ticks import Ticks, parse_batch
+from hub.marketdata.ticks import MAX_TICKS, Ticks, parse_batch
 from hub.topics import SYMBOL, AnyUser, TopicFamily, TopicKind, TopicSpec
 
 if TYPE_CHECKING:
@@ -274,6 +276,85 @@ class MarketDataService:
                 left -= count
                 after = (int(rows[-1]["ts_ns"]), int(rows[-1]["n"]))
         return np.concatenate(times), np.concatenate(prices)
+
+    # -- past ticks from a file (hub/marketdata/upload.py) -------------------------------
+
+    async def store_history(
+        self, identity: Identity, ticks: Ticks, *, skip_duplicates: bool
+    ) -> tuple[int, int]:
+        """Store a batch of one symbol's past ticks (a part of an uploaded file) in one
+        transaction, in the same partition as :meth:`ingest`, without publishing them: live
+        subscribers and the paper broker see live ticks only. With ``skip_duplicates`` a tick
+        with the time, price and size of one already stored, or of an earlier one in the batch,
+        is left out. Returns (stored, skipped). The numpy work runs in a thread."""
+        require_write(identity)
+        symbols = set(ticks.symbols)
+        if len(symbols) != 1:
+            raise ValueError(f"a batch of past ticks holds one symbol, got {len(symbols)}")
+        (symbol,) = symbols
+        if skip_duplicates:
+            keep = await asyncio.to_thread(_first_of_each, ticks)
+        else:
+            keep = np.ones(len(ticks), dtype=bool)
+        recv_ns = time.time_ns()
+        async with self.pool.acquire() as conn, conn.transaction():
+            await repo.lock_symbol(conn, symbol)
+            await self._partition(conn, [symbol])
+            if skip_duplicates:
+                at = np.flatnonzero(keep)
+                stored = await repo.stored_duplicates(
+                    conn, symbol, ticks.ts_ns[at], ticks.price[at], ticks.size[at]
+                )
+                keep[at[stored]] = False
+            fresh = _kept(ticks, keep)
+            if len(fresh):
+                numbers = await repo.reserve_many(conn, -(-len(fresh) // MAX_TICKS))
+                payload = await asyncio.to_thread(_copy_payload, fresh, numbers, recv_ns)
+                await repo.copy_ticks(conn, payload)
+        self._partitioned.add(symbol)
+        return len(fresh), len(ticks) - len(fresh)
+
+
+def _first_of_each(ticks: Ticks) -> np.ndarray:
+    """True for each tick whose (time, price, size) no earlier tick of the batch has."""
+    size = np.where(np.isnan(ticks.size), np.nan, ticks.size + 0.0)  # one NaN, and 0.0 for -0.0
+    keys = np.stack(
+        [
+            ticks.ts_ns,
+            np.ascontiguousarray(ticks.price).view(np.int64),
+            np.ascontiguousarray(size).view(np.int64),
+        ],
+        axis=1,
+    )
+    _, first = np.unique(keys, axis=0, return_index=True)
+    keep = np.zeros(len(ticks), dtype=bool)
+    keep[first] = True
+    return keep
+
+
+def _copy_payload(ticks: Ticks, numbers: list[int], recv_ns: int) -> bytes:
+    """One binary COPY of ticks of any count: each ``MAX_TICKS`` of them numbered from one of
+    ``numbers`` (a batch's numbering, see ``repository.reserve_numbers``)."""
+    head, tail = len(pgcopy.SIGNATURE), len(pgcopy.TRAILER)
+    parts = [
+        ticks.part(i * MAX_TICKS, (i + 1) * MAX_TICKS).copy_payload(first, recv_ns)[head:-tail]
+        for i, first in enumerate(numbers)
+    ]
+    return pgcopy.SIGNATURE + b"".join(parts) + pgcopy.TRAILER
+
+
+def _kept(ticks: Ticks, keep: np.ndarray) -> Ticks:
+    if keep.all():
+        return ticks
+    count = int(keep.sum())
+    return Ticks(
+        ticks.symbols[:1] * count,
+        ticks.ts_ns[keep],
+        ticks.price[keep],
+        ticks.size[keep],
+        ticks.bid[keep],
+        ticks.ask[keep],
+    )
 
 
 def _ticks_of(symbol: str, rows: list[asyncpg.Record]) -> Ticks:
