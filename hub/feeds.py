@@ -262,24 +262,11 @@ class _FeedConnection(Session):
     async def _pump(
         self, channel: str, subscription: Subscription, framed: Frame | None = None
     ) -> None:
-        if framed is not None:
-            await self._pump_framed(channel, subscription, framed)
-            return
-        write_now = self.write_now
-
-        def deliver(event: Event) -> bool:
-            # Live and in order: the bus reader writes the frame (built once for every
-            # subscriber) when the socket takes it at once; else it is queued for the loop below.
-            frame = event.ws_wire()
-            return frame is not None and write_now(frame)
-
-        subscription.deliver_directly(deliver)
         try:
-            async for event in subscription:
-                if not deliver(event):
-                    await self.send_text(event.ws_text())
-                if self.closed:
-                    return
+            if framed is None:
+                await self._deliver(subscription)
+            else:
+                await self._deliver_framed(subscription, framed)
         except SubscriptionClosed as closed:
             await self.error(
                 closed.code,
@@ -298,24 +285,30 @@ class _FeedConnection(Session):
         finally:
             await subscription.aclose()
 
-    async def _pump_framed(self, channel: str, subscription: Subscription, framed: Frame) -> None:
+    async def _deliver(self, subscription: Subscription) -> None:
+        write_now = self.write_now
+
+        def deliver(event: Event) -> bool:
+            # Live and in order: the bus reader writes the frame (built once for every
+            # subscriber) when the socket takes it at once; else it is queued for the loop below.
+            frame = event.ws_wire()
+            return frame is not None and write_now(frame)
+
+        subscription.deliver_directly(deliver)
+        async for event in subscription:
+            if not deliver(event):
+                await self.send_text(event.ws_text())
+            if self.closed:
+                return
+
+    async def _deliver_framed(self, subscription: Subscription, framed: Frame) -> None:
         """A Cracktrader channel: each event framed for this connection (``hub.feed_runs``)."""
-        try:
-            async for event in subscription:
-                frame = framed(event)
-                if frame is not None:
-                    await self.send_text(frame.decode())
-                if self.closed:
-                    return
-        except SubscriptionClosed as closed:
-            await self.error(
-                closed.code,
-                f"{closed.reason}; resubscribe with since={closed.last}",
-                channel,
-                last_seq=closed.last,
-            )
-        finally:
-            await subscription.aclose()
+        async for event in subscription:
+            frame = framed(event)
+            if frame is not None:
+                await self.send_text(frame.decode())
+            if self.closed:
+                return
 
     async def _unsubscribe(self, frame: dict[str, Any]) -> None:
         channel = frame.get("channel")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from hub import leases
 from hub.broker import repository as repo
 from hub.broker.book import Book
 from hub.broker.matching import BookOrder, Tick, decide
@@ -45,19 +46,6 @@ LEASE_SECONDS = 3.0
 SCAN_INTERVAL = 0.5
 CURSOR_INTERVAL = 1.0
 
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
 
 def expired(orders: Iterable[BookOrder], now_ns: int) -> list[BookOrder]:
     """The orders whose time (a DAY order's UTC day) is over at ``now_ns``."""
@@ -73,8 +61,8 @@ class Matchers:
         self.owner_id = uuid.uuid4().hex
         self.symbols: dict[str, SymbolMatcher] = {}
         self._task: asyncio.Task[None] | None = None
-        self._renew = resources.redis.register_script(_RENEW)
-        self._release = resources.redis.register_script(_RELEASE)
+        self._renew = resources.redis.register_script(leases.RENEW)
+        self._release = resources.redis.register_script(leases.RELEASE)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._scan_forever(), name="matcher-scan")

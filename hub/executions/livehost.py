@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 from redis.exceptions import RedisError
 
+from hub import leases
 from hub.errors import HubError
 from hub.executions import repository as repo
 from hub.executions.live import LiveRun
@@ -48,25 +49,6 @@ FLUSH_SECONDS = 2.0
 MAX_FAILURES = 5
 WANT_BARS_EVERY = 5.0  # seconds; a wish lasts 15 s (hub.marketdata.barstate)
 
-_RENEW = """
-local out = {}
-for i, key in ipairs(KEYS) do
-    if redis.call('get', key) == ARGV[1] then
-        redis.call('pexpire', key, ARGV[2])
-        out[i] = 1
-    else
-        out[i] = 0
-    end
-end
-return out
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
 
 class LiveHost:
     def __init__(self, resources: Resources, executions: ExecutionService) -> None:
@@ -88,8 +70,8 @@ class LiveHost:
         self.pairs: dict[int, tuple[str, str]] = {}  # execution id: (symbol, timeframe)
         self._wanted_at = 0.0
         self._loops: list[asyncio.Task[None]] = []
-        self._renew = self.redis.register_script(_RENEW)
-        self._release = self.redis.register_script(_RELEASE)
+        self._renew = self.redis.register_script(leases.RENEW_MANY)
+        self._release = self.redis.register_script(leases.RELEASE)
 
     async def start(self) -> None:
         self._loops = [

@@ -31,6 +31,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from hub import leases
 from hub.marketdata.barstate import REFRESH_SECONDS, StatePublisher, parse_pairs, split_pair
 from hub.marketdata.symbolbars import SymbolBars
 
@@ -42,19 +43,6 @@ log = logging.getLogger("tradehub.bars")
 
 LEASE_SECONDS = 3.0
 SCAN_INTERVAL = 0.5
-
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('pexpire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-    return redis.call('del', KEYS[1])
-end
-return 0
-"""
 
 
 class BarAggregators:
@@ -71,8 +59,8 @@ class BarAggregators:
         self.symbols: dict[str, SymbolBars] = {}
         self._task: asyncio.Task[None] | None = None
         self._poke = asyncio.Event()
-        self._renew = resources.redis.register_script(_RENEW)
-        self._release = resources.redis.register_script(_RELEASE)
+        self._renew = resources.redis.register_script(leases.RENEW)
+        self._release = resources.redis.register_script(leases.RELEASE)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._scan_forever(), name="bars-scan")
