@@ -1,4 +1,5 @@
-"""Numba kernels over numpy arrays: backtests, sweeps, indicators, metrics, downsampling, ILP.
+"""Numba kernels over numpy arrays: backtests, sweeps, indicators, metrics, downsampling, ILP
+(encoding and parsing).
 
 The public entry points are imported lazily so that ``import engine`` does not load (or
 compile) every kernel module; each module's kernels load from numba's on-disk cache the
@@ -24,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "trade_dt": "engine.records",
     "event_dt": "engine.records",
     "encode_ilp": "engine.ilp",
+    "parse_ilp": "engine.ilp_parse",
     "lttb": "engine.downsample",
     "minmax": "engine.downsample",
     "resample_ohlcv": "engine.downsample",
@@ -41,6 +43,7 @@ __all__ = [
     "event_dt",
     "lttb",
     "minmax",
+    "parse_ilp",
     "resample_ohlcv",
     "run_backtest",
     "run_sweep",

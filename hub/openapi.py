@@ -54,6 +54,19 @@ ERROR_SCHEMAS: dict[str, dict[str, Any]] = {
         "required": ["detail", "status_code"],
         "properties": {"detail": {"type": "string"}, "status_code": {"type": "integer"}},
     },
+    "InfluxError": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "examples": ["invalid", "unauthorized", "not found"]},
+            "message": {"type": "string"},
+            "line": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "the first line of the body that was refused (1-based)",
+            },
+        },
+    },
 }
 # Each family's error schema, by the family's name (rest/errors.py).
 FAMILY_ERRORS = {
@@ -63,6 +76,7 @@ FAMILY_ERRORS = {
     "orca": "OrcaError",
     "sigmalab": "SigmaLabError",
     "cracktrader": "CracktraderError",
+    "influx": "InfluxError",
 }
 ERROR_STATUSES = {
     400: "Invalid request: a malformed or out-of-range parameter, or a body that is not the "
@@ -78,6 +92,9 @@ ERROR_STATUSES = {
 }
 SUCCESS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content", 503: "Unavailable"}
 SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"stage1": []}]
+# InfluxDB's clients send their token as ``Authorization: Token`` (v2) or basic credentials
+# (v1; the ``u`` and ``p`` query parameters too).
+FAMILY_SECURITY = {"influx": [*SECURITY, {"token": []}, {"basic": []}]}
 
 ErrorStatus = Literal[401, 403, 404, 409, 422, 429, 501]
 # A success answer: a JSON model, None (no body), or several media types, each with its model
@@ -99,6 +116,7 @@ class Operation:
     body: type[BaseModel] | None
     form: type[BaseModel] | None = None  # a multipart/form-data body
     media: Mapping[int, str] | None = None  # a success answer's media type, if not JSON
+    text: type[BaseModel] | None = None  # a text/plain body (a RootModel[str])
 
 
 def describe(
@@ -113,10 +131,12 @@ def describe(
     tag: str | None = None,
     form: type[BaseModel] | None = None,
     media: Mapping[int, str] | None = None,
+    text: type[BaseModel] | None = None,
 ) -> Callable[[F], F]:
     """Document a route: the family whose errors it answers with, its success answers by
     status (a model, or None for no body), the error statuses of its own, its parameters, and
-    its body: JSON (``body``) or multipart/form-data (``form``, files as binary strings).
+    its body: JSON (``body``), multipart/form-data (``form``, files as binary strings) or
+    text/plain (``text``, a ``RootModel[str]``).
     ``media`` names a success answer's media type when it is not JSON (``text/event-stream``:
     the model is then what each event carries).
     A public route needs no credentials (``security: []``)."""
@@ -131,6 +151,7 @@ def describe(
         body,
         form,
         media,
+        text,
     )
 
     def decorate(fn: F) -> F:
@@ -231,7 +252,7 @@ def _responses(spec: Operation, components: _Components) -> dict[str, Any]:
     error = {
         "application/json": {"schema": {"$ref": _REF.format(model=FAMILY_ERRORS[spec.family])}}
     }
-    sized = spec.body is not None or spec.form is not None
+    sized = spec.body is not None or spec.form is not None or spec.text is not None
     statuses = {400, *spec.errors, *([413] if sized else []), *([] if spec.public else [401])}
     for status in statuses:
         responses[status] = {"description": ERROR_STATUSES[status], "content": error}
@@ -249,7 +270,7 @@ def _operation(raw_path: str, route: Route, spec: Operation, components: _Compon
         "tags": [spec.tag],
         "summary": summary.strip() or endpoint.__name__.replace("_", " "),
         "operationId": endpoint.__name__,
-        "security": [] if spec.public else SECURITY,
+        "security": [] if spec.public else FAMILY_SECURITY.get(spec.family, SECURITY),
     }
     if description.strip():
         operation["description"] = " ".join(description.split())
@@ -267,6 +288,9 @@ def _operation(raw_path: str, route: Route, spec: Operation, components: _Compon
             "required": True,
             "content": {"multipart/form-data": {"schema": schema}},
         }
+    elif spec.text is not None:
+        schema = components.ref(spec.text, "validation")
+        operation["requestBody"] = {"required": True, "content": {"text/plain": {"schema": schema}}}
     operation["responses"] = _responses(spec, components)
     return operation
 
@@ -301,6 +325,18 @@ def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
                     "description": "An API key (th_...) or a JWT from a login route",
                 },
                 "stage1": {"type": "apiKey", "in": "header", "name": "X-Stage1-Token"},
+                "token": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "InfluxDB v2 clients: Token <API key or JWT>",
+                },
+                "basic": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "InfluxDB v1 clients: any user name, the API key or JWT as "
+                    "the password",
+                },
             },
         },
     }

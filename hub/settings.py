@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     sql_max_rows: int = Field(default=100_000, ge=1, le=10_000_000)
     sql_export_timeout: float = Field(default=600.0, gt=0, le=86_400)
 
+    # -- line-protocol ingest (POST /write, POST /api/v2/write) -------------------------
+    # Largest body one write takes, counted as sent and again after gzip decompression: a
+    # batch is parsed whole before anything is written (413 beyond).
+    line_protocol_max_bytes: int = Field(default=32 << 20, ge=1024)
+
     @field_validator("cors_origins", "domains", "bars", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -1,4 +1,5 @@
-"""The five legacy REST families, each in its own module, mounted at their documented paths."""
+"""The five legacy REST families, each in its own module, mounted at their documented paths,
+and InfluxDB's write API (``rest.influx``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from starlette.routing import BaseRoute
 from rest import (
     cracktrader,
     executions,
+    influx,
     orca,
     orca_bots,
     orca_upload,
@@ -26,4 +28,5 @@ def routes() -> list[BaseRoute]:
         *orca.routes(),
         *orca_bots.routes(),
         *orca_upload.routes(),
+        *influx.routes(),
     ]

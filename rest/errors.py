@@ -12,6 +12,7 @@ errors under a family's base path answer in that format too.
 | Sigma Lab (seed 001) | ``/api/v1/`` (shared with Cracktrader) | ``{"error": {code, message, details}, "request_id"}`` |
 | Cracktrader (seed 004) | its routes under ``/api/v1/`` | ``{"error": {code, message, details}}`` |
 | the hub's own | ``/api/v1/marketdata/`` (and its routes elsewhere) | ``{"error": "..."}`` |
+| InfluxDB's write API | ``/api/v2/``, ``/write`` | ``{"code", "message"}`` (+ ``"line"``) |
 | Stage1 (seed 000) | everything else | ``{"error": "..."}`` |
 
 Sigma Lab and Cracktrader share ``/api/v1``: an unknown path there answers in Sigma Lab's
@@ -56,6 +57,34 @@ def _orca(request: Request, exc: HubError) -> dict[str, object]:
     return {"detail": exc.message, "status_code": exc.status_code}
 
 
+# InfluxDB's error codes (its API's ``Error.code``), by status.
+INFLUX_CODES = {
+    400: "invalid",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not found",
+    405: "method not allowed",
+    409: "conflict",
+    413: "request too large",
+    415: "unsupported media type",
+    422: "unprocessable entity",
+    429: "too many requests",
+    501: "not implemented",
+    503: "unavailable",
+}
+
+
+def _influx(request: Request, exc: HubError) -> dict[str, object]:
+    """InfluxDB's ``{"code", "message"}``, and QuestDB's ``line`` for a line that failed."""
+    status = exc.status_code
+    code = INFLUX_CODES.get(status, "internal error" if status >= 500 else "invalid")
+    body: dict[str, object] = {"code": code, "message": exc.message}
+    line = exc.details.get("line")
+    if isinstance(line, int):
+        body["line"] = line
+    return body
+
+
 @dataclass(frozen=True)
 class Family:
     name: str
@@ -93,8 +122,10 @@ SIGMALAB = Family("sigmalab", _sigmalab, ("/api/v1/",))
 CRACKTRADER = Family("cracktrader", _cracktrader)
 # The hub's own routes answer like Stage1, {"error": "..."}, even those under Sigma Lab's /api/v1.
 HUB = Family("hub", _plain, ("/api/v1/marketdata/",))
+# InfluxDB's write API (v2 under /api/v2, v1's /write), as InfluxDB and QuestDB answer it.
+INFLUX = Family("influx", _influx, ("/api/v2/",), ("/write",))
 
-_BASED = (EXECUTIONS, ORCA, SIGMALAB, HUB)
+_BASED = (EXECUTIONS, ORCA, SIGMALAB, HUB, INFLUX)
 _BY_PREFIX = sorted(
     ((prefix, family) for family in _BASED for prefix in family.prefixes),
     key=lambda pair: -len(pair[0]),

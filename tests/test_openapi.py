@@ -33,6 +33,10 @@ FORMS = {
     ("post", "/api/v1/run-bot/max"),
     ("post", "/api/upload-tick-data"),
 }
+# POST routes whose body is text/plain (InfluxDB's line protocol).
+TEXT = {("post", "/write"), ("post", "/api/v2/write")}
+# InfluxDB's write API: its own error format, and the credentials InfluxDB clients send.
+INFLUX = {"/write", "/api/v2/write"}
 CRACKTRADER = {
     "/api/v1/health",
     "/api/v1/status",
@@ -51,6 +55,8 @@ def error_schema(path: str) -> str:
     """The README's table of error formats, by path."""
     if path in CRACKTRADER:
         return "CracktraderError"
+    if path in INFLUX or path.startswith("/api/v2/"):
+        return "InfluxError"
     if path.startswith("/api/trading/executions/"):
         return "PlainError"
     if path in ("/api/health/", "/api/upload-tick-data") or path.startswith(
@@ -107,7 +113,10 @@ def test_public_routes_need_no_credentials(document: dict[str, Any]) -> None:
         if path in PUBLIC:
             assert operation["security"] == [], (method, path)
         else:
-            assert operation["security"] == [{"bearer": []}, {"stage1": []}], (method, path)
+            expected: list[dict[str, list[str]]] = [{"bearer": []}, {"stage1": []}]
+            if path in INFLUX:
+                expected += [{"token": []}, {"basic": []}]
+            assert operation["security"] == expected, (method, path)
             assert "401" in operation["responses"], (method, path)
 
 
@@ -116,7 +125,11 @@ def test_every_body_is_described(document: dict[str, Any]) -> None:
         if method in ("post", "put", "patch") and (method, path) not in NO_BODY:
             body = operation["requestBody"]
             assert body["required"] is True
-            media = "multipart/form-data" if (method, path) in FORMS else "application/json"
+            media = "application/json"
+            if (method, path) in FORMS:
+                media = "multipart/form-data"
+            elif (method, path) in TEXT:
+                media = "text/plain"
             assert list(body["content"]) == [media], (method, path)
             schema = body["content"][media]["schema"]
             assert schema["$ref"].startswith("#/components/schemas/"), (method, path)
@@ -137,6 +150,8 @@ def test_errors_answer_in_the_family_schema(document: dict[str, Any]) -> None:
     # Cracktrader's is open: under /api/v1 an error from outside its routes adds request_id.
     assert "additionalProperties" not in schemas["CracktraderError"]
     assert schemas["SigmaLabError"]["required"] == ["error", "request_id"]
+    assert schemas["InfluxError"]["required"] == ["code", "message"]
+    assert set(schemas["InfluxError"]["properties"]) == {"code", "message", "line"}
 
 
 def test_rate_limits_name_retry_after(document: dict[str, Any]) -> None:
