@@ -31,6 +31,7 @@ from hub.executions.live import LiveRun
 from hub.executions.livetick import TICK_STRATEGIES, TickLiveRun
 from hub.executions.livewriter import LiveWriter
 from hub.executions.model import ExecutionStatus
+from hub.jobs.context import TRANSIENT
 from hub.subscription import SubscriptionClosed
 from hub.times import ns_of
 
@@ -173,6 +174,8 @@ class LiveHost:
             self.failures.pop(execution_id, None)
         except asyncio.CancelledError:
             raise
+        except TRANSIENT:  # the database or Redis went away a moment: take it again, uncounted
+            log.warning("live run %d lost its connection; resuming it", execution_id, exc_info=True)
         except Exception as exc:
             count = self.failures.get(execution_id, 0) + 1
             self.failures[execution_id] = count
