@@ -224,7 +224,10 @@ def check_header(header: str | None) -> list[str]:
     """The CSV's column names, when the header line is one the import can take."""
     if not header:
         raise BadRequest("data must begin with a header line (the column names)", field="data")
-    names = next(csv.reader([header]))
+    try:
+        names = next(csv.reader([header]))
+    except csv.Error as exc:  # a quoted header left open, a stray newline in a name...
+        raise BadRequest(f"the CSV header line cannot be read: {exc}", field="data") from None
     if len(names) > MAX_COLUMNS:
         raise BadRequest(f"the CSV has {len(names)} columns; at most {MAX_COLUMNS}", field="data")
     seen: set[str] = set()
