@@ -66,6 +66,24 @@ def assert_influx_error(response: httpx.Response, status: int, code: str) -> dic
 # -- writing ----------------------------------------------------------------------------------
 
 
+async def test_hub_loads_the_parser_at_start(server: LiveServer) -> None:
+    """A hub starting loads the parsing kernels in the background, so the first /write does
+    not compile them: by the time the start's future resolves, each entry kernel is loaded."""
+    from numba.core.registry import CPUDispatcher
+
+    import engine._ilp_parse_nb as kernels
+
+    ready = server.lifespan_state.timeseries.parser_ready
+    assert ready is not None
+    async with asyncio.timeout(300):
+        seconds = await asyncio.shield(ready)
+    assert seconds >= 0
+    entry = ("scan_lines_nb", "group_columns_nb", "gather_text_nb", "line_numbers_nb")
+    for name in entry:
+        kernel = getattr(kernels, name)
+        assert isinstance(kernel, CPUDispatcher) and kernel.signatures, name
+
+
 async def test_v2_writes_every_type_to_its_measurement(
     client: httpx.AsyncClient, pool: asyncpg.Pool, alice: Account
 ) -> None:

@@ -46,6 +46,8 @@ class TimeseriesService:
             max_rows=settings.sql_max_rows,
             concurrency=max(1, settings.db_pool_max // 2),
         )
+        # The line-protocol parser's kernels loading at start (a hub's ``start`` sets it).
+        self.parser_ready: asyncio.Future[float] | None = None
 
     # -- reading ----------------------------------------------------------------------
 
