@@ -1,0 +1,379 @@
+"""Feature matrices for research models: the kernels ``engine.indicators`` lacks, a catalogue
+of feature names, and :func:`feature_matrix`, which turns bars into the columns of a matrix.
+
+Every kernel takes float64 arrays and returns float64 with NaN during its warm-up; each
+docstring names the reference it equals (``tests/engine/test_features.py`` holds them to it).
+A feature is named case-insensitively, with an optional window after an underscore:
+``RSI`` (14), ``RSI_7``, ``SMA_50``, ``returns_5``. A name may give several columns (``MACD``
+gives ``macd``, ``macd_signal``, ``macd_hist``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
+from engine.indicators import (
+    _rolling_mean_std_1d_nb,
+    atr_1d_nb,
+    bollinger_1d_nb,
+    ema_1d_nb,
+    log_returns_1d_nb,
+    macd_1d_nb,
+    rsi_1d_nb,
+    sma_1d_nb,
+    wma_1d_nb,
+)
+
+__all__ = [
+    "FEATURES",
+    "FeatureSpec",
+    "UnknownFeatures",
+    "feature_matrix",
+    "forward_return_1d_nb",
+    "obv_1d_nb",
+    "parse_features",
+    "rocp_1d_nb",
+    "rolling_max_1d_nb",
+    "rolling_min_1d_nb",
+    "rolling_zscore_1d_nb",
+    "stochf_k_1d_nb",
+    "willr_1d_nb",
+]
+
+HOUR_NS = 3_600_000_000_000
+
+# --------------------------------------------------------------------------------------------
+# Kernels
+
+
+@njit(cache=True, nogil=True)
+def rocp_1d_nb(a: np.ndarray, period: int) -> np.ndarray:
+    """``period``-bar rate of change ``(a[i] - a[i-p]) / a[i-p]``; equals
+    ``talib.ROCP(a, period)`` (0.0 after a zero value, as TA-Lib)."""
+    n = a.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(period, n):
+        prev = a[i - period]
+        out[i] = (a[i] - prev) / prev if prev != 0.0 else 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def forward_return_1d_nb(a: np.ndarray, horizon: int) -> np.ndarray:
+    """The return over the next ``horizon`` bars, ``a[i+h] / a[i] - 1``; NaN for the last
+    ``horizon`` bars. Equals ``pd.Series(a).shift(-h) / pd.Series(a) - 1``."""
+    n = a.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(n - horizon):
+        out[i] = a[i + horizon] / a[i] - 1.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _rolling_extreme_nb(a: np.ndarray, window: int, larger: bool) -> np.ndarray:
+    """A monotonic deque of indices: O(n) for any window."""
+    n = a.shape[0]
+    out = np.full(n, np.nan)
+    queue = np.empty(n, dtype=np.int64)
+    head = tail = 0
+    for i in range(n):
+        x = a[i]
+        while tail > head:
+            last = a[queue[tail - 1]]
+            if (larger and last <= x) or (not larger and last >= x):
+                tail -= 1
+            else:
+                break
+        queue[tail] = i
+        tail += 1
+        if queue[head] <= i - window:
+            head += 1
+        if i >= window - 1:
+            out[i] = a[queue[head]]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_max_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
+    """Highest value of the last ``window``; equals ``talib.MAX(a, window)`` (and
+    ``pd.Series(a).rolling(window).max()``) on NaN-free input."""
+    return _rolling_extreme_nb(a, window, True)
+
+
+@njit(cache=True, nogil=True)
+def rolling_min_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
+    """Lowest value of the last ``window``; equals ``talib.MIN(a, window)``."""
+    return _rolling_extreme_nb(a, window, False)
+
+
+@njit(cache=True, nogil=True)
+def willr_1d_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    """Williams' %R, ``-100 (HH - close) / (HH - LL)`` over ``window`` bars; equals
+    ``talib.WILLR(high, low, close, window)`` (0.0 on a flat window, as TA-Lib)."""
+    hh = rolling_max_1d_nb(high, window)
+    ll = rolling_min_1d_nb(low, window)
+    out = np.full(close.shape[0], np.nan)
+    for i in range(window - 1, close.shape[0]):
+        diff = (hh[i] - ll[i]) / -100.0
+        out[i] = (hh[i] - close[i]) / diff if diff != 0.0 else 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def stochf_k_1d_nb(high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int) -> np.ndarray:
+    """Fast stochastic %K, ``100 (close - LL) / (HH - LL)``; equals the first output of
+    ``talib.STOCHF(high, low, close, window, 1)`` (0.0 on a flat window)."""
+    hh = rolling_max_1d_nb(high, window)
+    ll = rolling_min_1d_nb(low, window)
+    out = np.full(close.shape[0], np.nan)
+    for i in range(window - 1, close.shape[0]):
+        diff = (hh[i] - ll[i]) / 100.0
+        out[i] = (close[i] - ll[i]) / diff if diff != 0.0 else 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def obv_1d_nb(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """On-balance volume; equals ``talib.OBV(close, volume)``."""
+    n = close.shape[0]
+    out = np.empty(n)
+    if n == 0:
+        return out
+    total = volume[0]
+    out[0] = total
+    for i in range(1, n):
+        if close[i] > close[i - 1]:
+            total += volume[i]
+        elif close[i] < close[i - 1]:
+            total -= volume[i]
+        out[i] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def rolling_zscore_1d_nb(a: np.ndarray, window: int) -> np.ndarray:
+    """``(a - mean) / std`` over the last ``window`` (population deviation); equals
+    ``(s - s.rolling(w).mean()) / s.rolling(w).std(ddof=0)`` where the deviation is not 0,
+    and 0.0 on a flat window."""
+    mean, std = _rolling_mean_std_1d_nb(a, window, 0)
+    out = np.full(a.shape[0], np.nan)
+    for i in range(a.shape[0]):
+        if std[i] > 0.0:
+            out[i] = (a[i] - mean[i]) / std[i]
+        elif std[i] == 0.0:
+            out[i] = 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def utc_hour_1d_nb(ts: np.ndarray) -> np.ndarray:
+    """The UTC hour of each int64-nanosecond time."""
+    out = np.empty(ts.shape[0], dtype=np.int8)
+    for i in range(ts.shape[0]):
+        out[i] = (ts[i] // HOUR_NS) % 24
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The catalogue
+
+Bars = Mapping[str, np.ndarray]
+Compute = Callable[[Bars, int], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A feature name: its default window (0: takes none), its columns and their computation."""
+
+    name: str
+    window: int
+    columns: Callable[[int], list[str]]
+    compute: Compute
+    description: str
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One requested feature, resolved: ``RSI_7`` is ``rsi`` with window 7."""
+
+    requested: str
+    feature: Feature
+    window: int
+
+    @property
+    def columns(self) -> list[str]:
+        return self.feature.columns(self.window)
+
+    def compute(self, bars: Bars) -> list[np.ndarray]:
+        return self.feature.compute(bars, self.window)
+
+    @property
+    def lookback(self) -> int:
+        """Bars before the first full value (recursive averages get three windows to settle)."""
+        return max(self.window, 26 if self.feature.name == "macd" else 0) * 3
+
+
+class UnknownFeatures(ValueError):
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(f"unknown features: {', '.join(names)}; known: {', '.join(FEATURES)}")
+        self.names = names
+
+
+def _raw(column: str) -> Feature:
+    return Feature(column, 0, lambda w: [column], lambda b, w: [b[column]], f"the bar's {column}")
+
+
+def _windowed(name: str, default: int, fn: Callable[[Bars, int], np.ndarray], doc: str) -> Feature:
+    return Feature(name, default, lambda w: [f"{name}_{w}"], lambda b, w: [fn(b, w)], doc)
+
+
+def _volatility(b: Bars, w: int) -> np.ndarray:
+    returns = rocp_1d_nb(b["close"], 1)
+    out: np.ndarray = _rolling_mean_std_1d_nb(returns, w, 1)[1]
+    return out
+
+
+FEATURES: dict[str, Feature] = {
+    f.name: f
+    for f in (
+        _raw("open"),
+        _raw("high"),
+        _raw("low"),
+        _raw("close"),
+        _raw("volume"),
+        _windowed("returns", 1, lambda b, w: rocp_1d_nb(b["close"], w), "w-bar return (ROCP)"),
+        Feature(
+            "log_returns",
+            0,
+            lambda w: ["log_returns"],
+            lambda b, w: [log_returns_1d_nb(b["close"])],
+            "1-bar log return",
+        ),
+        _windowed("rsi", 14, lambda b, w: rsi_1d_nb(b["close"], w), "Wilder's RSI"),
+        Feature(
+            "macd",
+            0,
+            lambda w: ["macd", "macd_signal", "macd_hist"],
+            lambda b, w: list(macd_1d_nb(b["close"], 12, 26, 9)),
+            "MACD 12/26/9: line, signal, histogram",
+        ),
+        Feature(
+            "bb",
+            20,
+            lambda w: [f"bb_middle_{w}", f"bb_upper_{w}", f"bb_lower_{w}"],
+            lambda b, w: list(bollinger_1d_nb(b["close"], w, 2.0)),
+            "Bollinger bands, 2 deviations",
+        ),
+        _windowed("sma", 20, lambda b, w: sma_1d_nb(b["close"], w), "simple moving average"),
+        _windowed("ema", 20, lambda b, w: ema_1d_nb(b["close"], w), "exponential moving average"),
+        _windowed("wma", 20, lambda b, w: wma_1d_nb(b["close"], w), "weighted moving average"),
+        _windowed(
+            "atr",
+            14,
+            lambda b, w: atr_1d_nb(b["high"], b["low"], b["close"], w),
+            "average true range",
+        ),
+        _windowed(
+            "willr",
+            14,
+            lambda b, w: willr_1d_nb(b["high"], b["low"], b["close"], w),
+            "Williams' %R",
+        ),
+        _windowed(
+            "stoch",
+            14,
+            lambda b, w: stochf_k_1d_nb(b["high"], b["low"], b["close"], w),
+            "fast stochastic %K",
+        ),
+        Feature(
+            "obv",
+            0,
+            lambda w: ["obv"],
+            lambda b, w: [obv_1d_nb(b["close"], b["volume"])],
+            "on-balance volume",
+        ),
+        _windowed("volatility", 20, _volatility, "rolling deviation of 1-bar returns"),
+        _windowed(
+            "volume_z", 20, lambda b, w: rolling_zscore_1d_nb(b["volume"], w), "volume z-score"
+        ),
+        _windowed("high_n", 20, lambda b, w: rolling_max_1d_nb(b["high"], w), "highest high"),
+        _windowed("low_n", 20, lambda b, w: rolling_min_1d_nb(b["low"], w), "lowest low"),
+    )
+}
+ALIASES = {"bollinger": "bb", "bbands": "bb", "return": "returns", "ret": "returns"}
+_NAME = re.compile(r"^([a-z][a-z_]*?)(?:_(\d{1,4}))?$")
+MAX_WINDOW = 5000
+
+
+def parse_features(names: Sequence[str]) -> list[FeatureSpec]:
+    """Requested names, resolved in order (a repeated column is kept once); every unknown
+    name at once in :class:`UnknownFeatures`."""
+    specs: list[FeatureSpec] = []
+    unknown: list[str] = []
+    seen: set[str] = set()
+    for requested in names:
+        spec = _resolve(requested)
+        if spec is None:
+            unknown.append(requested)
+            continue
+        key = ",".join(spec.columns)
+        if key not in seen:
+            seen.add(key)
+            specs.append(spec)
+    if unknown:
+        raise UnknownFeatures(unknown)
+    return specs
+
+
+def _resolve(requested: str) -> FeatureSpec | None:
+    text = requested.strip().lower()
+    whole = FEATURES.get(ALIASES.get(text, text))
+    if whole is not None:  # a name that itself holds an underscore (log_returns, volume_z)
+        return FeatureSpec(requested, whole, whole.window)
+    match = _NAME.match(text)
+    if match is None:
+        return None
+    base, digits = match.group(1), match.group(2)
+    feature = FEATURES.get(ALIASES.get(base, base))
+    if feature is None:
+        return None
+    if digits is None:
+        return FeatureSpec(requested, feature, feature.window)
+    window = int(digits)
+    if feature.window == 0 or not 1 <= window <= MAX_WINDOW:
+        return None
+    if (
+        feature.name in ("rsi", "bb", "atr", "willr", "stoch", "volatility", "volume_z")
+        and window < 2
+    ):
+        return None
+    return FeatureSpec(requested, feature, window)
+
+
+def feature_matrix(
+    bars: Bars, specs: Sequence[FeatureSpec], horizon: int, *, threads: int = 1
+) -> dict[str, np.ndarray]:
+    """The matrix's columns for ``bars`` (``ts`` int64 ns and float64 OHLCV): ``ts``, ``hour``
+    (UTC), each feature's columns, and ``target``, the forward return over ``horizon`` bars.
+    ``threads`` computes features side by side (the kernels release the GIL)."""
+    close = np.ascontiguousarray(bars["close"], dtype=np.float64)
+    floats = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in bars.items() if k != "ts"}
+    out: dict[str, np.ndarray] = {"ts": np.asarray(bars["ts"], dtype=np.int64)}
+    out["hour"] = utc_hour_1d_nb(out["ts"])
+    if threads > 1 and len(specs) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            computed = list(pool.map(lambda s: s.compute(floats), specs))
+    else:
+        computed = [s.compute(floats) for s in specs]
+    for spec, arrays in zip(specs, computed, strict=True):
+        for column, array in zip(spec.columns, arrays, strict=True):
+            out[column] = np.asarray(array, dtype=np.float64)
+    out["target"] = forward_return_1d_nb(close, horizon)
+    return out

@@ -1,0 +1,134 @@
+"""``engine.features``: each new kernel against its reference (TA-Lib or pandas), and the
+catalogue's name resolution and matrix layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import talib
+
+from engine.features import (
+    UnknownFeatures,
+    feature_matrix,
+    forward_return_1d_nb,
+    obv_1d_nb,
+    parse_features,
+    rocp_1d_nb,
+    rolling_max_1d_nb,
+    rolling_min_1d_nb,
+    rolling_zscore_1d_nb,
+    stochf_k_1d_nb,
+    willr_1d_nb,
+)
+from engine.indicators import macd_1d_nb, rsi_1d_nb
+
+N = 2_000
+
+
+def bars(seed: int = 7, n: int = N) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    spread = np.abs(rng.normal(0, 0.5, n))
+    return {
+        "ts": np.arange(n, dtype=np.int64) * 3_600_000_000_000,
+        "open": close + rng.normal(0, 0.1, n),
+        "high": close + spread,
+        "low": close - spread,
+        "close": close,
+        # whole numbers with repeats: OBV's equal closes and ties in the extremes
+        "volume": rng.integers(1, 50, n).astype(np.float64),
+    }
+
+
+def same(ours: np.ndarray, reference: np.ndarray) -> None:
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(np.asarray(reference, dtype=float)))
+    np.testing.assert_allclose(ours, reference, rtol=1e-10, atol=1e-10, equal_nan=True)
+
+
+@pytest.mark.parametrize("period", [1, 2, 5, 30])
+def test_rocp_is_talib(period: int) -> None:
+    b = bars()
+    close = b["close"].copy()
+    close[100] = 0.0  # TA-Lib's 0.0 after a zero
+    same(rocp_1d_nb(close, period), talib.ROCP(close, period))
+
+
+@pytest.mark.parametrize("horizon", [1, 5, 24])
+def test_forward_return_is_pandas_shift(horizon: int) -> None:
+    close = pd.Series(bars()["close"])
+    same(forward_return_1d_nb(close.to_numpy(), horizon), close.shift(-horizon) / close - 1)
+
+
+@pytest.mark.parametrize("window", [2, 3, 14, 200])
+def test_rolling_extremes_are_talib(window: int) -> None:
+    volume = bars()["volume"]  # many ties
+    same(rolling_max_1d_nb(volume, window), talib.MAX(volume, window))
+    same(rolling_min_1d_nb(volume, window), talib.MIN(volume, window))
+    series = pd.Series(volume)
+    same(rolling_max_1d_nb(volume, window), series.rolling(window).max())
+
+
+@pytest.mark.parametrize("window", [2, 14, 50])
+def test_willr_and_stochastic_are_talib(window: int) -> None:
+    b = bars()
+    high, low, close = b["high"], b["low"], b["close"]
+    same(willr_1d_nb(high, low, close, window), talib.WILLR(high, low, close, window))
+    fastk, _ = talib.STOCHF(high, low, close, fastk_period=window, fastd_period=1)
+    same(stochf_k_1d_nb(high, low, close, window), fastk)
+
+
+def test_flat_windows_answer_zero_as_talib() -> None:
+    flat = np.full(50, 10.0)
+    same(willr_1d_nb(flat, flat, flat, 5), talib.WILLR(flat, flat, flat, 5))
+    fastk, _ = talib.STOCHF(flat, flat, flat, fastk_period=5, fastd_period=1)
+    same(stochf_k_1d_nb(flat, flat, flat, 5), fastk)
+
+
+def test_obv_is_talib() -> None:
+    b = bars()
+    close = np.round(b["close"], 0)  # equal closes in a row
+    same(obv_1d_nb(close, b["volume"]), talib.OBV(close, b["volume"]))
+
+
+@pytest.mark.parametrize("window", [5, 20, 100])
+def test_zscore_is_pandas(window: int) -> None:
+    close = bars()["close"]
+    s = pd.Series(close)
+    rolling = s.rolling(window)
+    ours = rolling_zscore_1d_nb(close, window)
+    # pandas' online variance drifts by ~1e-9 on small windows: a two-pass one is exact.
+    np.testing.assert_allclose(ours, (s - rolling.mean()) / rolling.std(ddof=0), rtol=1e-7)
+    windows = np.lib.stride_tricks.sliding_window_view(close, window)
+    exact = (close[window - 1 :] - windows.mean(axis=1)) / windows.std(axis=1)
+    same(ours[window - 1 :], exact)
+    assert np.isnan(ours[: window - 1]).all()
+
+
+def test_names_resolve_case_insensitively_with_windows() -> None:
+    specs = parse_features(["close", "RSI", "rsi_7", "MACD", "BB", "SMA_50", "returns_5", "OBV"])
+    columns = [c for s in specs for c in s.columns]
+    assert columns == [
+        "close", "rsi_14", "rsi_7", "macd", "macd_signal", "macd_hist",
+        "bb_middle_20", "bb_upper_20", "bb_lower_20", "sma_50", "returns_5", "obv",
+    ]  # fmt: skip
+    assert [c for s in parse_features(["rsi", "RSI_14"]) for c in s.columns] == ["rsi_14"]
+
+
+def test_every_unknown_name_is_named() -> None:
+    with pytest.raises(UnknownFeatures) as caught:
+        parse_features(["close", "FOO", "rsi_0", "macd_9", "RSI"])
+    assert caught.value.names == ["FOO", "rsi_0", "macd_9"]
+
+
+def test_the_matrix_is_the_kernels_and_a_forward_target() -> None:
+    b = bars()
+    m = feature_matrix(b, parse_features(["close", "RSI", "MACD", "willr"]), horizon=5, threads=2)
+    assert list(m) == [
+        "ts", "hour", "close", "rsi_14", "macd", "macd_signal", "macd_hist", "willr_14", "target",
+    ]  # fmt: skip
+    same(m["rsi_14"], rsi_1d_nb(b["close"], 14))
+    same(m["macd_hist"], macd_1d_nb(b["close"], 12, 26, 9)[2])
+    same(m["rsi_14"], talib.RSI(b["close"], 14))
+    np.testing.assert_array_equal(m["hour"], (b["ts"] // 3_600_000_000_000) % 24)
+    same(m["target"], pd.Series(b["close"]).shift(-5) / b["close"] - 1)
