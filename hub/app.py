@@ -37,6 +37,7 @@ from hub.metrics import Metrics
 from hub.middleware import (
     AuthenticationMiddleware,
     InputValidationMiddleware,
+    RateLimitMiddleware,
     RequestContextMiddleware,
 )
 from hub.settings import Settings
@@ -158,6 +159,7 @@ def create_app(settings: Settings) -> Starlette:
         )
     middleware.append(Middleware(InputValidationMiddleware, render=render_refusal))
     middleware.append(Middleware(AuthenticationMiddleware))
+    middleware.append(Middleware(RateLimitMiddleware))
     handlers: dict[Any, Any] = {
         ClientDisconnect: client_gone,
         HubError: hub_error,

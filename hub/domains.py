@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # The domains every hub and worker serves, in dependency order.
 BUILTIN: tuple[str, ...] = (
     "hub.users",
+    "hub.ratelimits",
     "hub.jobs",
     "hub.datasets",
     "hub.executions",

@@ -71,3 +71,8 @@ class Keys:
     def rate_limit(self, scope: str, subject: str) -> str:
         """Counter of one subject's hits in the current window of a rate limit."""
         return f"{self.prefix}rl:{scope}:{subject}"
+
+    def slots(self, scope: str, subject: str) -> str:
+        """Sorted set of the slots one subject holds at once (``backtests``: its running
+        backtests), each member an owner's token scored by when it lapses (epoch ms)."""
+        return f"{self.prefix}slots:{scope}:{subject}"

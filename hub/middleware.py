@@ -1,18 +1,21 @@
-"""Pure ASGI middleware: request context (id, access log, metrics) and authentication."""
+"""Pure ASGI middleware: request context (id, access log, metrics), authentication and rate
+limits."""
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import urllib.parse
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.auth import AuthError, credentials_from_headers
-from hub.errors import BadRequest, HubError
+from hub.errors import BadRequest, HubError, RateLimited
 from hub.metrics import Metrics
 from hub.users.service import Authenticator
 
@@ -187,3 +190,69 @@ class AuthenticationMiddleware:
                 except AuthError as exc:
                     state["auth_error"] = str(exc)
         await self.app(scope, receive, send)
+
+
+_WINDOWS = {60.0: "a minute", 3600.0: "an hour"}
+
+
+class RateLimitMiddleware:
+    """Counts every HTTP request in the limits of the REST family its path belongs to
+    (``hub/ratelimits/policy.py``: Sigma Lab's tiers, Cracktrader's per key, ORCA's per
+    address), in Redis, so every hub process shares the count.
+
+    A limited request's answer carries ``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset``
+    (the window's end, epoch seconds); one past a limit is answered here, 429 in that family's
+    error format with ``Retry-After``, and never reaches its route. Runs after authentication:
+    the caller's identity decides the subject and, for Sigma Lab, the tier.
+    """
+
+    def __init__(self, app: ASGIApp, service_key: str = "ratelimits") -> None:
+        self.app = app
+        self.service_key = service_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: dict[str, Any] = scope.get("state") or {}
+        limits = state.get(self.service_key)
+        if scope["type"] != "http" or limits is None:
+            await self.app(scope, receive, send)
+            return
+        identity = state.get("identity")
+        if identity is not None and identity.expired():
+            identity = None  # its route answers 401; the request counts as anonymous
+        client = scope.get("client")
+        decided = await limits.admit(scope["path"], identity, client[0] if client else None)
+        if decided is None:
+            await self.app(scope, receive, send)
+            return
+        plan, verdict = decided
+        headers = verdict.headers()
+        if not verdict.admitted:
+            usage = verdict.binding
+            window = _WINDOWS.get(usage.limit.window_seconds, f"{usage.limit.window_seconds:g} s")
+            retry = max(1, math.ceil(usage.retry_after))
+            error = RateLimited(
+                f"rate limit exceeded: {usage.limit.limit} requests {window}; retry in {retry} s",
+                headers=headers,
+                details={
+                    "limit": usage.limit.limit,
+                    "window_seconds": int(usage.limit.window_seconds),
+                    "retry_after": retry,
+                },
+            )
+            response = plan.family.render(Request(scope), error)
+            await response(scope, receive, send)
+            return
+        raw = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in headers.items()
+        ]
+
+        async def send_with_limits(message: Message) -> None:
+            if message["type"] == "http.response.start" and raw:
+                present = message.get("headers", [])
+                # A route that answered its own limit (a login's) keeps its headers.
+                if not any(name.lower() == b"x-ratelimit-limit" for name, _ in present):
+                    message = {**message, "headers": [*present, *raw]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_limits)

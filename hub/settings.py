@@ -109,6 +109,30 @@ class Settings(BaseSettings):
     # batch is parsed whole before anything is written (413 beyond).
     line_protocol_max_bytes: int = Field(default=32 << 20, ge=1024)
 
+    # -- rate limits (hub/ratelimits/) --------------------------------------------------
+    # Off: no request is counted and no backtest slot taken (a test suite sharing its users).
+    rate_limits: bool = True
+    # Cracktrader's requests per API key a minute (seed 004; 0: unlimited).
+    cracktrader_requests_per_minute: int = Field(default=100, ge=0)
+    # ORCA's planned per-address limits (seed 002), applied only when orca_rate_limits is on
+    # (ORCA documents them as planned, not enforced); each 0 is unlimited.
+    orca_rate_limits: bool = False
+    orca_hft_per_minute: int = Field(default=1000, ge=0)
+    orca_batch_per_minute: int = Field(default=100, ge=0)
+    orca_upload_per_hour: int = Field(default=10, ge=0)
+    # How long a concurrent-backtest slot is held unless renewed (a holder that died frees it).
+    backtest_slot_seconds: float = Field(default=6 * 3600, gt=0)
+
+    # -- webhooks (hub/webhooks/) -----------------------------------------------------
+    # Let webhooks reach private, loopback and link-local addresses (tests, local use).
+    webhook_allow_private: bool = False
+    # Attempts per delivery, the first retry's delay (doubled each time, up to the cap), and
+    # how long one attempt may take.
+    webhook_max_attempts: int = Field(default=6, ge=1, le=50)
+    webhook_backoff_seconds: float = Field(default=2.0, ge=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+
     @field_validator("cors_origins", "domains", "bars", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:

@@ -13,6 +13,7 @@ from rest import (
     orca_bots,
     orca_upload,
     sigmalab,
+    sigmalab_limits,
     stage1,
     stage1_questdb,
 )
@@ -25,6 +26,7 @@ def routes() -> list[BaseRoute]:
         *executions.routes(),
         *cracktrader.routes(),
         *sigmalab.routes(),
+        *sigmalab_limits.routes(),
         *orca.routes(),
         *orca_bots.routes(),
         *orca_upload.routes(),

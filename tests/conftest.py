@@ -126,6 +126,8 @@ def settings(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Se
         # and the abuse tests run their own hub with the defaults.
         max_active_jobs_per_user=64,
         login_failures_per_address=10_000,
+        # Request rates and backtest slots too (tests/test_ratelimits.py runs its own hubs).
+        rate_limits=False,
     )
 
 

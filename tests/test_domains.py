@@ -30,7 +30,8 @@ def test_the_domain_list_is_the_only_registry() -> None:
     domains = load_domains(["tests.notes"])
     names = [d.name for d in domains]
     assert names[: len(BUILTIN)] == [
-        "users", "jobs", "datasets", "executions", "marketdata", "broker", "runs", "timeseries",
+        "users", "ratelimits", "jobs", "datasets", "executions", "marketdata", "broker", "runs",
+        "timeseries",
     ]  # fmt: skip
     assert names[-1] == "notes"
     sdl = build_schema(domains).as_str()
