@@ -24,7 +24,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Scope
 
 import rest
-from hub import routes
+from hub import routes, web
 from hub.domains import load_domains, open_resources
 from hub.errors import HubError, ServerError, from_status
 from hub.feeds import BotFeed
@@ -145,6 +145,7 @@ def create_app(settings: Settings) -> Starlette:
         ),
         *(route for d in domains if d.routes is not None for route in d.routes()),
         *rest.routes(),
+        *web.routes(),
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics)]
     if settings.cors_origins:

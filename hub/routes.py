@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from hub import health
+from hub import health, web
 from hub.auth import Identity, Role, Scope, mint_jwt, parse_scopes
 from hub.errors import BadRequest, NotFound
 from hub.http import (
@@ -290,17 +290,8 @@ async def openapi_json(request: Request) -> Response:
     return JSONResponse(openapi_document(request.app.routes))
 
 
-_DOCS_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>tradehub REST API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css"></head>
-<body><div id="ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui"});</script>
-</body></html>"""
-
-
 async def docs(request: Request) -> Response:
-    return HTMLResponse(_DOCS_HTML)
+    return web.html("docs.html")  # Swagger UI from the wheel's own assets
 
 
 def routes() -> list[BaseRoute]:

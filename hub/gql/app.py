@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
+from hub import web
 from hub.gql.context import Context
 
 
@@ -21,3 +22,7 @@ class HubGraphQL(GraphQL[Context, None]):
             identity=getattr(state, "identity", None),
             auth_error=getattr(state, "auth_error", None),
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """Strawberry's GraphiQL page, its scripts and styles served by the hub (not a CDN)."""
+        return web.html("graphiql.html")

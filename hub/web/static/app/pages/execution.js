@@ -1,0 +1,206 @@
+// One execution: its status and progress, the equity curve (downsampled history from
+// `equity(maxPoints)`, then every new point from the `equity` subscription), its trades and its
+// events, all live; stop while it runs.
+
+import { ApiError, gql } from "../api.js";
+import { SeriesChart } from "../chart.js";
+import { Table, h, num, progressBar, seconds, statusBadge, time } from "../dom.js";
+import { Stream, live } from "../live.js";
+import { EQUITY_SUB, EVENTS_SUB, EXECUTION, STATUS_SUB, STOP_EXECUTION, TRADES_SUB } from "../ops.js";
+
+const TERMINAL = new Set(["COMPLETED", "FAILED", "STOPPED"]);
+const EVENTS_SHOWN = 200;
+
+export function render(view, [id]) {
+  const started = performance.now();
+  const streams = [];
+  const follow = (spec) => {
+    const stream = live.subscribe(new Stream(spec));
+    streams.push(stream);
+    return stream;
+  };
+
+  const title = h("h2", {}, `Execution ${id}`);
+  const status = h("span", { class: "status" });
+  const progress = h("span", { class: "progress-slot" });
+  const facts = h("dl", { class: "facts" });
+  const stop = h("button", { type: "button", class: "danger", id: "stop-execution", hidden: true }, "Stop");
+  const stopError = h("span", { class: "error", hidden: true });
+  const chartBox = h("div", { id: "equity", class: "chart-box" });
+  const curveNote = h("p", { class: "muted small", id: "equity-note" });
+  const tradeCount = h("span", { class: "count", id: "trade-count" }, "0");
+  const trades = new Table(
+    [
+      { label: "#", num: true, cell: (t) => t.sequence },
+      { label: "Side", cell: (t) => t.direction },
+      { label: "Entry", cell: (t) => `${time(t.entryTime)} @ ${num(t.entryPrice, 4)}` },
+      { label: "Exit", cell: (t) => (t.status === "Open" || t.status === "OPEN" ? "open" : `${time(t.exitTime)} @ ${num(t.exitPrice, 4)}`) },
+      { label: "Units", num: true, cell: (t) => num(t.units, 4) },
+      { label: "P&L", num: true, cell: (t) => h("span", { class: t.pnl >= 0 ? "up" : "down" }, num(t.pnl)) },
+      { label: "Fees", num: true, cell: (t) => num(t.fees) },
+      { label: "Exit reason", cell: (t) => t.exitReason },
+    ],
+    { empty: "No trades yet.", limit: 500, className: "trades" },
+  );
+  const events = new Table(
+    [
+      { label: "#", num: true, cell: (e) => e.sequence },
+      { label: "Type", cell: (e) => e.eventType.toLowerCase().replace(/_/g, " ") },
+      { label: "Time", cell: (e) => time(e.timestamp) },
+      { label: "Detail", cell: (e) => h("code", {}, JSON.stringify(e.event).slice(0, 160)) },
+    ],
+    { empty: "No events yet.", limit: EVENTS_SHOWN, className: "events" },
+  );
+  const pageError = h("p", { class: "error", hidden: true });
+
+  view.append(
+    h("p", { class: "crumbs" }, h("a", { href: "#/executions" }, "Executions"), " / ", id),
+    pageError,
+    h("section", { class: "card" },
+      h("div", { class: "card-head" }, title, h("span", { class: "head-right" }, status, progress, stop)),
+      stopError,
+      facts,
+    ),
+    h("section", { class: "card" }, h("div", { class: "card-head" }, h("h3", {}, "Equity"), curveNote), chartBox),
+    h("div", { class: "grid two" },
+      h("section", { class: "card" }, h("h3", {}, "Trades ", tradeCount), trades.el),
+      h("section", { class: "card" }, h("h3", {}, "Events"), events.el),
+    ),
+  );
+
+  const chart = new SeriesChart(chartBox, {
+    label: "equity",
+    onDraw: (c) => {
+      if (!chartBox.dataset.firstDrawMs && c.xs.length) chartBox.dataset.firstDrawMs = String(Math.round(performance.now() - started));
+      const eq = equityStream;
+      if (eq) Object.assign(chartBox.dataset, { gaps: eq.gaps, duplicates: eq.duplicates, received: eq.received });
+    },
+  });
+  let equityStream = null;
+  let execution = null;
+  let count = 0;
+
+  function showHeader() {
+    const e = execution;
+    title.textContent = `#${e.executionNumber} ${e.strategy}`;
+    status.replaceChildren(statusBadge(e.status));
+    status.dataset.status = e.status;
+    progress.replaceChildren(progressBar(e.progress));
+    stop.hidden = TERMINAL.has(e.status);
+    const item = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
+    facts.replaceChildren(
+      ...item("Symbol", `${e.symbols.join(", ")} · ${e.timeframe}`),
+      ...item("Mode", e.mode),
+      ...item("Params", JSON.stringify(e.params)),
+      ...item("Initial capital", num(e.initialCapital)),
+      ...item("Final value", num(e.finalValue)),
+      ...item("Bars", `${Math.round(e.processed)} / ${Math.round(e.total)}`),
+      ...item("Started", time(e.startedAt)),
+      ...item("Completed", time(e.completedAt)),
+      ...(e.errorMessage ? item("Error", e.errorMessage) : []),
+    );
+  }
+
+  function addTrade(t) {
+    trades.upsert(t.sequence, t);
+    count += 1;
+    tradeCount.textContent = String(count);
+  }
+
+  const maxPoints = () => Math.max(500, Math.min(4000, 2 * Math.round(chartBox.clientWidth || 1000)));
+
+  async function load() {
+    let data;
+    try {
+      data = await gql(EXECUTION, { id, maxPoints: maxPoints() });
+    } catch (error) {
+      pageError.textContent = error.message;
+      pageError.hidden = false;
+      return;
+    }
+    pageError.hidden = true;
+    execution = data.execution;
+    showHeader();
+    const points = execution.equity;
+    chart.reset(points.map((p) => [seconds(p.timestamp), p.balance, p.sequence]));
+    const last = points.length ? points[points.length - 1].sequence : 0;
+    curveNote.textContent = points.length >= maxPoints() ? "history downsampled (LTTB), live points in full" : "";
+    equityStream = follow({
+      query: EQUITY_SUB,
+      field: "equity",
+      variables: { executionId: id },
+      since: last,
+      contiguous: true,
+      onEvent: (p) => chart.push(seconds(p.timestamp), p.balance, p.sequence),
+      onLost: () => reload(),
+    });
+    for (const t of execution.trades) addTrade(t);
+    const lastTrade = execution.trades.length ? execution.trades[execution.trades.length - 1].sequence : 0;
+    follow({ query: TRADES_SUB, field: "executionTrades", variables: { executionId: id }, since: lastTrade, onEvent: addTrade, onLost: () => reload() });
+    follow({
+      query: EVENTS_SUB,
+      field: "executionEvents",
+      variables: { executionId: id },
+      since: 0,
+      onEvent: (e) => events.upsert(e.sequence, e),
+      onLost: () => reload(),
+    });
+    if (!TERMINAL.has(execution.status)) {
+      const statusStream = follow({
+        query: STATUS_SUB,
+        field: "executionStatus",
+        variables: { executionId: id },
+        resumable: false,
+        onEvent: (u) => {
+          Object.assign(execution, { status: u.status, progress: u.progress, errorMessage: u.errorMessage });
+          showHeader();
+          if (TERMINAL.has(u.status)) {
+            live.unsubscribe(statusStream);
+            refresh();
+          }
+        },
+      });
+    }
+  }
+
+  async function refresh() {
+    try {
+      const data = await gql(EXECUTION, { id, maxPoints: 2 });
+      Object.assign(execution, data.execution, { equity: undefined, trades: undefined });
+      showHeader();
+    } catch {
+      /* the header keeps what it had */
+    }
+  }
+
+  function reload() {
+    for (const s of streams.splice(0)) live.unsubscribe(s);
+    trades.clear();
+    events.clear();
+    count = 0;
+    load();
+  }
+
+  stop.addEventListener("click", async () => {
+    stopError.hidden = true;
+    stop.disabled = true;
+    try {
+      const data = await gql(STOP_EXECUTION, { id });
+      execution.status = data.stopExecution.status;
+      showHeader();
+    } catch (error) {
+      if (error instanceof ApiError) {
+        stopError.textContent = error.message;
+        stopError.hidden = false;
+      }
+    } finally {
+      stop.disabled = false;
+    }
+  });
+
+  load();
+  return () => {
+    for (const s of streams) live.unsubscribe(s);
+    chart.destroy();
+  };
+}
