@@ -10,6 +10,7 @@ from hub.auth import mint_jwt
 from hub.errors import BadRequest
 from hub.http import JSONResponse, client_address, read_json_object
 from hub.openapi import describe
+from rest import sigmalab_research
 from rest.errors import SIGMALAB
 from rest.models import AccessToken, TokenRequest
 
@@ -33,4 +34,7 @@ async def auth_token(request: Request) -> Response:
 
 
 def routes() -> list[BaseRoute]:
-    return [Route("/api/v1/auth/token", auth_token, methods=["POST"])]
+    return [
+        Route("/api/v1/auth/token", auth_token, methods=["POST"]),
+        *sigmalab_research.routes(),
+    ]

@@ -4,6 +4,16 @@
 -- content-addressed by the sha256 of their bytes; these rows say which model uses which.
 create schema research;
 
+-- The bytes of every file, by sha: the file under the data folder is a copy any hub or worker
+-- (on any machine) writes again from here when it lacks it.
+create table research.artifacts (
+    sha         text primary key check (sha ~ '^[0-9a-f]{64}$'),
+    kind        text not null check (kind in ('matrix', 'model')),
+    content     bytea not null,
+    size_bytes  bigint not null,
+    created_at  timestamptz not null default now()
+);
+
 create table research.models (
     model_id      text primary key check (model_id ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$'),
     pack_id       text not null,
