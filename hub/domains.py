@@ -40,6 +40,7 @@ BUILTIN: tuple[str, ...] = (
     "hub.broker",
     "hub.runs",
     "hub.timeseries",
+    "hub.research",
 )
 
 Role = Literal["hub", "worker", "cli"]
