@@ -9,6 +9,7 @@ test on a script error; screenshots go to ``tests/browser/artifacts/`` (not comm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -69,6 +70,7 @@ class Browsing:
         return page
 
 
+@contextlib.asynccontextmanager
 async def browsing(
     browser: Any, base_url: str, *, width: int = 1280, height: int = 900
 ) -> AsyncIterator[Browsing]:
@@ -97,7 +99,7 @@ async def browsing(
 
 @pytest.fixture
 async def web(browser: Any, server: LiveServer) -> AsyncIterator[Browsing]:
-    async for state in browsing(browser, server.url):
+    async with browsing(browser, server.url) as state:
         yield state
 
 

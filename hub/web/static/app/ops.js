@@ -44,7 +44,7 @@ export const EVENTS_SUB = `subscription ExecutionEvents($executionId: ID!, $sinc
 }`;
 
 export const STATUS_SUB = `subscription ExecutionStatus($executionId: ID!) {
-  executionStatus(executionId: $executionId) { sequence status progress errorMessage }
+  executionStatus(executionId: $executionId) { sequence status progress errorMessage checkpoint { processed } }
 }`;
 
 const ORDER = "id accountId clientOrderId symbol side type quantity price stopPrice timeInForce status rejectReason filledQuantity averagePrice createdAt updatedAt";

@@ -193,7 +193,7 @@ function orderTicket(accountId) {
   const symbol = h("input", { name: "symbol", required: true, placeholder: "BTCUSD" });
   const side = h("select", { name: "side" }, h("option", { value: "BUY" }, "Buy"), h("option", { value: "SELL" }, "Sell"));
   const type = h("select", { name: "type" }, h("option", { value: "MARKET" }, "Market"), h("option", { value: "LIMIT" }, "Limit"));
-  const quantity = h("input", { name: "quantity", type: "number", step: "any", min: "0", value: "1", required: true });
+  const quantity = h("input", { name: "quantity", type: "number", step: "any", value: "1", required: true });
   const price = h("input", { name: "price", type: "number", step: "any", disabled: true, placeholder: "limit price" });
   const tif = h("select", { name: "timeInForce" }, ...["GTC", "IOC", "FOK", "DAY"].map((t) => h("option", { value: t }, t)));
   const submit = h("button", { type: "submit", class: "primary" }, "Place order");

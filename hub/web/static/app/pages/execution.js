@@ -62,16 +62,16 @@ export function render(view, [id]) {
       facts,
     ),
     h("section", { class: "card" }, h("div", { class: "card-head" }, h("h3", {}, "Equity"), curveNote), chartBox),
-    h("div", { class: "grid two" },
-      h("section", { class: "card" }, h("h3", {}, "Trades ", tradeCount), trades.el),
-      h("section", { class: "card" }, h("h3", {}, "Events"), events.el),
-    ),
+    h("section", { class: "card" }, h("h3", {}, "Trades ", tradeCount), trades.el),
+    h("section", { class: "card" }, h("h3", {}, "Events"), events.el),
   );
 
   const chart = new SeriesChart(chartBox, {
     label: "equity",
     onDraw: (c) => {
       if (!chartBox.dataset.firstDrawMs && c.xs.length) chartBox.dataset.firstDrawMs = String(Math.round(performance.now() - started));
+      const shown = document.getElementById("last-equity");
+      if (shown) shown.textContent = lastEquity();
       const eq = equityStream;
       if (eq) Object.assign(chartBox.dataset, { gaps: eq.gaps, duplicates: eq.duplicates, received: eq.received });
     },
@@ -85,7 +85,9 @@ export function render(view, [id]) {
     title.textContent = `#${e.executionNumber} ${e.strategy}`;
     status.replaceChildren(statusBadge(e.status));
     status.dataset.status = e.status;
-    progress.replaceChildren(progressBar(e.progress));
+    // A live run has no end to progress toward: its bars and last equity say how far it is.
+    const bounded = e.total > 0 || TERMINAL.has(e.status);
+    progress.replaceChildren(bounded ? progressBar(e.progress) : "");
     stop.hidden = TERMINAL.has(e.status);
     const item = (k, v) => [h("dt", {}, k), h("dd", {}, v)];
     facts.replaceChildren(
@@ -94,11 +96,16 @@ export function render(view, [id]) {
       ...item("Params", JSON.stringify(e.params)),
       ...item("Initial capital", num(e.initialCapital)),
       ...item("Final value", num(e.finalValue)),
-      ...item("Bars", `${Math.round(e.processed)} / ${Math.round(e.total)}`),
+      ...item("Bars", e.total > 0 ? `${Math.round(e.processed)} / ${Math.round(e.total)}` : `${Math.round(e.processed)}`),
+      ...item("Equity", h("span", { id: "last-equity" }, lastEquity())),
       ...item("Started", time(e.startedAt)),
       ...item("Completed", time(e.completedAt)),
       ...(e.errorMessage ? item("Error", e.errorMessage) : []),
     );
+  }
+
+  function lastEquity() {
+    return chart.ys.length ? num(chart.ys[chart.ys.length - 1]) : "–";
   }
 
   function addTrade(t) {
@@ -153,6 +160,7 @@ export function render(view, [id]) {
         resumable: false,
         onEvent: (u) => {
           Object.assign(execution, { status: u.status, progress: u.progress, errorMessage: u.errorMessage });
+          if (u.checkpoint) execution.processed = u.checkpoint.processed;
           showHeader();
           if (TERMINAL.has(u.status)) {
             live.unsubscribe(statusStream);
