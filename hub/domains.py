@@ -40,6 +40,7 @@ BUILTIN: tuple[str, ...] = (
     "hub.broker",
     "hub.runs",
     "hub.timeseries",
+    "hub.webhooks",
     "hub.research",
 )
 
@@ -61,6 +62,9 @@ class Domain:
     subscription: type | None = None
     # The domain's own HTTP routes (its native REST; the legacy families stay in ``rest/``).
     routes: Callable[[], list[BaseRoute]] | None = None
+    # arq functions workers run besides jobs (work without a job row: a webhook delivery),
+    # built from the settings.
+    tasks: Callable[[Settings], list[Any]] | None = None
     # Called once every service exists (in list order), and at shutdown (in reverse order).
     start: Hook | None = None
     stop: Hook | None = None

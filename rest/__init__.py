@@ -14,6 +14,7 @@ from rest import (
     orca_upload,
     sigmalab,
     sigmalab_limits,
+    sigmalab_webhooks,
     stage1,
     stage1_questdb,
 )
@@ -27,6 +28,7 @@ def routes() -> list[BaseRoute]:
         *cracktrader.routes(),
         *sigmalab.routes(),
         *sigmalab_limits.routes(),
+        *sigmalab_webhooks.routes(),
         *orca.routes(),
         *orca_bots.routes(),
         *orca_upload.routes(),

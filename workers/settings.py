@@ -16,7 +16,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
-from hub.domains import Resources, open_resources
+from hub.domains import Resources, load_domains, open_resources
 from hub.keys import Keys
 from hub.settings import Settings
 from workers.runner import run_job
@@ -68,7 +68,10 @@ def build_worker(
     assert settings.redis_url is not None
     keys = Keys(settings.redis_prefix)
     functions = [
-        func(run_job_task, name="run_job", max_tries=10, timeout=JOB_TIMEOUT_SECONDS, keep_result=0)
+        func(
+            run_job_task, name="run_job", max_tries=10, timeout=JOB_TIMEOUT_SECONDS, keep_result=0
+        ),
+        *(t for d in load_domains(settings.domains) if d.tasks for t in d.tasks(settings)),
     ]
     cron_jobs = [
         cron(reap_jobs, second={0, 15, 30, 45}, run_at_startup=True, keep_result=0, unique=True)
