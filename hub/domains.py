@@ -42,6 +42,7 @@ BUILTIN: tuple[str, ...] = (
     "hub.timeseries",
     "hub.webhooks",
     "hub.research",
+    "hub.signals",
 )
 
 Role = Literal["hub", "worker", "cli"]

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     backtest_chunk_bars: int | None = Field(default=None, ge=100)
     # Live runs one worker process hosts at most (TRADEHUB_LIVE_RUNS_PER_WORKER).
     live_runs_per_worker: int = Field(default=500, ge=0)
+    # Workers judge research models' new bars and emit signals (TRADEHUB_SIGNALS_ENABLED).
+    signals_enabled: bool = True
 
     # -- limits: what one caller may ask of the hub ------------------------------------
     # Rows one GraphQL operation may return (aliases and nesting multiply), and its answer's size.

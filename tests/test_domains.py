@@ -31,7 +31,7 @@ def test_the_domain_list_is_the_only_registry() -> None:
     names = [d.name for d in domains]
     assert names[: len(BUILTIN)] == [
         "users", "ratelimits", "jobs", "datasets", "executions", "marketdata", "broker", "runs",
-        "timeseries", "webhooks", "research",
+        "timeseries", "webhooks", "research", "signals",
     ]  # fmt: skip
     assert names[-1] == "notes"
     sdl = build_schema(domains).as_str()
