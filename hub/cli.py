@@ -1,4 +1,4 @@
-"""The ``tradehub`` command: up, serve, worker, migrate, token, user, schema."""
+"""The ``tradehub`` command: up, serve, worker, migrate, token, user, schema, tail."""
 
 from __future__ import annotations
 
@@ -292,6 +292,44 @@ def cmd_schema(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+@until_stopped
+def cmd_tail(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from tradehub_client import AsyncClient, TradehubError
+        from tradehub_client.tail import tail
+    except ImportError:
+        raise CommandError(
+            "`tradehub tail` needs the Python client: pip install ./client"
+        ) from None
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = args.url or os.environ.get("TRADEHUB_URL") or f"http://{host}:{settings.port}"
+    if args.user:
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if args.password_stdin
+            else os.environ.get("TRADEHUB_PASSWORD")
+        )
+        if not password:
+            raise CommandError("--user needs a password: TRADEHUB_PASSWORD or --password-stdin")
+        credentials = {"username": args.user, "password": password}
+    elif os.environ.get("TRADEHUB_TOKEN"):
+        credentials = {"api_key": os.environ["TRADEHUB_TOKEN"]}
+    else:
+        raise CommandError("set TRADEHUB_TOKEN to an API key (or a JWT), or pass --user")
+
+    async def follow() -> None:
+        async with AsyncClient(url, **credentials) as client:
+            await tail(client, args.channel, args.since, epoch=args.epoch, limit=args.limit)
+
+    try:
+        asyncio.run(follow())
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except TradehubError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
 # -- parsing ---------------------------------------------------------------------------------
 
 
@@ -346,6 +384,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--password-stdin", action="store_true", help="read the password from stdin"
     )
     ucreate.set_defaults(func=cmd_user_create)
+
+    tail = sub.add_parser(
+        "tail",
+        help="print a channel's events as JSON lines, resuming by itself (TRADEHUB_TOKEN or --user)",
+    )
+    tail.add_argument("channel", metavar="CHANNEL", help="a /ws channel: account:D10000001:orders")
+    tail.add_argument("--since", type=int, help="start after this sequence (default: from now)")
+    tail.add_argument("--epoch", help="the epoch of --since, for a recent topic (ticks)")
+    tail.add_argument("--limit", type=int, help="stop after this many events")
+    tail.add_argument("--url", help="the hub (default TRADEHUB_URL, else this host and port)")
+    tail.add_argument("--user", help="log in as this user (password: TRADEHUB_PASSWORD)")
+    tail.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    tail.set_defaults(func=cmd_tail)
 
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.add_argument("--output", "-o", help="write to this file instead of stdout")
