@@ -152,6 +152,45 @@ async def test_export_streams_the_seed_csv(
     assert empty.text == "timestamp\n"
 
 
+async def test_exported_times_are_exact_microseconds(
+    http: httpx.AsyncClient, alice: Account
+) -> None:
+    """The export turns times into epoch microseconds by a float8 path where it is exact
+    (1900-2040) and by numeric elsewhere: every one equals Postgres's exact numeric answer,
+    at the edges of the float path, of 2^51 microseconds and of the years 1 and 9999, and at
+    200,000 places with every kind of microsecond digits in between and beyond."""
+    edges = [0, -1, 1, 2**51 - 1, 2**51, -(2**51), -(2**51) + 1]
+    for bound in (-2_208_988_800_000_000, 2_208_988_800_000_000):  # 1900-01-01, 2040-01-01
+        edges += [bound + d for d in (-86_400_000_001, -1, 0, 1, 86_400_000_001)]
+    edges += [-62_135_596_800_000_000, 253_402_300_799_999_999]  # years 1 and 9999
+    values = ", ".join(f"({x}::int8)" for x in edges)
+    spread = "((g::numeric * 6364136223846793005) % {span})::int8 + {low}"
+    sql = f"""
+        with v(x) as (
+            values {values}
+            union all select {spread.format(span=4_417_977_600_000_000, low=-2_208_988_800_000_000)}
+                from generate_series(1, 150000) g
+            union all select {spread.format(span=315_537_897_599_999_999, low=-62_135_596_800_000_000)}
+                from generate_series(1, 50000) g
+        ), t(t) as (
+            select timestamptz 'epoch' + (x / 1000000) * interval '1 second'
+                + (x % 1000000) * interval '1 microsecond' from v
+        )
+        select t, (extract(epoch from t) * 1000000)::int8 as exact,
+               t at time zone 'UTC' as naive,
+               (extract(epoch from t at time zone 'UTC') * 1000000)::int8 as naive_exact
+        from t
+    """  # fmt: skip
+    response = await http.post("/api/questdb/export", json={"sql": sql}, headers=alice.headers)
+    assert response.status_code == 200, response.text
+    header, *lines = response.text.splitlines()
+    assert header == "t,exact,naive,naive_exact"
+    assert len(lines) == len(edges) + 200_000
+    wrong = [line for line in lines if (f := line.split(","))[0] != f[1] or f[2] != f[3]]
+    assert wrong == []
+    assert {int(line.split(",")[0]) for line in lines[: len(edges)]} == set(edges)
+
+
 async def test_measurements_and_their_metadata(
     http: httpx.AsyncClient, measurements: None, alice: Account
 ) -> None:
