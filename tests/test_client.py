@@ -348,7 +348,7 @@ async def test_the_blocking_client(server: LiveServer, carol: Account) -> None:
             events = client.subscribe(f"account:{account.id}:orders", since=0)
             first = next(events)
             assert first.seq == 1 and first.data["event"] == "created"
-            events.close()  # type: ignore[attr-defined]
+            events.close()
             assert client.cancel_order(ack.order_id).status == "cancelled"
 
     await asyncio.wait_for(asyncio.to_thread(trade), timeout=60)

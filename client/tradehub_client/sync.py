@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -34,7 +34,7 @@ class _Portal:
             future.cancel()  # an interrupt in this thread ends the work in the loop too
             raise
 
-    def iterate(self, events: AsyncIterator[T]) -> Iterator[T]:
+    def iterate(self, events: AsyncIterator[T]) -> Generator[T, None, None]:
         try:
             while True:
                 try:
@@ -131,7 +131,7 @@ class Client:
 
     def subscribe(
         self, channel: str, since: int | None = None, *, epoch: str | None = None
-    ) -> Iterator[FeedEvent]:
+    ) -> Generator[FeedEvent, None, None]:
         """Every event of ``channel`` after ``since``, in order, each once, across reconnects
         (see :meth:`AsyncClient.subscribe`). Close the iterator (or leave its ``for``) to end
         the subscription."""
