@@ -37,7 +37,7 @@ async def test_a_backtest_read_back_typed(
         async def done() -> bool:
             status = await client.executions.status(execution_id)
             assert status.status not in ("failed", "stopped"), status
-            return status.status == "completed"
+            return bool(status.status == "completed")
 
         await eventually(done, timeout=120)
         status = await client.executions.status(execution_id)
