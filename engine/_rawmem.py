@@ -1,11 +1,13 @@
-"""Unchecked loads and stores at raw addresses, for the text-writing kernels of ``engine.ilp``.
+"""Unchecked loads and stores at raw addresses, for the text-writing kernels of ``engine.ilp``
+and the bar simulator's stretches of bars (``engine.simulate``).
 
 Why not array indexing: every call of a numba function that takes an array increments and
 decrements the array's reference count around the call, an atomic instruction that also
 drains the store buffer. A row of ILP text makes a dozen such calls into the number writers,
-and those atomics cost more than the formatting. The writers therefore take the integer
-address of the byte to write (``address_of(array) + offset``) and store through these
-intrinsics; the caller owns the array, keeps it alive, and sizes it so every write fits.
+and those atomics cost more than the formatting; the simulator calls its stretch kernel once
+per trade in some runs. These kernels therefore take the integer address of the byte to
+write (``address_of(array) + offset``) and store through these intrinsics; the caller owns
+the array, keeps it alive, and sizes it so every write fits.
 
 Addresses are ``int64`` (user-space addresses are below 2**47) so that arithmetic with
 positions stays in signed integers; numba turns int64/uint64 mixes into floats. With
@@ -53,6 +55,11 @@ if JIT_DISABLED:
     def store8(address: int, word: Any) -> None:
         """The 8 bytes of ``word``, little-endian, at ``address`` (unaligned)."""
         ctypes.memmove(int(address), int(word).to_bytes(8, "little"), 8)
+
+    def store(address: int, value: Any) -> None:
+        """``value`` at ``address`` in its own machine type (a float64, an int64, an int8...)."""
+        raw = np.asarray(value)
+        ctypes.memmove(int(address), raw.tobytes(), raw.itemsize)
 
     def move16(target: int, source: int) -> None:
         """16 bytes from ``source`` to ``target`` (unaligned, non-overlapping)."""
@@ -119,6 +126,20 @@ else:
 
         def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             builder.store(args[1], _pointer(builder, args[0], ir.IntType(64)), align=1)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def store(typingctx: Any, address: Any, value: Any) -> Any:
+        """``value`` at ``address`` in its own machine type (a float64, an int64, an int8...)."""
+        if not isinstance(value, types.Integer | types.Float | types.Boolean):
+            return None
+        sig = types.void(types.intp, value)
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            kind = context.get_value_type(signature.args[1])
+            builder.store(args[1], _pointer(builder, args[0], kind), align=1)
             return context.get_dummy_value()
 
         return sig, codegen

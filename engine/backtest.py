@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Unpack
 
 import numpy as np
 
+from engine._rawmem import scratch
 from engine.metrics import metrics_dict, metrics_vector_nb
 from engine.records import BacktestResult, trade_dt
 from engine.sim_options import BacktestOptions, check_bars, check_params, sim_config
@@ -28,6 +29,7 @@ from engine.simulate import (
     SignalSource,
     SimConfig,
     SimState,
+    held_curves,
     initial_state,
     open_pnl_nb,
     open_trade_record,
@@ -206,7 +208,7 @@ class BacktestRun:
         self._state, buffer, written, _ = run_bars_nb(
             SignalSource.Array, self._signals, 0, 0, self._open, self._high, self._low,
             self._close, self._ts, self._hours_ok, self._cfg, self._state, stop, False,
-            self._equity, self._cash, self._position, _trade_buffer(stop - start),
+            self._equity, self._cash, self._position, _trade_buffer(stop - start), _NO_CASH,
         )  # fmt: skip
         trades = _joined_trades([buffer[:written]])
         self._trades.append(trades)
@@ -251,6 +253,24 @@ def _joined_trades(parts: Sequence[np.ndarray]) -> np.ndarray:
         raw[at : at + size] = np.ascontiguousarray(part, dtype=trade_dt).view(np.uint8)
         at += size
     return out
+
+
+def _with_open_trade(
+    buffer: np.ndarray, written: int, state: SimState, cfg: SimConfig, ts: np.ndarray,
+    close: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """The ``written`` closed trades at the start of the kernel's ``buffer`` and the open
+    position's record after them, in the buffer itself when it has room and they fill at least
+    half of it (no copy of the trades), else in an array of their own."""
+    open_trade = open_trade_record(state, cfg, ts, close)
+    total = written + open_trade.shape[0]
+    if total > buffer.shape[0] or 2 * total < buffer.shape[0]:
+        return _joined_trades([buffer[:written], open_trade])
+    buffer[written:total] = open_trade
+    return buffer[:total]
+
+
+_NO_CASH = np.empty(0)  # run_bars_nb's cash_out, position_out or entry_cash, not kept
 
 
 def _trade_buffer(n_bars: int) -> np.ndarray:
@@ -371,31 +391,60 @@ def _run_once(
     hours: Sequence[int] | None,
 ) -> BacktestResult:
     """``BacktestRun(...).result()`` in one kernel call: the same arrays, trades and metrics.
-    ``signal_source`` is ``run_bars_nb``'s (source, signals, fast, slow)."""
+    ``signal_source`` is ``run_bars_nb``'s (source, signals, fast, slow).
+
+    The kernel writes the per-bar equity alone; the cash and position curves, which few
+    callers read, follow from it, the trades and the cash after each entry on first access
+    (``held_curves``): written bar by bar they were a tenth of the run."""
     source, signals, fast, slow = signal_source
     ts = bars["ts"]
     close = bars["close"]
     n = ts.shape[0]
     equity = np.empty(n)
-    cash = np.empty(n)
-    position = np.empty(n)
+    # Room for an entry per bar, of which a run uses a few pages: memory committed as written.
+    entry_cash = scratch(8 * n).view(np.float64)
     state, buffer, written, bad = run_bars_nb(
         source, signals, fast, slow, bars.get("open", close), bars.get("high", close),
         bars.get("low", close), close, ts, hours_mask(ts, hours), cfg,
-        initial_state(cfg.initial_capital), n, check, equity, cash,
-        position, _trade_buffer(n),
+        initial_state(cfg.initial_capital), n, check, equity, _NO_CASH, _NO_CASH,
+        _trade_buffer(n), entry_cash,
     )  # fmt: skip
     if bad >= 0:
         check_bars(ohlcv, columns)  # raises the refusal a scan before the run would have
         raise AssertionError(f"run_bars_nb refused bar {bad}, which check_bars accepts")
-    trades = _joined_trades([buffer[:written], open_trade_record(state, cfg, ts, close)])
+    trades = _with_open_trade(buffer, written, state, cfg, ts, close)
+    held = _HeldCurves(equity, trades, entry_cash)
     return BacktestResult(
         trades=trades,
         equity=equity,
-        cash=cash,
-        position=position,
+        cash=held.cash,
+        position=held.position,
         metrics=_metrics(state, cfg, ts, close),
     )
+
+
+class _HeldCurves:
+    """The cash and position curves of a run from bar 0, made together when either is first
+    read (``held_curves``)."""
+
+    def __init__(self, equity: np.ndarray, trades: np.ndarray, entry_cash: np.ndarray) -> None:
+        self._inputs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = (
+            equity, trades, entry_cash
+        )  # fmt: skip
+        self._curves: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _made(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._curves is None:
+            assert self._inputs is not None
+            self._curves = held_curves(*self._inputs, 0)
+            self._inputs = None
+        return self._curves
+
+    def cash(self) -> np.ndarray:
+        return self._made()[0]
+
+    def position(self) -> np.ndarray:
+        return self._made()[1]
 
 
 def run_sweep(

@@ -6,6 +6,7 @@ as compile-time constants; records are aligned structured dtypes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -86,14 +87,37 @@ event_dt = np.dtype(
 )
 
 
-@dataclass(frozen=True)
+class PerBar:
+    """A per-bar curve of a ``BacktestResult``, given as the array or as a function of no
+    arguments that makes it: called on first access, its array kept. A simulator whose
+    callers seldom want a curve (the bar simulator's cash and position) leaves it to them."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._slot = f"_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None) -> np.ndarray:
+        if obj is None:
+            raise AttributeError(self._slot[1:])  # a required field, without a default
+        value = obj.__dict__[self._slot]
+        if not isinstance(value, np.ndarray):
+            value = value()
+            obj.__dict__[self._slot] = value
+        array: np.ndarray = value
+        return array
+
+    def __set__(self, obj: object, value: np.ndarray | Callable[[], np.ndarray]) -> None:
+        obj.__dict__[self._slot] = value
+
+
+@dataclass(frozen=True, kw_only=True)
 class BacktestResult:
-    """What every simulator returns: per-trade records, per-bar curves, and metrics."""
+    """What every simulator returns: per-trade records, per-bar curves, and metrics. Built by
+    keyword: ``cash`` and ``position`` (``PerBar``) may be functions that make them."""
 
     trades: np.ndarray  # trade_dt
     equity: np.ndarray  # float64, one per bar
-    cash: np.ndarray  # float64, one per bar
-    position: np.ndarray  # float64 signed units, one per bar
+    cash: PerBar = PerBar()  # float64, one per bar
+    position: PerBar = PerBar()  # float64 signed units, one per bar
     metrics: dict[str, float]
     events: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=event_dt))
     extras: dict[str, Any] = field(default_factory=dict)

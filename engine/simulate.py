@@ -43,14 +43,13 @@ import numpy as np
 from numba import njit, prange, uintp
 
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
+from engine._rawmem import address_of, load1, load_f64, load_i64, store
 from engine.indicators import _add_nb
 from engine.metrics import (
     N_METRICS,
     MetricsAcc,
     acc_bar_nb,
     acc_count_bars_nb,
-    acc_deepest_nb,
-    acc_held_bar_nb,
     acc_trade_nb,
     initial_acc_nb,
     metrics_vector_nb,
@@ -69,6 +68,7 @@ __all__ = [
     "decide_target",
     "first_not_positive_nb",
     "first_unsorted_nb",
+    "held_curves",
     "initial_state",
     "initial_state_nb",
     "open_pnl_nb",
@@ -209,6 +209,17 @@ _MAX_BARS = ExitReason.MaxBars
 _HOURS = ExitReason.Hours
 _CLOSED = TradeStatus.Closed
 _OPEN = TradeStatus.Open
+
+
+def _field_offsets(dtype: np.dtype[Any]) -> tuple[int, ...]:
+    fields = dtype.fields
+    assert fields is not None
+    return tuple(int(spec[1]) for spec in fields.values())
+
+
+# Byte offsets of trade_dt's fields, in order, for the kernels that write records by address.
+_TRADE_AT = _field_offsets(trade_dt)
+_TRADE_SIZE = trade_dt.itemsize
 _BULL = SignalFlag.LongEntry | SignalFlag.ShortExit  # a bullish crossing
 _BEAR = SignalFlag.LongExit | SignalFlag.ShortEntry
 
@@ -411,6 +422,55 @@ def _stop_exit_nb(
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _signal_orders_nb(
+    cfg: SimConfig,
+    state: SimState,
+    flags: int,
+    c: float,
+    ts_i: int,
+    entry_ok: bool,
+    next_open: bool,
+) -> tuple[SimState, ClosedTrade, bool]:
+    """The orders bar ``state.i``'s signal ``flags`` make at its close ``c``: filled there, or
+    pending for the next open under ``next_open``. Returns the state, the trade it closed and
+    whether it closed one."""
+    i = state.i
+    trade = ClosedTrade(-1, -1, 0, 0.0, 0.0, 0.0, 0, 0, 0.0, 0.0)
+    closed = False
+    side = 1 if state.position > 0.0 else (-1 if state.position < 0.0 else 0)
+    target, reason = _decide_nb(flags, side, cfg.direction, entry_ok)
+    if target == side and side != 0:
+        fill_i = i + 1 if next_open else i
+        if not entry_ok:
+            target = 0
+            reason = _HOURS
+        elif cfg.max_bars > 0 and fill_i - state.entry_index >= cfg.max_bars:
+            target = 0
+            reason = _MAX_BARS
+    if target != side:
+        if reason == 0:
+            reason = _SIGNAL
+        if next_open:
+            state = SimState(
+                i,
+                state.cash,
+                state.position,
+                state.entry_index,
+                state.entry_ts,
+                state.entry_price,
+                state.entry_ref,
+                state.entry_fees,
+                target,
+                reason,
+                state.trade_id,
+                state.acc,
+            )
+        else:
+            state, trade, closed = _execute_nb(cfg, state, target, c, reason, i, ts_i)
+    return state, trade, closed
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _bar_events_nb(
     cfg: SimConfig,
     state: SimState,
@@ -473,42 +533,13 @@ def _bar_events_nb(
             stopped = True
     # 3. Signals at the close; under fill "close" a stopped bar takes none.
     if not (stopped and not next_open):
-        side = 1 if state.position > 0.0 else (-1 if state.position < 0.0 else 0)
-        target, reason = _decide_nb(flags, side, cfg.direction, entry_ok)
-        if target == side and side != 0:
-            fill_i = i + 1 if next_open else i
-            if not entry_ok:
-                target = 0
-                reason = _HOURS
-            elif cfg.max_bars > 0 and fill_i - state.entry_index >= cfg.max_bars:
-                target = 0
-                reason = _MAX_BARS
-        if target != side:
-            if reason == 0:
-                reason = _SIGNAL
-            if next_open:
-                state = SimState(
-                    i,
-                    state.cash,
-                    state.position,
-                    state.entry_index,
-                    state.entry_ts,
-                    state.entry_price,
-                    state.entry_ref,
-                    state.entry_fees,
-                    target,
-                    reason,
-                    state.trade_id,
-                    state.acc,
-                )
+        state, trade, closed = _signal_orders_nb(cfg, state, flags, c, ts_i, entry_ok, next_open)
+        if closed:
+            if k == 0:
+                first = trade
             else:
-                state, trade, closed = _execute_nb(cfg, state, target, c, reason, i, ts_i)
-                if closed:
-                    if k == 0:
-                        first = trade
-                    else:
-                        second = trade
-                    k += 1
+                second = trade
+            k += 1
     return state, first, second, k
 
 
@@ -599,6 +630,412 @@ def _grown_nb(trades: np.ndarray, used: int) -> np.ndarray:
     return grown
 
 
+class _Windows(NamedTuple):
+    """The two averages' fixed parameters."""
+
+    fast: int
+    slow: int
+    fast_f: float
+    slow_f: float
+    fast_alpha: float
+    slow_alpha: float
+    fast_every: int  # sma_1d_nb's refresh period, in wraps of its ring
+    slow_every: int
+    warm_up: int  # from bar warm_up on, both windows are full
+
+
+class _Averages(NamedTuple):
+    """The averages as ``sma_1d_nb`` / ``ema_1d_nb`` compute them, without their rings: the
+    close is finite, so the value leaving an SMA window is ``close[i - window]``."""
+
+    fast_sum: float  # SMA running sums; EMA seeds
+    slow_sum: float
+    fast_ema: float
+    slow_ema: float
+    fast_refresh: int  # the count of values at which an SMA sum is next rebuilt
+    slow_refresh: int
+    was: int  # the averages' order on the previous bar
+
+
+@njit(cache=True, nogil=True)
+def _windows_nb(source: int, fast: int, slow: int) -> _Windows:
+    sma = source == SignalSource.SmaCross
+    averaged = source != SignalSource.Array
+    return _Windows(
+        fast,
+        slow,
+        float(fast),
+        float(slow),
+        2.0 / (fast + 1) if averaged else 0.0,
+        2.0 / (slow + 1) if averaged else 0.0,
+        max(1, _SMA_REFRESH_EVERY // fast) if sma else 1,
+        max(1, _SMA_REFRESH_EVERY // slow) if sma else 1,
+        max(fast, slow),
+    )
+
+
+@njit(cache=True, nogil=True)
+def _no_averages_nb(source: int, fast: int, slow: int) -> _Averages:
+    sma = source == SignalSource.SmaCross
+    return _Averages(0.0, 0.0, _NAN, _NAN, fast if sma else -1, slow if sma else -1, _UNORDERED)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bar_flags_nb(
+    source: int, w: _Windows, avg: _Averages, close_at: int, signals_at: int, i: int, c: float
+) -> tuple[int, _Averages]:
+    """Bar ``i``'s signal flags by the general rule (its close ``c``), and the averages after
+    it: ``signals[i]``, or ``cross_signals_nb`` of ``sma_1d_nb`` / ``ema_1d_nb`` computed a
+    bar at a time. The arrays come as addresses (``_rawmem``)."""
+    if source == SignalSource.Array:
+        return int(load1(signals_at + i)), avg
+    fast_sum = avg.fast_sum
+    slow_sum = avg.slow_sum
+    fast_ema = avg.fast_ema
+    slow_ema = avg.slow_ema
+    fast_refresh = avg.fast_refresh
+    slow_refresh = avg.slow_refresh
+    seen = i + 1
+    if source == SignalSource.EmaCross:
+        fast_sum, fast_ema = _ema_step_nb(seen, c, w.fast, w.fast_alpha, fast_sum, fast_ema)
+        slow_sum, slow_ema = _ema_step_nb(seen, c, w.slow, w.slow_alpha, slow_sum, slow_ema)
+        if fast_ema > slow_ema:
+            now = _ABOVE
+        elif fast_ema < slow_ema:
+            now = _BELOW
+        elif fast_ema == slow_ema:
+            now = _EQUAL
+        else:
+            now = _UNORDERED
+    else:
+        if seen == fast_refresh:
+            # sma_1d_nb rebuilds its sum from the ring: compensated, in order.
+            total = comp = 0.0
+            for k in range(seen - w.fast, seen):
+                total, comp = _add_nb(total, comp, load_f64(close_at + 8 * k))
+            fast_sum = total + comp
+            fast_refresh = _next_refresh_nb(seen, w.fast, w.fast_every)
+        elif seen > w.fast:
+            fast_sum += c - load_f64(close_at + 8 * (i - w.fast))
+        else:
+            fast_sum += c
+        if seen == slow_refresh:
+            total = comp = 0.0
+            for k in range(seen - w.slow, seen):
+                total, comp = _add_nb(total, comp, load_f64(close_at + 8 * k))
+            slow_sum = total + comp
+            slow_refresh = _next_refresh_nb(seen, w.slow, w.slow_every)
+        elif seen > w.slow:
+            slow_sum += c - load_f64(close_at + 8 * (i - w.slow))
+        else:
+            slow_sum += c
+        if seen < w.warm_up:
+            now = _UNORDERED
+        else:
+            now = _sma_order_nb(fast_sum, w.fast_f, slow_sum, w.slow_f)
+    flags = _crossing_nb(avg.was, now)
+    return flags, _Averages(fast_sum, slow_sum, fast_ema, slow_ema, fast_refresh, slow_refresh, now)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _holds_nb(
+    source: int,
+    w: _Windows,
+    above: bool,
+    c: float,
+    at: int,
+    signal_at: int,
+    fast_avg: float,
+    slow_avg: float,
+) -> tuple[bool, float, float]:
+    """Whether a bar with close ``c`` (at address ``at``) has no signal flags by the common
+    branch of the general rule, with both windows full, no SMA refresh due and the averages in
+    the strict order ``above`` (fast over slow) or below; and the averages after it (SMA sums
+    or EMAs). Its SMA test is ``_sma_order_nb``'s first, which needs no division."""
+    if source == SignalSource.SmaCross:
+        f = fast_avg + (c - load_f64(at - 8 * w.fast))
+        s = slow_avg + (c - load_f64(at - 8 * w.slow))
+        a = f * w.slow_f
+        b = s * w.fast_f
+        if above:
+            return a > b * _ORDER_MARGIN, f, s
+        return b > a * _ORDER_MARGIN, f, s
+    if source == SignalSource.EmaCross:
+        f = ((c - fast_avg) * w.fast_alpha) + fast_avg
+        s = ((c - slow_avg) * w.slow_alpha) + slow_avg
+        if above:
+            return f > s, f, s
+        return f < s, f, s
+    return load1(signal_at) == 0, fast_avg, slow_avg
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _quiet_bars_nb(
+    source: int,
+    w: _Windows,
+    start: int,
+    end: int,
+    check: bool,
+    above: bool,
+    fast_avg: float,
+    slow_avg: float,
+    cash: float,
+    position: float,
+    acc: MetricsAcc,
+    close_at: int,
+    ts_at: int,
+    signals_at: int,
+    outputs_at: tuple[int, int, int],
+) -> tuple[int, float, float, MetricsAcc]:
+    """Bars ``start`` (> 0) up to ``end``, or up to the first that ``_holds_nb`` does not pass
+    or that fails the check: their averages, check, outputs and fold, cash and position
+    unchanged. Returns that bar, the averages after the bars before it and the accumulator.
+
+    One loop per bar does it all, so that leaving it is the only branch that mispredicts."""
+    equity_at, cash_at, position_at = outputs_at
+    store_bars = equity_at != 0
+    store_holding = cash_at != 0
+    # The check: a timestamp above the previous one and a positive close. A close that is not
+    # finite fails _holds_nb of the averages (any comparison with NaN, or of two infinities,
+    # is false), and then the general rule's check.
+    finite = source != SignalSource.Array
+    ts_prev = load_i64(ts_at + 8 * start - 8)
+    j = start
+    if position == 0.0:
+        equity = cash + position * load_f64(close_at + 8 * start)  # every bar's
+        while j < end:
+            at = close_at + 8 * j
+            c = load_f64(at)
+            if check:
+                t = load_i64(ts_at + 8 * j)
+                if not (c > 0.0 and t > ts_prev and (finite or c < _INF)):
+                    break
+                ts_prev = t
+            holds, f, s = _holds_nb(source, w, above, c, at, signals_at + j, fast_avg, slow_avg)
+            if not holds:
+                break
+            fast_avg = f
+            slow_avg = s
+            if store_bars:
+                store(equity_at + 8 * j, equity)
+                if store_holding:
+                    store(cash_at + 8 * j, cash)
+                    store(position_at + 8 * j, position)
+            j += 1
+        # After the first bar the fold only counts (a zero return, the same drawdown), unless
+        # the equity is NaN, which equals nothing.
+        if j == start:
+            pass
+        elif equity == acc.prev_equity:
+            acc = acc_count_bars_nb(acc, j - start)
+        elif not np.isnan(equity):
+            acc = acc_count_bars_nb(acc_bar_nb(acc, equity, False), j - start - 1)
+        else:
+            for _ in range(start, j):
+                acc = acc_bar_nb(acc, equity, False)
+        return j, fast_avg, slow_avg, acc
+    # A position: acc_bar_nb bar by bar, on locals. The deepest relative drawdown changes on
+    # few bars: the loop leaves for it, so that no blend of it lies on the path from one bar to
+    # the next. The counts are added at the end.
+    prev = acc.prev_equity
+    peak = acc.peak
+    max_dd = acc.max_dd
+    dd_num = acc.dd_num
+    dd_den = acc.dd_den
+    ret_sum = acc.ret_sum
+    ret_sumsq = acc.ret_sumsq
+    neg_sumsq = acc.neg_sumsq
+    deeper = True
+    while deeper:
+        deeper = False
+        while j < end:
+            at = close_at + 8 * j
+            c = load_f64(at)
+            if check:
+                t = load_i64(ts_at + 8 * j)
+                if not (c > 0.0 and t > ts_prev and (finite or c < _INF)):
+                    break
+                ts_prev = t
+            holds, f, s = _holds_nb(source, w, above, c, at, signals_at + j, fast_avg, slow_avg)
+            if not holds:
+                break
+            fast_avg = f
+            slow_avg = s
+            equity = cash + position * c
+            r = equity / prev - 1.0 if prev > 0.0 else 0.0
+            down = min(r, 0.0)
+            peak = max(peak, equity)
+            dd = peak - equity
+            max_dd = max(max_dd, dd)
+            ret_sum = ret_sum + r
+            ret_sumsq = ret_sumsq + r * r
+            neg_sumsq = neg_sumsq + down * down
+            prev = equity
+            if store_bars:
+                store(equity_at + 8 * j, equity)
+                if store_holding:
+                    store(cash_at + 8 * j, cash)
+                    store(position_at + 8 * j, position)
+            j += 1
+            if dd * dd_den > dd_num * peak and peak > 0.0:
+                deeper = True
+                break
+        if deeper:
+            dd_num = peak - prev
+            dd_den = peak
+    count = j - start
+    acc = MetricsAcc(
+        acc.bars + count, prev, peak, max_dd, dd_num, dd_den, ret_sum, ret_sumsq, neg_sumsq,
+        acc.exposed + count, acc.closed, acc.wins, acc.losses, acc.gross_profit,
+        acc.gross_loss,
+    )  # fmt: skip
+    return j, fast_avg, slow_avg, acc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _store_trade_nb(at: int, t: ClosedTrade, exit_index: int, exit_ts: int) -> None:
+    """``t`` as the ``trade_dt`` record at address ``at``."""
+    store(at + _TRADE_AT[0], np.int64(t.id))
+    store(at + _TRADE_AT[1], np.int64(t.entry_index))
+    store(at + _TRADE_AT[2], np.int64(exit_index))
+    store(at + _TRADE_AT[3], np.int64(t.entry_ts))
+    store(at + _TRADE_AT[4], np.int64(exit_ts))
+    store(at + _TRADE_AT[5], np.float64(t.entry_price))
+    store(at + _TRADE_AT[6], np.float64(t.exit_price))
+    store(at + _TRADE_AT[7], np.float64(t.units))
+    store(at + _TRADE_AT[8], np.int8(t.direction))
+    store(at + _TRADE_AT[9], np.int8(_CLOSED))
+    store(at + _TRADE_AT[10], np.int8(t.reason))
+    store(at + _TRADE_AT[11], np.int32(0))
+    store(at + _TRADE_AT[12], np.float64(t.pnl))
+    store(at + _TRADE_AT[13], np.float64(t.pnl / (t.units * t.entry_price)))
+    store(at + _TRADE_AT[14], np.float64(t.fees))
+
+
+@njit(cache=True, nogil=True)
+def _stretch_nb(
+    source: int,
+    w: _Windows,
+    avg: _Averages,
+    cfg: SimConfig,
+    state: SimState,
+    stop: int,
+    check: bool,
+    capacity: int,
+    n: int,
+    arrays_at: tuple[int, int, int, int, int, int],
+    outputs_at: tuple[int, int, int],
+) -> tuple[SimState, _Averages, int]:
+    """``run_bars_nb`` from bar ``state.i`` on, for as long as no bar is forced (an order
+    pending at its open, a position to watch for stops, hours or max_bars): the averages, the
+    check, the signal orders at the close, the trades, the per-bar outputs and the fold. It
+    stops before a forced bar, a bad bar (which the caller then refuses), at ``stop``, or when
+    fewer than two of the ``capacity`` trade records are free (``n`` are taken). Returns the
+    state, the averages and the number of trade records.
+
+    Between two signals most bars need nothing but their averages, check, outputs and fold:
+    ``_quiet_bars_nb`` runs them in one loop per bar, inlined once per source with that
+    source's constants. This is a function of its own, apart from the forced bars, so that the
+    compiler keeps those loops' sums and pointers in registers: inside ``run_bars_nb``, with
+    the stops, the pending orders and the resumption, it spilled them to the stack (a third
+    slower). The arrays come as addresses (``arrays_at``: close, ts, signals, hours, trades,
+    entry cash by trade id),
+    since a function taking arrays increments and decrements their reference counts around
+    each call, a dozen atomic instructions, and some runs call this once per trade.
+    """
+    close_at, ts_at, signals_at, hours_at, trades_at, entries_at = arrays_at
+    equity_at, cash_at, position_at = outputs_at
+    store_bars = equity_at != 0
+    store_holding = cash_at != 0
+    has_hours = hours_at != 0
+    has_stops = not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit))
+    watch_position = has_stops or has_hours or cfg.max_bars > 0
+    next_open = cfg.fill == Fill.NextOpen
+    from_array = source == SignalSource.Array
+    i = state.i
+    cash = state.cash
+    position = state.position
+    pending = state.pending_reason
+    acc = state.acc
+    while i < stop and n + 2 <= capacity:
+        if pending != 0 or (watch_position and position != 0.0):
+            break
+        # 1. The quiet bars from i on, while the averages keep a strict order (both windows
+        # full, no SMA refresh due) or the signals are zero.
+        if i > 0 and (from_array or (i >= w.warm_up and (avg.was == _ABOVE or avg.was == _BELOW))):
+            end = stop
+            if source == SignalSource.SmaCross:
+                end = min(stop, avg.fast_refresh - 1, avg.slow_refresh - 1)
+            above = avg.was == _ABOVE
+            # One loop per source, each with its own constants.
+            if source == SignalSource.SmaCross:
+                i, f, s, acc = _quiet_bars_nb(
+                    SignalSource.SmaCross, w, i, end, check, above, avg.fast_sum, avg.slow_sum,
+                    cash, position, acc, close_at, ts_at, signals_at, outputs_at,
+                )  # fmt: skip
+                avg = _Averages(f, s, avg.fast_ema, avg.slow_ema, avg.fast_refresh,
+                                avg.slow_refresh, avg.was)  # fmt: skip
+            elif source == SignalSource.EmaCross:
+                i, f, s, acc = _quiet_bars_nb(
+                    SignalSource.EmaCross, w, i, end, check, above, avg.fast_ema, avg.slow_ema,
+                    cash, position, acc, close_at, ts_at, signals_at, outputs_at,
+                )  # fmt: skip
+                avg = _Averages(avg.fast_sum, avg.slow_sum, f, s, avg.fast_refresh,
+                                avg.slow_refresh, avg.was)  # fmt: skip
+            else:
+                i, _, _, acc = _quiet_bars_nb(
+                    SignalSource.Array, w, i, end, check, above, 0.0, 0.0, cash, position, acc,
+                    close_at, ts_at, signals_at, outputs_at,
+                )  # fmt: skip
+            if i >= stop:
+                break
+        # 2. Bar i by the general rule: its check, its flags, the orders they make.
+        c = load_f64(close_at + 8 * i)
+        if check and not (
+            c > 0.0
+            and c < _INF
+            and (i == 0 or load_i64(ts_at + 8 * i) > load_i64(ts_at + 8 * i - 8))
+        ):
+            break
+        flags, avg = _bar_flags_nb(source, w, avg, close_at, signals_at, i, c)
+        if flags != 0:
+            ts_i = load_i64(ts_at + 8 * i)
+            entry_ok = load1(hours_at + i) != 0 if has_hours else True
+            state = SimState(
+                i, cash, position, state.entry_index, state.entry_ts, state.entry_price,
+                state.entry_ref, state.entry_fees, state.pending_target, pending,
+                state.trade_id, acc,
+            )  # fmt: skip
+            state, trade, closed = _signal_orders_nb(
+                cfg, state, flags, c, ts_i, entry_ok, next_open
+            )
+            if closed and store_bars:
+                _store_trade_nb(trades_at + n * _TRADE_SIZE, trade, i, ts_i)
+                n += 1
+            cash = state.cash
+            position = state.position
+            pending = state.pending_reason
+            acc = state.acc
+            if entries_at != 0 and position != 0.0 and state.entry_index == i:
+                store(entries_at + 8 * state.trade_id, cash)
+        equity = cash + position * c
+        if store_bars:
+            store(equity_at + 8 * i, equity)
+            if store_holding:
+                store(cash_at + 8 * i, cash)
+                store(position_at + 8 * i, position)
+        if position == 0.0 and equity == acc.prev_equity:
+            acc = acc_count_bars_nb(acc, 1)
+        else:
+            acc = acc_bar_nb(acc, equity, position != 0.0)
+        i += 1
+    out = SimState(
+        i, cash, position, state.entry_index, state.entry_ts, state.entry_price, state.entry_ref,
+        state.entry_fees, state.pending_target, pending, state.trade_id, acc,
+    )  # fmt: skip
+    return out, avg, n
+
+
 @njit(cache=True, nogil=True)
 def run_bars_nb(
     source: int,
@@ -619,6 +1056,7 @@ def run_bars_nb(
     cash_out: np.ndarray,
     position_out: np.ndarray,
     trades: np.ndarray,
+    entry_cash: np.ndarray,
 ) -> tuple[SimState, np.ndarray, int, int]:
     """Simulate bars ``state.i`` up to ``stop``; equals ``vbt.Portfolio.from_signals``.
 
@@ -629,225 +1067,85 @@ def run_bars_nb(
     the orders, the per-bar outputs and the metrics.
 
     Per-bar outputs are written at their bar index when ``equity_out`` is not empty (a sweep
-    passes empty arrays and keeps only the metrics, and no trades). Closed trades are written
-    from ``trades[0]`` on, into a larger copy when it fills up. With ``check``, a bar whose
+    passes empty arrays and keeps only the metrics, and no trades); ``cash_out`` and
+    ``position_out`` may be empty while it is not: the per-bar equity alone, the other two
+    follow from it, the trades and ``entry_cash`` (``held_curves``). When not empty,
+    ``entry_cash[k]`` receives the cash right after the position that closes as trade
+    ``state.trade_id + k`` was opened (one opening per bar at most: ``stop - state.i``
+    entries are room enough). Closed trades are written from ``trades[0]`` on, into a larger
+    copy when it fills up. With ``check``, a bar whose
     timestamp is not above the previous one or whose close is not positive and finite stops
     the run before it is simulated. Returns the state, the trade array, the number of trades
     in it and the first bad bar (-1 when none).
 
-    Most bars need neither the event logic nor a change of cash or position. Each turn of the
-    loop finds the next bar that does (a signal, an order pending, a position to watch for
-    stops, hours or max_bars) computing nothing but the averages, then writes and folds the
-    bars before it in loops of their own, then runs the event logic on that bar. All of it is
-    written out in this one function: an array handed to an inlined helper costs an atomic
-    reference count pair per call, which here cost a third of the run.
+    The bars that need no forced event run in ``_stretch_nb``, most of them in one loop per
+    bar; this function runs the others, a bar at a time: an order pending at the open, stops,
+    hours and max_bars to watch while a position is open. Without ``check`` the bars must be
+    good (the callers check them first): a bad one gives unspecified results.
     """
-    store = equity_out.shape[0] > 0
+    store_bars = equity_out.shape[0] > 0
+    store_holding = store_bars and cash_out.shape[0] > 0
     has_hours = hours_ok.shape[0] > 0
     has_stops = not (np.isnan(cfg.stop_loss) and np.isnan(cfg.take_profit))
     watch_position = has_stops or has_hours or cfg.max_bars > 0
     # Only stops and next-open fills read a bar's open, high and low: a load they do not need
     # misses the cache on most event bars.
     read_ohl = cfg.fill == Fill.NextOpen or has_stops
-    from_array = source == SignalSource.Array
-    exponential = source == SignalSource.EmaCross
-    sma = source == SignalSource.SmaCross
-    # The averages as sma_1d_nb / ema_1d_nb compute them, without their rings: the close is
-    # finite, so the value leaving an SMA window is close[i - window].
-    fast_f = float(fast)
-    slow_f = float(slow)
-    warm_up = max(fast, slow)  # from bar warm_up on, both windows are full
-    fast_sum = slow_sum = 0.0  # SMA running sums; EMA seeds
-    fast_ema = slow_ema = _NAN
-    fast_alpha = 2.0 / (fast + 1) if not from_array else 0.0
-    slow_alpha = 2.0 / (slow + 1) if not from_array else 0.0
-    fast_every = max(1, _SMA_REFRESH_EVERY // fast) if sma else 1
-    slow_every = max(1, _SMA_REFRESH_EVERY // slow) if sma else 1
-    fast_refresh = fast if sma else -1  # the count of values at which a sum is next rebuilt
-    slow_refresh = slow if sma else -1
-    was = _UNORDERED  # the averages' order on the previous bar
-    n = 0
+    w = _windows_nb(source, fast, slow)
+    avg = _no_averages_nb(source, fast, slow)
+    n = int(np.int64(0))  # not the literal 0: a call typed with it would compile twice
     bad = -1
     i = state.i
     if i < 0 or stop > close.shape[0]:
         # Also tells the compiler that no index below is negative: no wraparound code per bar.
         raise ValueError("run_bars_nb: state.i and stop must lie within the bars")
+    if source == SignalSource.Array and signals.shape[0] < stop:
+        raise ValueError("run_bars_nb: signals must cover the bars up to stop")
     cash = state.cash
     position = state.position
     pending = state.pending_reason
     acc = state.acc
-    # Trade records need up to two free slots per event bar. The array is grown out here:
-    # reassigning it in the loops below would cost an atomic reference count per bar.
-    capacity = trades.shape[0] if store else stop + 2
+    signals_at = address_of(signals) if source == SignalSource.Array else 0
+    # entry_cash by trade id: the entry of trade k at address entries_at + 8 * k.
+    entries_at = address_of(entry_cash) - 8 * state.trade_id if entry_cash.shape[0] > 0 else 0
+    arrays_at = (
+        address_of(close), address_of(ts), signals_at,
+        address_of(hours_ok) if has_hours else 0, address_of(trades), entries_at,
+    )  # fmt: skip
+    outputs_at = (0, 0, 0)
+    if store_holding:
+        outputs_at = (address_of(equity_out), address_of(cash_out), address_of(position_out))
+    elif store_bars:
+        outputs_at = (address_of(equity_out), 0, 0)
+    # Trade records need up to two free slots per event bar; without outputs none are kept.
+    capacity = trades.shape[0] if store_bars else stop + 2
     while True:
         while i < stop and n + 2 <= capacity:
-            # Bar i needs the event logic when an order is pending or a position is watched;
-            # otherwise the next bar with signal flags does.
             forced = pending != 0 or (watch_position and position != 0.0)
-            limit = i + 1 if forced else stop
-            # 1. The averages from bar i up to the first bar with flags (taken) or to limit.
-            j = i
-            flags = 0
-            while j < limit:
-                # Most bars take the general rule's common branch to no flags: both windows
-                # full, no SMA refresh due, the averages keeping their strict order. Their
-                # loops test nothing else.
-                if from_array:
-                    while j < limit and signals[uintp(j)] == 0:
-                        j += 1
-                elif j >= warm_up and (was == _ABOVE or was == _BELOW):
-                    if exponential:
-                        while j < limit:
-                            c = close[uintp(j)]
-                            f = ((c - fast_ema) * fast_alpha) + fast_ema
-                            s = ((c - slow_ema) * slow_alpha) + slow_ema
-                            if not (f > s if was == _ABOVE else f < s):
-                                break
-                            fast_ema = f
-                            slow_ema = s
-                            j += 1
-                    else:
-                        # The order by _sma_order_nb's first test, up to the next refresh.
-                        end = min(limit, fast_refresh - 1, slow_refresh - 1)
-                        if was == _ABOVE:
-                            while j < end:
-                                c = close[uintp(j)]
-                                f = fast_sum + (c - close[uintp(j - fast)])
-                                s = slow_sum + (c - close[uintp(j - slow)])
-                                if not (f * slow_f > s * fast_f * _ORDER_MARGIN):
-                                    break
-                                fast_sum = f
-                                slow_sum = s
-                                j += 1
-                        else:
-                            while j < end:
-                                c = close[uintp(j)]
-                                f = fast_sum + (c - close[uintp(j - fast)])
-                                s = slow_sum + (c - close[uintp(j - slow)])
-                                if not (s * fast_f > f * slow_f * _ORDER_MARGIN):
-                                    break
-                                fast_sum = f
-                                slow_sum = s
-                                j += 1
-                if j >= limit:
+            if not forced:
+                state = SimState(
+                    i, cash, position, state.entry_index, state.entry_ts, state.entry_price,
+                    state.entry_ref, state.entry_fees, state.pending_target, pending,
+                    state.trade_id, acc,
+                )  # fmt: skip
+                state, avg, n = _stretch_nb(
+                    source, w, avg, cfg, state, stop, check, capacity, n, arrays_at, outputs_at
+                )
+                i = state.i
+                cash = state.cash
+                position = state.position
+                pending = state.pending_reason
+                acc = state.acc
+                if i >= stop or n + 2 > capacity:
                     break
-                # Bar j by the general rule.
-                if from_array:
-                    flags = int(signals[uintp(j)])
-                else:
-                    c = close[uintp(j)]
-                    seen = j + 1
-                    if exponential:
-                        fast_sum, fast_ema = _ema_step_nb(
-                            seen, c, fast, fast_alpha, fast_sum, fast_ema
-                        )
-                        slow_sum, slow_ema = _ema_step_nb(
-                            seen, c, slow, slow_alpha, slow_sum, slow_ema
-                        )
-                        if fast_ema > slow_ema:
-                            now = _ABOVE
-                        elif fast_ema < slow_ema:
-                            now = _BELOW
-                        elif fast_ema == slow_ema:
-                            now = _EQUAL
-                        else:
-                            now = _UNORDERED
-                    else:
-                        if seen == fast_refresh:
-                            # sma_1d_nb rebuilds its sum from the ring: compensated, in order.
-                            total = comp = 0.0
-                            for k in range(seen - fast, seen):
-                                total, comp = _add_nb(total, comp, close[uintp(k)])
-                            fast_sum = total + comp
-                            fast_refresh = _next_refresh_nb(seen, fast, fast_every)
-                        elif seen > fast:
-                            fast_sum += c - close[uintp(j - fast)]
-                        else:
-                            fast_sum += c
-                        if seen == slow_refresh:
-                            total = comp = 0.0
-                            for k in range(seen - slow, seen):
-                                total, comp = _add_nb(total, comp, close[uintp(k)])
-                            slow_sum = total + comp
-                            slow_refresh = _next_refresh_nb(seen, slow, slow_every)
-                        elif seen > slow:
-                            slow_sum += c - close[uintp(j - slow)]
-                        else:
-                            slow_sum += c
-                        if seen < warm_up:
-                            now = _UNORDERED
-                        else:
-                            now = _sma_order_nb(fast_sum, fast_f, slow_sum, slow_f)
-                    flags = _crossing_nb(was, now)
-                    was = now
-                if flags != 0:
-                    break
-                j += 1
-            found = j
-            # 2. With check, the bars up to the one found: a loop without exits, so that it
-            # vectorises, then the search for the first bad one if there is one.
-            if check:
-                last = i + 1 if forced else min(found + 1, stop)
-                ok = True
-                for k in range(max(i, 1), last):
-                    c = close[uintp(k)]
-                    ok &= (c > 0.0) & (c < _INF) & (ts[uintp(k)] > ts[uintp(k - 1)])
-                if i == 0 and last > 0:
-                    ok &= (close[0] > 0.0) & (close[0] < _INF)
-                if not ok:
-                    for k in range(i, last):
-                        c = close[uintp(k)]
-                        if not (c > 0.0 and c < _INF) or (
-                            k > 0 and ts[uintp(k)] <= ts[uintp(k - 1)]
-                        ):
-                            bad = k
-                            break
-                    found = bad
-            # 3. The bars before it, through which cash and position stay as they are.
-            quiet = found if not forced or bad >= 0 else i
-            if i >= quiet:
-                pass
-            elif position == 0.0:
-                # Flat: one equity for all; after the first bar the fold only counts (a zero
-                # return, the same drawdown), unless the equity is NaN, which equals nothing.
-                equity = cash + position * close[uintp(i)]
-                if store:
-                    for k in range(i, quiet):
-                        u = uintp(k)
-                        equity_out[u] = equity
-                        cash_out[u] = cash
-                        position_out[u] = position
-                if equity == acc.prev_equity:
-                    acc = acc_count_bars_nb(acc, quiet - i)
-                elif not np.isnan(equity):
-                    acc = acc_count_bars_nb(acc_bar_nb(acc, equity, False), quiet - i - 1)
-                else:
-                    for k in range(i, quiet):
-                        acc = acc_bar_nb(acc, equity, False)
-            else:
-                if store:
-                    for k in range(i, quiet):
-                        u = uintp(k)
-                        equity_out[u] = cash + position * close[u]
-                        cash_out[u] = cash
-                        position_out[u] = position
-                # The deepest relative drawdown changes on few bars: the inner loop leaves
-                # for it, so that no blend of it lies on the path from one bar to the next.
-                k = i
-                while k < quiet:
-                    deeper = False
-                    while k < quiet:
-                        acc, deeper = acc_held_bar_nb(acc, cash + position * close[uintp(k)])
-                        k += 1
-                        if deeper:
-                            break
-                    if deeper:
-                        acc = acc_deepest_nb(acc)
-            i = quiet
-            if i >= stop or bad >= 0:
-                break
-            # 4. Bar i: the event logic.
+                forced = pending != 0 or (watch_position and position != 0.0)
+            # Bar i, forced (or refused by the stretch's check): its check, its flags, then
+            # the pending order at its open, the stops and the signals at its close.
             c = close[uintp(i)]
+            if check and not (c > 0.0 and c < _INF and (i == 0 or ts[uintp(i)] > ts[uintp(i - 1)])):
+                bad = i
+                break
+            flags, avg = _bar_flags_nb(source, w, avg, arrays_at[0], signals_at, i, c)
             entry_ok = hours_ok[uintp(i)] if has_hours else True
             o = h = lo = c
             if read_ohl:
@@ -856,21 +1154,12 @@ def run_bars_nb(
                 lo = low[uintp(i)]
             ts_i = ts[uintp(i)]
             state = SimState(
-                i,
-                cash,
-                position,
-                state.entry_index,
-                state.entry_ts,
-                state.entry_price,
-                state.entry_ref,
-                state.entry_fees,
-                state.pending_target,
-                pending,
-                state.trade_id,
-                acc,
-            )
+                i, cash, position, state.entry_index, state.entry_ts, state.entry_price,
+                state.entry_ref, state.entry_fees, state.pending_target, pending,
+                state.trade_id, acc,
+            )  # fmt: skip
             state, first, second, m = _bar_events_nb(cfg, state, flags, o, h, lo, c, ts_i, entry_ok)
-            for k in range(m if store else 0):
+            for k in range(m if store_bars else 0):
                 t = first if k == 0 else second
                 rec = trades[n]
                 rec["id"] = t.id
@@ -893,12 +1182,15 @@ def run_bars_nb(
             position = state.position
             pending = state.pending_reason
             acc = state.acc
+            if entries_at != 0 and position != 0.0 and state.entry_index == i:
+                store(entries_at + 8 * state.trade_id, cash)
             equity = cash + position * c
-            if store:
+            if store_bars:
                 u = uintp(i)
                 equity_out[u] = equity
-                cash_out[u] = cash
-                position_out[u] = position
+                if store_holding:
+                    cash_out[u] = cash
+                    position_out[u] = position
             if position == 0.0 and equity == acc.prev_equity:
                 acc = acc_count_bars_nb(acc, 1)
             else:
@@ -908,20 +1200,13 @@ def run_bars_nb(
             break
         trades = _grown_nb(trades, n)
         capacity = trades.shape[0]
+        arrays_at = (
+            arrays_at[0], arrays_at[1], arrays_at[2], arrays_at[3], address_of(trades), entries_at,
+        )  # fmt: skip
     out = SimState(
-        i,
-        cash,
-        position,
-        state.entry_index,
-        state.entry_ts,
-        state.entry_price,
-        state.entry_ref,
-        state.entry_fees,
-        state.pending_target,
-        pending,
-        state.trade_id,
-        acc,
-    )
+        i, cash, position, state.entry_index, state.entry_ts, state.entry_price, state.entry_ref,
+        state.entry_fees, state.pending_target, pending, state.trade_id, acc,
+    )  # fmt: skip
     return out, trades, n, bad
 
 
@@ -966,6 +1251,58 @@ def open_trade_record(
     rec["return"] = pnl / (units * state.entry_price)
     rec["fees"] = state.entry_fees
     return out
+
+
+def held_curves(
+    equity: np.ndarray, trades: np.ndarray, entry_cash: np.ndarray, first_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The per-bar cash and position of a run from bar 0 whose kernel wrote the equity alone
+    (``run_bars_nb`` with ``cash_out`` and ``position_out`` empty): exactly the arrays it would
+    have written. A bar with no position held at its close has its equity as cash (cash plus
+    0 times a positive close) and position 0; a bar within a trade, from its entry bar to the
+    bar before its exit (to the last bar if it is open), has the cash right after the entry
+    (``entry_cash``, by trade id from ``first_id``) and the trade's signed units.
+
+    ``trades`` holds every trade of the run, the open one included (``trade_dt``)."""
+    n = equity.shape[0]
+    ends = np.where(trades["status"] == _OPEN, n, trades["exit_index"])
+    units = trades["units"]
+    signed = np.where(trades["direction"] == Direction.Long, units, -units)
+    ids = np.ascontiguousarray(trades["id"], dtype=np.int64) - first_id
+    cash = np.empty(n)
+    position = np.empty(n)
+    _held_curves_nb(
+        equity, np.ascontiguousarray(trades["entry_index"], dtype=np.int64),
+        np.ascontiguousarray(ends, dtype=np.int64), np.ascontiguousarray(signed),
+        entry_cash[ids] if ids.shape[0] else np.empty(0), cash, position,
+    )  # fmt: skip
+    return cash, position
+
+
+@njit(cache=True, nogil=True)
+def _held_curves_nb(
+    equity: np.ndarray,
+    entries: np.ndarray,
+    ends: np.ndarray,
+    units: np.ndarray,
+    entry_cash: np.ndarray,
+    cash: np.ndarray,
+    position: np.ndarray,
+) -> None:
+    """``held_curves``' fill: trade k holds bars ``entries[k]`` to ``ends[k] - 1`` with
+    ``units[k]`` after ``entry_cash[k]``; the bars between trades are flat."""
+    at = 0
+    for k in range(entries.shape[0] + 1):
+        start = entries[k] if k < entries.shape[0] else equity.shape[0]
+        for i in range(at, start):
+            cash[i] = equity[i]
+            position[i] = 0.0
+        if k == entries.shape[0]:
+            break
+        at = max(start, ends[k])
+        for i in range(start, at):
+            cash[i] = entry_cash[k]
+            position[i] = units[k]
 
 
 _CHECK_BLOCK = 4096
@@ -1054,7 +1391,7 @@ def sweep_row_nb(
     end, _, _, _ = run_bars_nb(
         source, signals, fast, slow, open_, high, low, close, ts, hours_ok, cfg,
         initial_state_nb(cfg.initial_capital), n, False, no_f8, no_f8, no_f8,
-        np.empty(0, dtype=trade_dt),
+        np.empty(0, dtype=trade_dt), no_f8,
     )  # fmt: skip
     unrealized = open_pnl_nb(end, cfg, close[n - 1]) if n > 0 else 0.0
     ts_first = ts[0] if n > 0 else 0

@@ -28,8 +28,7 @@ INSTALL = "from engine import _cache"
 def test_every_kernel_module_is_known() -> None:
     assert KERNEL_MODULES == [
         "_ilp_nb", "_ilp_parse_nb", "_ryu", "downsample", "floor", "indicators", "live",
-        "metrics", "simulate",
-        "strategies", "ticks",
+        "metrics", "simulate", "strategies", "ticks",
     ]  # fmt: skip
 
 
@@ -64,12 +63,27 @@ def test_stamps_cover_the_imported_engine_files_and_no_others() -> None:
         "downsample": {"_cache", "downsample"},
         "indicators": {"_cache", "indicators"},
         "live": {
-            "_cache", "indicators", "live", "metrics", "records", "sim_options", "simulate",
+            "_cache",
+            "_rawmem",
+            "indicators",
+            "live",
+            "metrics",
+            "records",
+            "sim_options",
+            "simulate",
             "strategies",
         },
         "metrics": {"_cache", "metrics", "records"},
-        "simulate": {"_cache", "indicators", "metrics", "records", "simulate"},
-        "strategies": {"_cache", "indicators", "metrics", "records", "simulate", "strategies"},
+        "simulate": {"_cache", "_rawmem", "indicators", "metrics", "records", "simulate"},
+        "strategies": {
+            "_cache",
+            "_rawmem",
+            "indicators",
+            "metrics",
+            "records",
+            "simulate",
+            "strategies",
+        },
         # ParamSpec comes from strategies under TYPE_CHECKING only: nothing compiled uses it.
         "floor": {"_cache", "floor", "metrics", "records"},
         "ticks": {"_cache", "metrics", "records", "ticks"},
