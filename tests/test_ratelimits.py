@@ -189,6 +189,8 @@ async def test_cracktrader_allows_100_requests_a_minute_per_api_key(
         assert fresh.status_code == 200 and fresh.headers["x-ratelimit-remaining"] == "99"
         sigma = await a.get(tier_path(user), headers=user.headers)
         assert sigma.status_code == 200 and sigma.headers["x-ratelimit-limit"] == "60"
+        health = await a.get("/api/v1/health", headers=user.headers)  # Cracktrader's probe
+        assert health.status_code == 200 and "x-ratelimit-limit" not in health.headers
 
 
 async def test_orca_limits_per_address_only_when_switched_on(
@@ -216,8 +218,9 @@ async def test_orca_limits_per_address_only_when_switched_on(
             assert other.status_code == 429
             hft = await http.get("/api/v1/trading/accounts", headers=alice.headers)
             assert hft.status_code == 200 and hft.headers["x-ratelimit-limit"] == "1000"
-            health = await http.get("/api/health/")
-            assert health.status_code == 200 and "x-ratelimit-limit" not in health.headers
+            for path in ("/api/health/", "/api/v1/trading/health"):  # probes are never limited
+                health = await http.get(path)
+                assert health.status_code == 200 and "x-ratelimit-limit" not in health.headers
     finally:
         await live.stop()
 

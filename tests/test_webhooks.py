@@ -20,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 import uvicorn
+from arq.constants import job_key_prefix
 
 from hub.settings import Settings
 from tests.conftest import Account, LiveServer, free_port, make_account
@@ -260,6 +261,30 @@ async def test_a_name_that_rebinds_to_a_private_address_is_refused_at_delivery(
     (attempt,) = delivery["attempts"]
     assert attempt["status_code"] is None and "loopback" in attempt["error"]
     assert receiver.hits.empty()
+
+
+async def test_a_lost_attempt_is_queued_again_by_the_sweep(
+    local_hub: LiveServer, local_settings: Settings, receiver: Receiver, pool: asyncpg.Pool
+) -> None:
+    user = await make_account(local_settings)
+    async with httpx.AsyncClient(base_url=local_hub.url, timeout=30) as http:
+        await register(http, user, receiver.url("/lost"), ["backtest.completed"], "z" * 20)
+    state = local_hub.lifespan_state
+    (delivery_id,) = await state.webhooks.emit(user.user_id, "backtest.completed", {"n": 7})
+    # Its queued attempt lost, as a Redis restart would lose it, and long overdue.
+    job_id = f"webhook:{delivery_id}"
+    assert await state.redis.zrem(state.keys.queue, job_id) == 1
+    await state.redis.delete(job_key_prefix + job_id)
+    await pool.execute(
+        """update webhook_deliveries set next_attempt_at = now() - interval '5 minutes'
+            where delivery_id = $1""",
+        delivery_id,
+    )
+    assert await state.webhooks.sweep() >= 1
+    async with running_worker(local_settings):
+        hit = await receiver.next()
+    assert hit.path == "/lost" and hit.headers["x-webhook-delivery"] == delivery_id
+    assert hit.headers["x-webhook-attempt"] == "1"
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,9 @@
 | Cracktrader (seed 004) | the API key (a JWT: its user; anonymous: the address) | 100 requests a minute |
 | ORCA (seed 002), when ``TRADEHUB_ORCA_RATE_LIMITS`` is on | the client address | HFT 1,000 a minute, batch 100 a minute, upload 10 an hour |
 
-Every other route (Stage1, Executions, InfluxDB's write API, GraphQL, the hub's own) has no
-per-request rate: their seeds name none, and their work is capped by jobs, bars and connections.
+Health checks are never limited. Every other route (Stage1, Executions, InfluxDB's write API,
+GraphQL, the hub's own) has no per-request rate: their seeds name none, and their work is capped
+by jobs, bars and connections.
 """
 
 from __future__ import annotations
@@ -49,8 +50,15 @@ def _cracktrader_paths() -> frozenset[str]:
     return frozenset(getattr(route, "path", "") for route in cracktrader.routes())
 
 
+# Health checks answer whoever asks, however often: a load balancer probing every second
+# from one address must not be refused (nor spend a user's budget).
+HEALTH_PATHS = frozenset({"/api/v1/health", "/api/v1/healthz", "/api/v1/trading/health"})
+
+
 def classify(path: str) -> Kind | None:
     """The kind of limits ``path`` is counted in, or None for an unlimited route."""
+    if path in HEALTH_PATHS:
+        return None
     if path in _cracktrader_paths():
         return Kind.CRACKTRADER
     family = family_for(path)
