@@ -21,6 +21,8 @@ import httpx
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.settings import Settings
 from hub.timeseries import store
@@ -564,3 +566,31 @@ async def test_concurrent_writers_create_and_extend_a_measurement_once(pool: asy
         "c2",
     }
     assert await pool.fetchval('select count(*) from ts."store_race"') == 9
+
+
+_JSON_TEXT = st.text(st.sampled_from(list('ab,"\\\n\r\té☃😀/')), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_JSON_TEXT, cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=12))
+def test_the_body_reader_decodes_data_cut_anywhere(data: str, cuts: list[int]) -> None:
+    """``data`` comes out as JSON meant it whatever the chunks: quotes, backslash runs of any
+    length before a quote, escapes and multi-byte characters cut by a chunk's end."""
+    from hub.timeseries.upload import read_import_body
+
+    body = orjson.dumps({"measurement": "m", "data": data, "filename": 'a"\\b.csv'})
+    pieces, at = [], 0
+    for size in cuts:
+        pieces.append(body[at : at + size])
+        at += size
+    pieces.append(body[at:])
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for piece in pieces:
+            yield piece
+
+    written = bytearray()
+    read = asyncio.run(read_import_body(chunks(), written.extend, limit=1 << 20))
+    assert written.decode() == data.removeprefix("\ufeff")
+    assert read.values == {"measurement": "m", "filename": 'a"\\b.csv'}
+    assert read.lines == data.count("\n")

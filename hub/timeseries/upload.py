@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from hub.errors import BadRequest, PayloadTooLarge
@@ -27,6 +28,8 @@ SMALL_VALUE_BYTES = 64 << 10
 HEADER_BYTES = 64 << 10
 FLUSH_BYTES = 1 << 20
 _SPACE = b" \t\r\n"
+_QUOTE, _BACKSLASH = 0x22, 0x5C
+_EMPTY = np.zeros(0, np.uint8)
 
 
 @dataclass
@@ -196,16 +199,26 @@ class _Reader:
 
 def _closing_quote(buffer: bytes, i: int) -> int:
     """The first quote from ``i`` that no backslash escapes (-1 if none): the string's end.
-    Backslashes before ``i`` belong to escapes decoded already."""
-    quote = buffer.find(b'"', i)
-    while quote >= 0:
-        k = quote
-        while k > i and buffer[k - 1] == 0x5C:
+    Backslashes before ``i`` belong to escapes decoded already.
+
+    A CSV in JSON holds an escaped quote (``\\"``) for every quoted CSV field, so the quotes
+    are found and sorted out with numpy: one not preceded by a backslash ends the string; one
+    preceded by two or more (rare: a backslash in the CSV, then a quote) by their parity."""
+    seg = np.frombuffer(buffer, np.uint8, offset=i) if i < len(buffer) else _EMPTY
+    quotes = np.flatnonzero(seg == _QUOTE)
+    if not len(quotes):
+        return -1
+    escaped = (quotes > 0) & (seg[np.maximum(quotes - 1, 0)] == _BACKSLASH)
+    first = int(np.argmin(escaped)) if not escaped.all() else len(quotes)
+    doubled = escaped[:first] & (quotes[:first] > 1)
+    doubled &= seg[np.maximum(quotes[:first] - 2, 0)] == _BACKSLASH
+    for q in quotes[:first][doubled].tolist():  # \\\\" or longer: the run's parity decides
+        k = q
+        while k > 0 and seg[k - 1] == _BACKSLASH:
             k -= 1
-        if (quote - k) % 2 == 0:
-            return quote
-        quote = buffer.find(b'"', quote + 1)
-    return -1
+        if (q - k) % 2 == 0:
+            return i + int(q)
+    return i + int(quotes[first]) if first < len(quotes) else -1
 
 
 def _decode(run: bytes) -> str | None:
