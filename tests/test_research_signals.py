@@ -26,6 +26,14 @@ from hub.signals.decide import live_metrics, quantity
 from hub.times import ns_of
 from tests.conftest import Account, LiveServer
 from tests.helpers import eventually, gql_session, running_worker
+from tests.test_webhooks import (  # noqa: F401 - fixtures: a hub whose webhooks may reach here
+    Receiver,
+    local_hub,
+    local_settings,
+    receiver,
+    register,
+    verify,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -319,17 +327,25 @@ async def test_a_trained_model_signals_on_new_bars_end_to_end(
 
 
 async def test_live_ticks_close_bars_that_a_model_judges(
-    server: LiveServer, settings: Settings, pool: asyncpg.Pool, alice: Account, admin: Account
+    local_hub: LiveServer,  # noqa: F811 - the fixture imported above
+    local_settings: Settings,  # noqa: F811
+    receiver: Receiver,  # noqa: F811
+    pool: asyncpg.Pool,
+    alice: Account,
+    admin: Account,
 ) -> None:
-    """No import: ticks posted for the ticker close daily bars (the aggregator), and the model
-    judges each of them."""
-    symbol, n = "SIGB", 300
+    """No import: ticks posted for the ticker close daily bars (the aggregator), the model
+    judges each of them, and its owner's webhook receives each new signal, signed. On a hub
+    whose webhooks may reach this machine (tests/test_webhooks.py's)."""
+    server, symbol, n = local_hub, "SIGB", 300
     bars = walk(n, seed=12)
     await write_bars(server, admin, symbol, bars)
     async with (
         httpx.AsyncClient(base_url=server.url, timeout=30) as http,
-        running_worker(settings),
+        running_worker(local_settings),
     ):
+        secret = "signals-" + "s" * 16
+        await register(http, alice, receiver.url("/signals"), ["signal.generated"], secret)
         model_id = await trained_model(http, alice, admin, symbol, n)
         await eventually(
             lambda: pool.fetchval(
@@ -394,3 +410,16 @@ async def test_live_ticks_close_bars_that_a_model_judges(
         want = await expected_signals(pool, model_id, joined, n)
         assert [(s["action"], bar_start_ns(s)) for s in got] == want
         assert {s["price"] for s in got} <= {r["close"] for r in live}
+
+        # One signed delivery per signal, each carrying the signal as REST shows it.
+        delivered = {}
+        for _ in got:
+            hit = await receiver.next()
+            payload = verify(hit.body, hit.headers["x-signature-256"], secret)
+            assert payload["event"] == "signal.generated"
+            delivered[payload["data"]["signal_id"]] = payload["data"]
+        for signal in got:
+            sent = delivered[signal["signal_id"]]
+            assert {k: sent[k] for k in ("action", "price", "timestamp", "model_id")} == {
+                k: signal[k] for k in ("action", "price", "timestamp", "model_id")
+            }
