@@ -12,8 +12,11 @@ import hmac
 import json
 import logging
 import secrets
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,6 +26,7 @@ import uvicorn
 from arq.constants import job_key_prefix
 
 from hub.settings import Settings
+from hub.webhooks.delivery import Sender
 from tests.conftest import Account, LiveServer, free_port, make_account
 from tests.helpers import eventually, running_worker
 
@@ -377,3 +381,87 @@ async def test_only_the_owner_or_an_admin_sees_and_deletes_a_webhook(
         assert removed.status_code == 204
         left = await http.get("/api/v1/webhooks", headers=owner.headers)
         assert left.json()["total"] == 0
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` signed by its own key (it is its own authority)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_deliveries_connect_to_the_checked_address_and_verify_the_name(
+    tmp_path: Path,
+) -> None:
+    """Pinned to the address just checked, the TLS handshake still names the URL's host (SNI)
+    and the certificate is checked against it; a certificate for another name is refused."""
+    app = Receiver()
+    cert, key = self_signed(tmp_path, "localhost")
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=app.port,
+            lifespan="off",
+            log_level="warning",
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        while not server.started:
+            assert not task.done()
+            await asyncio.sleep(0.01)
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert))
+        sender = Sender(allow_private=True, timeout=10, verify=trusted)
+        other_cert, _ = self_signed(tmp_path, "elsewhere.example")
+        stranger = Sender(
+            allow_private=True, timeout=10, verify=ssl.create_default_context(cafile=other_cert)
+        )
+        try:
+            url = f"https://localhost:{app.port}/tls"
+            outcome = await sender.post(url, b'{"event":"x"}', {"X-Signature-256": "sha256=0"})
+            assert outcome.delivered and outcome.status_code == 200, outcome
+            hit = await app.next()
+            assert hit.path == "/tls" and hit.headers["host"] == f"localhost:{app.port}"
+            assert hit.body == b'{"event":"x"}'
+            refused = await stranger.post(url, b"{}", {})
+            assert not refused.delivered and refused.status_code is None
+            assert "certificate" in (refused.error or "").lower(), refused
+            assert app.hits.empty()
+        finally:
+            await sender.close()
+            await stranger.close()
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -31,9 +32,12 @@ class Outcome:
 class Sender:
     """Posts deliveries; one per process, its HTTP client opened on first use."""
 
-    def __init__(self, *, allow_private: bool, timeout: float) -> None:
+    def __init__(
+        self, *, allow_private: bool, timeout: float, verify: ssl.SSLContext | bool = True
+    ) -> None:
         self.allow_private = allow_private
         self.timeout = timeout
+        self.verify = verify  # the certificates trusted (certifi's by default)
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -45,6 +49,7 @@ class Sender:
                 follow_redirects=False,
                 trust_env=False,
                 timeout=self.timeout,
+                verify=self.verify,
             )
         return self._client
 
