@@ -325,6 +325,31 @@ async def test_a_trained_model_signals_on_new_bars_end_to_end(
             assert mine[0]["metrics"][key] == pytest.approx(value), key
         assert mine[0]["period"] == {"start": "2020-01-01", "end": "2030-01-01"}
 
+        # Switched off, the model forgets where it was; the bars that close meanwhile are never
+        # judged, and switched on again it starts at the newest bar.
+        async def cursor() -> Any:
+            return await pool.fetchval(
+                "select last_bar_ts from research.signal_cursors where model_id = $1", model_id
+            )
+
+        async def patch_active(active: bool) -> None:
+            patched = await http.patch(
+                f"/api/v1/admin/models/{model_id}", json={"active": active}, headers=admin.headers
+            )
+            assert patched.status_code == 200, patched.text
+
+        async def no_cursor() -> bool:
+            return await cursor() is None
+
+        await patch_active(False)
+        await eventually(no_cursor, timeout=30)
+        later = walk(n + more + 10, seed=11)  # the same walk, ten bars further
+        await write_bars(server, admin, symbol, part(later, n + more, n + more + 10))
+        await patch_active(True)
+        restarted = await eventually(cursor, timeout=30)
+        assert restarted.timestamp() * 1e9 == later["ts"][-1]
+        assert len(await stored_signals(http, alice, model_id)) == len(got)
+
 
 async def test_live_ticks_close_bars_that_a_model_judges(
     local_hub: LiveServer,  # noqa: F811 - the fixture imported above

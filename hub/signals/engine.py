@@ -17,7 +17,8 @@ generated data) and the bars the aggregator builds from live or replayed ticks
    the webhooks (``signal.generated``).
 
 A model's first bars set its cursor at its ticker's newest bar: it judges what closes after it
-was trained and activated, not the history it learned from. Its pairs are also wanted from the
+was trained and activated, not the history it learned from; a model switched off loses its
+cursor, so switched on again it starts afresh. Its pairs are also wanted from the
 bar aggregator, so live ticks of its ticker are built into bars while it is active.
 """
 
@@ -119,7 +120,13 @@ class SignalEngine:
 
     async def step(self) -> int:
         """One pass over every emitting model; returns how many signals it emitted."""
+        await repo.forget_inactive(self.pool)
         models = await repo.emitting_models(self.pool)
+        current = {m["model_id"] for m in models}
+        for gone in [k for k in self.loaded if k not in current]:
+            del self.loaded[gone]
+        for gone in [k for k in self.actives if k not in current]:
+            del self.actives[gone]
         await self._want_bars(models)
         newest = await repo.newest_bars(
             self.pool, [(m["ohlcv_measurement"], m["ticker"], m["timeframe"]) for m in models]

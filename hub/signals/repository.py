@@ -43,6 +43,15 @@ async def emitting_models(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
+async def forget_inactive(conn: Conn) -> None:
+    """A model switched off loses its cursor: switched on again, it judges from then on, not
+    the bars that closed while it was off."""
+    await conn.execute(
+        """delete from research.signal_cursors c using research.models m
+           where m.model_id = c.model_id and not m.active"""
+    )
+
+
 async def artifact(conn: Conn, sha: str) -> bytes | None:
     value = await conn.fetchval("select content from research.artifacts where sha = $1", sha)
     return bytes(value) if value is not None else None
