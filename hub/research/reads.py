@@ -143,7 +143,7 @@ def _csv_line(values: list[Any]) -> bytes:
 async def backtest_trades(service: ResearchService, backtest_id: str) -> np.ndarray:
     """The backtest's trades: its config through the engine again, on the predictions it
     traded (the walk-forward run it wrote, or its sweep's)."""
-    from hub.research.runner import BAR_COLUMNS
+    from hub.research.runner import bars_covering
     from hub.runs import predictions
     from hub.runs.model import predictions_measurement
 
@@ -158,10 +158,12 @@ async def backtest_trades(service: ResearchService, backtest_id: str) -> np.ndar
         if found is None:
             raise NotFound(f"backtest {backtest_id}'s predictions are gone")
         ts, prediction = await predictions.series(conn, found)
-    dataset = await service.datasets.find(model["ticker"], model["timeframe"])
-    if dataset is None or len(ts) == 0:
-        raise NotFound(f"backtest {backtest_id}'s bars are gone")
-    bars = await service.datasets.bars(dataset, int(ts[0]), int(ts[-1]) + 1, BAR_COLUMNS)
+    if len(ts) == 0:
+        raise NotFound(f"backtest {backtest_id}'s predictions are gone")
+    try:
+        bars = await bars_covering(service, model, ts)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from None
     data = evaluate.joined(bars, ts, prediction)
     config = row["config"]
     single = {"threshold": config.get("threshold", config.get("value")),

@@ -35,6 +35,20 @@ log = logging.getLogger("tradehub.research")
 BAR_COLUMNS = ("ts", "open", "high", "low", "close")
 
 
+async def bars_covering(
+    service: ResearchService, model: asyncpg.Record, ts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The model's bars from the first to the last of ``ts`` (int64 ns), with a bar's margin
+    each side: a window read ends on float8 times, which may round an end bar out."""
+    from hub.datasets.timeframes import timeframe_ns
+
+    dataset = await service.datasets.find(model["ticker"], model["timeframe"])
+    if dataset is None:
+        raise ValueError(f"{model['ticker']} has no {model['timeframe']} bars any more")
+    step = timeframe_ns(model["timeframe"])
+    return await service.datasets.bars(dataset, int(ts[0]) - step, int(ts[-1]) + step, BAR_COLUMNS)
+
+
 def acting_as(user_id: str | None) -> Identity:
     """The backtest's creator, as whom its Stage1 run is written."""
     if user_id is None:
@@ -152,11 +166,7 @@ async def backtest(service: ResearchService, ctx: JobContext, backtest_id: str) 
     )
     ts = matrix["ts"][wf.rows]
     run_id = await write_run(service, row, model, columns, ts, wf, target)
-    dataset = await service.datasets.find(model["ticker"], model["timeframe"])
-    if dataset is None:
-        raise ValueError(f"{model['ticker']} has no {model['timeframe']} bars any more")
-    bars = await service.datasets.bars(dataset, int(ts[0]), int(ts[-1]) + 1, BAR_COLUMNS)
-    data = evaluate.joined(bars, ts, wf.prediction)
+    data = evaluate.joined(await bars_covering(service, model, ts), ts, wf.prediction)
     if len(data["ts"]) == 0:
         raise ValueError("no bar has a walk-forward prediction")
     single = {
@@ -250,11 +260,7 @@ async def sweep_chunk(
         if found is None:
             raise ValueError(f"backtest {source['backtest_id']} has no stored predictions")
         ts, prediction = await predictions.series(conn, found)
-    dataset = await service.datasets.find(model["ticker"], model["timeframe"])
-    if dataset is None:
-        raise ValueError(f"{model['ticker']} has no {model['timeframe']} bars any more")
-    bars = await service.datasets.bars(dataset, int(ts[0]), int(ts[-1]) + 1, BAR_COLUMNS)
-    data = evaluate.joined(bars, ts, prediction)
+    data = evaluate.joined(await bars_covering(service, model, ts), ts, prediction)
     await ctx.progress(0, len(configs))
     exit_ = float(model["config"]["thresholds"]["exit"])
     results = await asyncio.to_thread(
