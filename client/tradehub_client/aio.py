@@ -4,7 +4,7 @@ it expires)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any, Self
 
@@ -91,7 +91,7 @@ class AsyncClient:
 
     def subscribe(
         self, channel: str, since: int | None = None, *, epoch: str | None = None
-    ) -> AsyncIterator[FeedEvent]:
+    ) -> AsyncGenerator[FeedEvent, None]:
         """Every event of ``channel`` after ``since`` (None: from now), in order, each once,
         across dropped sockets and hub restarts. Raises :class:`HistoryGone` when the hub no
         longer holds events it would owe (``recovered: false``)."""

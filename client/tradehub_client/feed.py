@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -223,7 +223,7 @@ class Feed:
 
     async def subscribe(
         self, channel: str, since: int | None = None, *, epoch: str | None = None
-    ) -> AsyncIterator[FeedEvent]:
+    ) -> AsyncGenerator[FeedEvent, None]:
         """Every event of ``channel`` after ``since`` (None: from now; a state topic starts
         with its current state), in order, each once, across reconnects. Raises
         :class:`HistoryGone` when the hub lost events it would have to deliver,

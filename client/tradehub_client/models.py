@@ -220,8 +220,8 @@ class FeedEvent(Model):
 
     channel: str
     seq: int
-    data: Any
     epoch: str | None = None
+    data: Any = None
 
 
 class OrderAck(Model):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Coroutine, Generator
+from collections.abc import AsyncGenerator, Coroutine, Generator
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -34,11 +34,11 @@ class _Portal:
             future.cancel()  # an interrupt in this thread ends the work in the loop too
             raise
 
-    def iterate(self, events: AsyncIterator[T]) -> Generator[T, None, None]:
+    def iterate(self, events: AsyncGenerator[T, None]) -> Generator[T, None, None]:
         try:
             while True:
                 try:
-                    yield self.call(events.__anext__())  # type: ignore[arg-type]
+                    yield self.call(events.__anext__())
                 except StopAsyncIteration:
                     return
         finally:
@@ -52,11 +52,9 @@ class _Portal:
             self.loop.close()
 
 
-async def _close(events: AsyncIterator[Any]) -> None:
-    closer = getattr(events, "aclose", None)
-    if closer is not None:
-        with contextlib.suppress(RuntimeError):  # still ending a cancelled step
-            await closer()
+async def _close(events: AsyncGenerator[Any, None]) -> None:
+    with contextlib.suppress(RuntimeError):  # still ending a cancelled step
+        await events.aclose()
 
 
 class _Blocking:

@@ -36,5 +36,5 @@ async def tail(
             if limit is not None and written >= limit:
                 break
     finally:
-        await events.aclose()  # type: ignore[attr-defined]
+        await events.aclose()
     return written
