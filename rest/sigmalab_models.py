@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, RootModel
 
 from hub.http import INT64_MAX
 from hub.research.model import ModelId, RiskProfile
@@ -259,3 +259,13 @@ class ModelDeleted(BaseModel):
     model_id: str
     deleted: Literal[True]
     artifacts_removed: int
+
+
+class BacktestCsv(RootModel[str]):
+    """timestamp,action,price,quantity,pnl,cumulative_pnl: a BUY line at each entry, a SELL
+    line with its pnl at each exit."""
+
+
+class LeaderboardCsv(RootModel[str]):
+    """rank,backtest_id,model_id,pack_id,risk_profile,tag,threshold,allowed_hours,top_pct,
+    sharpe,cum_ret,max_drawdown,win_rate,trades,gate_pass,gate_reasons."""

@@ -29,12 +29,14 @@ from hub.times import iso
 from rest.errors import SIGMALAB
 from rest.sigmalab_models import (
     PAGE_MAX,
+    BacktestCsv,
     BacktestDetail,
     BacktestPath,
     BacktestStarted,
     ExportQuery,
     HealthQuery,
     Leaderboard,
+    LeaderboardCsv,
     LeaderboardExportQuery,
     LeaderboardQuery,
     Matrix,
@@ -167,7 +169,7 @@ async def train(request: Request) -> Response:
 
 @endpoint
 @describe(SIGMALAB, answers={200: BacktestStarted}, errors=[400, 403, 404], body=Backtest)
-async def run_backtest(request: Request) -> Response:
+async def research_backtest(request: Request) -> Response:
     """Start a walk-forward backtest: each fold predicted by a model trained on the past."""
     identity = require_identity(request)
     spec = await body_of(request, Backtest)
@@ -183,7 +185,7 @@ async def run_backtest(request: Request) -> Response:
 
 @endpoint
 @describe(SIGMALAB, answers={200: BacktestDetail}, errors=[404], path=BacktestPath)
-async def get_backtest(request: Request) -> Response:
+async def get_research_backtest(request: Request) -> Response:
     """A research backtest: its status, and once completed its metrics and gate."""
     require_identity(request)
     row = await research(request).get_backtest(request.path_params["backtest_id"])
@@ -248,8 +250,8 @@ def check_format(request: Request) -> None:
 
 @endpoint
 @describe(
-    SIGMALAB, answers={200: None}, errors=[400, 404], path=BacktestPath, query=ExportQuery,
-    media={200: "text/csv"},
+    SIGMALAB, answers={200: {"text/csv": BacktestCsv}}, errors=[400, 404], path=BacktestPath,
+    query=ExportQuery,
 )  # fmt: skip
 async def export_backtest(request: Request) -> Response:
     """A backtest's trades as CSV: timestamp, action, price, quantity, pnl, cumulative_pnl."""
@@ -262,8 +264,7 @@ async def export_backtest(request: Request) -> Response:
 
 @endpoint
 @describe(
-    SIGMALAB, answers={200: None}, errors=[400], query=LeaderboardExportQuery,
-    media={200: "text/csv"},
+    SIGMALAB, answers={200: {"text/csv": LeaderboardCsv}}, errors=[400], query=LeaderboardExportQuery,
 )  # fmt: skip
 async def export_leaderboard(request: Request) -> Response:
     """The leaderboard (of a tag) as CSV, streamed page by page."""
@@ -279,7 +280,7 @@ async def export_leaderboard(request: Request) -> Response:
 
 @endpoint
 @describe(SIGMALAB, answers={200: SystemHealth, 503: SystemHealth}, errors=[404], query=HealthQuery)
-async def healthz(request: Request) -> Response:
+async def sigmalab_healthz(request: Request) -> Response:
     """Database, cache, worker queue and market data; with ticker, pack_id or model_id, theirs."""
     require_identity(request)
     service = research(request)
@@ -339,14 +340,14 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/models/{model_id}", get_model, methods=["GET"]),
         Route("/api/v1/build_matrix", build_matrix, methods=["POST"]),
         Route("/api/v1/train", train, methods=["POST"]),
-        Route("/api/v1/backtest", run_backtest, methods=["POST"]),
-        Route("/api/v1/backtest/{backtest_id}", get_backtest, methods=["GET"]),
+        Route("/api/v1/backtest", research_backtest, methods=["POST"]),
+        Route("/api/v1/backtest/{backtest_id}", get_research_backtest, methods=["GET"]),
         Route("/api/v1/backtest_sweep", run_sweep, methods=["POST"]),
         Route("/api/v1/backtest_sweep/{sweep_id}", get_sweep, methods=["GET"]),
         Route("/api/v1/leaderboard", leaderboard, methods=["GET"]),
         Route("/api/v1/export/backtest/{backtest_id}", export_backtest, methods=["GET"]),
         Route("/api/v1/export/leaderboard", export_leaderboard, methods=["GET"]),
-        Route("/api/v1/healthz", healthz, methods=["GET"]),
+        Route("/api/v1/healthz", sigmalab_healthz, methods=["GET"]),
         Route("/api/v1/admin/models/{model_id}", patch_model, methods=["PATCH"]),
         Route("/api/v1/admin/models/{model_id}", delete_model, methods=["DELETE"]),
     ]
