@@ -122,7 +122,7 @@ async def list_models(request: Request) -> Response:
 
 
 @endpoint
-@describe(SIGMALAB, answers={201: ModelCreated}, errors=[400], body=CreateModel)
+@describe(SIGMALAB, answers={201: ModelCreated}, body=CreateModel)
 async def create_model(request: Request) -> Response:
     """Create a model from a template; its id names the ticker, asset, horizon and frequency."""
     identity = require_identity(request)
@@ -150,7 +150,7 @@ async def get_model(request: Request) -> Response:
 
 
 @endpoint
-@describe(SIGMALAB, answers={200: Matrix}, errors=[400, 403, 404], body=BuildMatrix)
+@describe(SIGMALAB, answers={200: Matrix}, errors=[403, 404], body=BuildMatrix)
 async def build_matrix(request: Request) -> Response:
     """Features of the model's bars between the dates and the forward return, as Parquet."""
     identity = require_identity(request)
@@ -159,7 +159,7 @@ async def build_matrix(request: Request) -> Response:
 
 
 @endpoint
-@describe(SIGMALAB, answers={200: TrainQueued}, errors=[400, 403, 404], body=Train)
+@describe(SIGMALAB, answers={200: TrainQueued}, errors=[403, 404], body=Train)
 async def train(request: Request) -> Response:
     """Queue a training job (LightGBM) on the matrix rows whose hour is allowed."""
     identity = require_identity(request)
@@ -168,7 +168,7 @@ async def train(request: Request) -> Response:
 
 
 @endpoint
-@describe(SIGMALAB, answers={200: BacktestStarted}, errors=[400, 403, 404], body=Backtest)
+@describe(SIGMALAB, answers={200: BacktestStarted}, errors=[403, 404], body=Backtest)
 async def research_backtest(request: Request) -> Response:
     """Start a walk-forward backtest: each fold predicted by a model trained on the past."""
     identity = require_identity(request)
@@ -193,7 +193,7 @@ async def get_research_backtest(request: Request) -> Response:
 
 
 @endpoint
-@describe(SIGMALAB, answers={200: SweepState}, errors=[400, 403, 404], body=Sweep)
+@describe(SIGMALAB, answers={200: SweepState}, errors=[403, 404], body=Sweep)
 async def run_sweep(request: Request) -> Response:
     """Sweep thresholds x allowed_hours x top_pct over a backtest's predictions, in chunks."""
     identity = require_identity(request)
@@ -232,7 +232,7 @@ def board_filters(request: Request) -> tuple[dict[str, Any], str]:
 
 
 @endpoint
-@describe(SIGMALAB, answers={200: Leaderboard}, errors=[400], query=LeaderboardQuery)
+@describe(SIGMALAB, answers={200: Leaderboard}, query=LeaderboardQuery)
 async def leaderboard(request: Request) -> Response:
     """Completed backtests ranked by a metric, each judged by its risk profile's gate."""
     require_identity(request)
@@ -250,7 +250,7 @@ def check_format(request: Request) -> None:
 
 @endpoint
 @describe(
-    SIGMALAB, answers={200: {"text/csv": BacktestCsv}}, errors=[400, 404], path=BacktestPath,
+    SIGMALAB, answers={200: {"text/csv": BacktestCsv}}, errors=[404], path=BacktestPath,
     query=ExportQuery,
 )  # fmt: skip
 async def export_backtest(request: Request) -> Response:
@@ -264,7 +264,7 @@ async def export_backtest(request: Request) -> Response:
 
 @endpoint
 @describe(
-    SIGMALAB, answers={200: {"text/csv": LeaderboardCsv}}, errors=[400], query=LeaderboardExportQuery,
+    SIGMALAB, answers={200: {"text/csv": LeaderboardCsv}}, query=LeaderboardExportQuery,
 )  # fmt: skip
 async def export_leaderboard(request: Request) -> Response:
     """The leaderboard (of a tag) as CSV, streamed page by page."""
@@ -306,9 +306,7 @@ async def sigmalab_healthz(request: Request) -> Response:
 
 
 @endpoint
-@describe(
-    SIGMALAB, answers={200: ModelDetail}, errors=[400, 403, 404], path=ModelPath, body=PatchModel
-)
+@describe(SIGMALAB, answers={200: ModelDetail}, errors=[403, 404], path=ModelPath, body=PatchModel)
 async def patch_model(request: Request) -> Response:
     """Change a model's config, name, risk profile or activity (admin only)."""
     identity = require_identity(request)

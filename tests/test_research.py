@@ -38,8 +38,9 @@ def sigmalab_error(response: httpx.Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
     assert set(body) == {"error", "request_id"} and body["request_id"]
-    assert set(body["error"]) == {"code", "message", "details"}
-    return body["error"]
+    error: dict[str, Any] = body["error"]
+    assert set(error) == {"code", "message", "details"}
+    return error
 
 
 async def create_model(client: httpx.AsyncClient, account: Account, **config: Any) -> str:

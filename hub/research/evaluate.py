@@ -100,7 +100,7 @@ def sweep_metrics(
     combos = [
         check_params(
             STRATEGY,
-            entry.params,  # type: ignore[union-attr]
+            entry.params,
             strategy_params(c["threshold"], exit_, c["allowed_hours"], c["top_pct"]),
         )
         for c in configs

@@ -309,7 +309,7 @@ async def job_ended(service: ResearchService, job_row: asyncpg.Record) -> None:
             await repo.end_backtests(
                 conn, job_id=str(job_row["job_id"]), status=status, error=error
             )
-            ended = await repo.finish_sweep_if_done(conn, payload["sweep_id"])
-        if ended is not None:
+            finished = await repo.finish_sweep_if_done(conn, payload["sweep_id"])
+        if finished is not None:
             with contextlib.suppress(Exception):
-                await sweep_ended(service, ended)
+                await sweep_ended(service, finished)
