@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -48,8 +49,24 @@ async def dashboard(request: Request) -> Response:
     return html("dashboard.html")
 
 
+class Assets(StaticFiles):
+    """The static files: a vendored library's directory names its version, so a browser keeps
+    it for a year; the dashboard's own modules are revalidated (ETag) on every load."""
+
+    def file_response(
+        self, full_path: Any, stat_result: Any, scope: Any, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        immutable = Path(full_path).resolve().is_relative_to(STATIC / "vendor")
+        response.headers["Cache-Control"] = (
+            "public, max-age=31536000, immutable" if immutable else "no-cache"
+        )
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/", dashboard, methods=["GET"], include_in_schema=False),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        Mount("/static", Assets(directory=STATIC), name="static"),
     ]

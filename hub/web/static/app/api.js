@@ -84,6 +84,28 @@ export async function gql(query, variables = {}) {
   return body.data;
 }
 
+/** GET a REST route of the hub as the signed-in caller; its JSON body. */
+export async function rest(path) {
+  const token = session.token;
+  if (!token) {
+    expire();
+    throw new SessionExpired();
+  }
+  let response;
+  try {
+    response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  } catch {
+    throw new ApiError("the hub does not answer (is it running?)", { code: "UNREACHABLE" });
+  }
+  if (response.status === 401) {
+    expire();
+    throw new SessionExpired();
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok || body === null) throw new ApiError(`the hub answered ${response.status} for ${path}`);
+  return body;
+}
+
 /** Sign in with a username and password (a JWT from POST /api/v1/auth/token). */
 export async function signInWithPassword(username, password) {
   let response;

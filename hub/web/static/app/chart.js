@@ -1,6 +1,6 @@
 // A time-series chart (uPlot) fed from history and then live points. Draws at most once a
-// frame, however fast points arrive; keeps at most `cap` points (the oldest half is thinned to
-// every other point when full), so memory is bounded by the points kept, not those received.
+// frame, however fast points arrive; keeps at most `cap` points (halved evenly when full), so
+// memory and the cost of a frame are bounded by the points kept, not those received.
 
 import uPlot from "/static/vendor/uplot-1.6.32/uPlot.esm.js";
 
@@ -14,6 +14,7 @@ export class SeriesChart {
     this.pending = false;
     this.onDraw = onDraw;
     this.drawn = 0;
+    this.lastDraw = -Infinity;
     el.classList.add("chart");
     // Tests and the bench read what is drawn from the element.
     el.chart = this;
@@ -55,23 +56,42 @@ export class SeriesChart {
     this.schedule();
   }
 
+  /** Halve the points kept, evenly over the whole curve: of each pair, the one that moves
+   * further from the point kept before it (so spikes survive); the newest point always stays. */
   thin() {
-    const half = Math.floor(this.xs.length / 2);
-    const keep = (arr) => arr.slice(0, half).filter((_, i) => i % 2 === 0).concat(arr.slice(half));
-    this.xs = keep(this.xs);
-    this.ys = keep(this.ys);
-    this.seqs = keep(this.seqs);
+    const n = this.xs.length;
+    const xs = [], ys = [], seqs = [];
+    for (let i = 0; i + 1 < n; i += 2) {
+      const prev = ys.length ? ys[ys.length - 1] : this.ys[i];
+      const j = Math.abs(this.ys[i + 1] - prev) > Math.abs(this.ys[i] - prev) ? i + 1 : i;
+      xs.push(this.xs[j]);
+      ys.push(this.ys[j]);
+      seqs.push(this.seqs[j]);
+    }
+    if (seqs[seqs.length - 1] !== this.seqs[n - 1]) {
+      xs.push(this.xs[n - 1]);
+      ys.push(this.ys[n - 1]);
+      seqs.push(this.seqs[n - 1]);
+    }
+    this.xs = xs;
+    this.ys = ys;
+    this.seqs = seqs;
     this.el.dataset.thinned = "true";
   }
 
+  /** Draw on the next frame, but no more than 30 times a second: a stream of points keeps
+   * the page at its full frame rate, and the curve moves 30 times a second. */
   schedule() {
     if (this.pending) return;
     this.pending = true;
-    requestAnimationFrame(() => this.draw());
+    const wait = this.lastDraw + 33 - performance.now();
+    if (wait > 0) setTimeout(() => requestAnimationFrame(() => this.draw()), wait);
+    else requestAnimationFrame(() => this.draw());
   }
 
   draw() {
     this.pending = false;
+    this.lastDraw = performance.now();
     this.plot.setData([this.xs, this.ys]);
     this.drawn += 1;
     this.el.dataset.points = String(this.xs.length);

@@ -50,7 +50,9 @@ function route() {
     return;
   }
   const [m, page] = match;
-  live.start();
+  // The socket opens with the page's first live view, or soon after (for the indicator): not
+  // before, so a page's first query has the hub to itself.
+  setTimeout(() => session.token && live.start(), 500);
   cleanup = page.render(view, m.slice(1).map((p) => (p === undefined ? p : decodeURIComponent(p))));
 }
 

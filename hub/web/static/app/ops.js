@@ -22,13 +22,8 @@ export const EXECUTION = `query Execution($id: ID!, $maxPoints: Int!) {
   execution(id: $id) {
     executionId executionNumber strategy params symbols timeframe status progress processed total
     initialCapital finalValue errorMessage startedAt completedAt taskType mode accountId
-    trades(limit: 1000) { sequence instrument direction status entryTime entryPrice exitTime exitPrice units pnl fees exitReason }
     equity(maxPoints: $maxPoints) { sequence timestamp balance }
   }
-}`;
-
-export const TRADES_PAGE = `query Trades($id: ID!, $since: Int!) {
-  execution(id: $id) { trades(sinceSequence: $since, limit: 1000) { sequence instrument direction status entryTime entryPrice exitTime exitPrice units pnl fees exitReason } }
 }`;
 
 export const EQUITY_SUB = `subscription Equity($executionId: ID!, $sinceSequence: Int) {

@@ -2,7 +2,7 @@
 // `equity(maxPoints)`, then every new point from the `equity` subscription), its trades and its
 // events, all live; stop while it runs.
 
-import { ApiError, gql } from "../api.js";
+import { ApiError, gql, rest } from "../api.js";
 import { SeriesChart } from "../chart.js";
 import { Table, h, num, progressBar, seconds, statusBadge, time } from "../dom.js";
 import { Stream, live } from "../live.js";
@@ -10,6 +10,7 @@ import { EQUITY_SUB, EVENTS_SUB, EXECUTION, STATUS_SUB, STOP_EXECUTION, TRADES_S
 
 const TERMINAL = new Set(["COMPLETED", "FAILED", "STOPPED"]);
 const EVENTS_SHOWN = 200;
+const TRADES_SHOWN = 500;
 
 export function render(view, [id]) {
   const started = performance.now();
@@ -40,7 +41,7 @@ export function render(view, [id]) {
       { label: "Fees", num: true, cell: (t) => num(t.fees) },
       { label: "Exit reason", cell: (t) => t.exitReason },
     ],
-    { empty: "No trades yet.", limit: 500, className: "trades" },
+    { empty: "No trades yet.", limit: TRADES_SHOWN, className: "trades" },
   );
   const events = new Table(
     [
@@ -68,8 +69,14 @@ export function render(view, [id]) {
 
   const chart = new SeriesChart(chartBox, {
     label: "equity",
+    // About four points a pixel: the curve keeps its shape, and a frame stays cheap to draw.
+    cap: 6000,
     onDraw: (c) => {
-      if (!chartBox.dataset.firstDrawMs && c.xs.length) chartBox.dataset.firstDrawMs = String(Math.round(performance.now() - started));
+      if (!chartBox.dataset.firstDrawMs && c.xs.length) {
+        // From the route's render, and from the navigation (bench/dashboard.py reads both).
+        chartBox.dataset.firstDrawMs = String(Math.round(performance.now() - started));
+        chartBox.dataset.firstDrawAt = String(Math.round(performance.now()));
+      }
       const shown = document.getElementById("last-equity");
       if (shown) shown.textContent = lastEquity();
       const eq = equityStream;
@@ -110,13 +117,26 @@ export function render(view, [id]) {
 
   function addTrade(t) {
     trades.upsert(t.sequence, t);
-    count += 1;
+    count = Math.max(count, t.sequence);
     tradeCount.textContent = String(count);
   }
 
   const maxPoints = () => Math.max(500, Math.min(4000, 2 * Math.round(chartBox.clientWidth || 1000)));
 
+  /** How many events or trades the execution has (their sequences run 1..count). */
+  async function counted(kind) {
+    const body = await rest(`/api/trading/executions/${encodeURIComponent(id)}/${kind}/?page_size=1`);
+    return body.count;
+  }
+
   async function load() {
+    chartBox.dataset.maxPoints = String(maxPoints());
+    // The curve first (its query alone on the hub), then trades and events.
+    await loadCurve();
+    await loadRows();
+  }
+
+  async function loadCurve() {
     let data;
     try {
       data = await gql(EXECUTION, { id, maxPoints: maxPoints() });
@@ -127,9 +147,9 @@ export function render(view, [id]) {
     }
     pageError.hidden = true;
     execution = data.execution;
-    showHeader();
     const points = execution.equity;
     chart.reset(points.map((p) => [seconds(p.timestamp), p.balance, p.sequence]));
+    showHeader();
     const last = points.length ? points[points.length - 1].sequence : 0;
     curveNote.textContent = points.length >= maxPoints() ? "history downsampled (LTTB), live points in full" : "";
     equityStream = follow({
@@ -139,17 +159,6 @@ export function render(view, [id]) {
       since: last,
       contiguous: true,
       onEvent: (p) => chart.push(seconds(p.timestamp), p.balance, p.sequence),
-      onLost: () => reload(),
-    });
-    for (const t of execution.trades) addTrade(t);
-    const lastTrade = execution.trades.length ? execution.trades[execution.trades.length - 1].sequence : 0;
-    follow({ query: TRADES_SUB, field: "executionTrades", variables: { executionId: id }, since: lastTrade, onEvent: addTrade, onLost: () => reload() });
-    follow({
-      query: EVENTS_SUB,
-      field: "executionEvents",
-      variables: { executionId: id },
-      since: 0,
-      onEvent: (e) => events.upsert(e.sequence, e),
       onLost: () => reload(),
     });
     if (!TERMINAL.has(execution.status)) {
@@ -169,6 +178,36 @@ export function render(view, [id]) {
         },
       });
     }
+  }
+
+  async function loadRows() {
+    let eventCount, tradeTotal;
+    try {
+      [eventCount, tradeTotal] = await Promise.all([counted("events"), counted("trades")]);
+    } catch (error) {
+      pageError.textContent = error.message;
+      pageError.hidden = false;
+      return;
+    }
+    // The newest trades and events (a long run has many), then each new one as it comes.
+    count = tradeTotal;
+    tradeCount.textContent = String(count);
+    follow({
+      query: TRADES_SUB,
+      field: "executionTrades",
+      variables: { executionId: id },
+      since: Math.max(0, tradeTotal - TRADES_SHOWN),
+      onEvent: addTrade,
+      onLost: () => reload(),
+    });
+    follow({
+      query: EVENTS_SUB,
+      field: "executionEvents",
+      variables: { executionId: id },
+      since: Math.max(0, eventCount - EVENTS_SHOWN),
+      onEvent: (e) => events.upsert(e.sequence, e),
+      onLost: () => reload(),
+    });
   }
 
   async function refresh() {
