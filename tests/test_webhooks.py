@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -289,6 +290,35 @@ async def test_a_lost_attempt_is_queued_again_by_the_sweep(
         hit = await receiver.next()
     assert hit.path == "/lost" and hit.headers["x-webhook-delivery"] == delivery_id
     assert hit.headers["x-webhook-attempt"] == "1"
+
+
+async def test_a_secret_sealed_under_another_hub_secret_fails_the_delivery_at_once(
+    local_hub: LiveServer, local_settings: Settings, receiver: Receiver, pool: asyncpg.Pool
+) -> None:
+    """TRADEHUB_SECRET changed since the webhook was registered: nothing can be signed, so the
+    delivery fails on its first attempt (no retries, nothing sent), saying what to do."""
+    from hub import secretbox
+
+    user = await make_account(local_settings)
+    async with httpx.AsyncClient(base_url=local_hub.url, timeout=30) as http:
+        hook = await register(http, user, receiver.url("/old"), ["sweep.completed"], "q" * 10)
+        other = SimpleNamespace(jwt_secret="another hub secret")  # what secretbox reads
+        await pool.execute(
+            "update webhooks set secret_sealed = $2 where webhook_id = $1",
+            hook["webhook_id"],
+            secretbox.seal(other, {"secret": "q" * 10}),  # type: ignore[arg-type]
+        )
+        await local_hub.lifespan_state.webhooks.emit(user.user_id, "sweep.completed", {"n": 2})
+        async with running_worker(local_settings):
+
+            async def failed() -> list[dict[str, Any]] | None:
+                items = await deliveries_of(http, user, hook["webhook_id"])
+                return items if items and items[0]["status"] == "failed" else None
+
+            (delivery,) = await eventually(failed)
+    (attempt,) = delivery["attempts"]
+    assert "register it again" in attempt["error"] and attempt["status_code"] is None
+    assert receiver.hits.empty()
 
 
 @pytest.mark.parametrize(

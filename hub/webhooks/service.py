@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from cryptography.fernet import InvalidToken
 from redis.exceptions import RedisError
 
 from hub import secretbox
@@ -32,7 +33,7 @@ from hub.auth import Identity
 from hub.errors import BadRequest, Forbidden, LimitReached, NotFound
 from hub.webhooks import repository
 from hub.webhooks.addresses import AddressRefused, parse_url, resolve
-from hub.webhooks.delivery import Sender
+from hub.webhooks.delivery import Outcome, Sender
 from hub.webhooks.signing import signed_body, unsigned_payload
 
 log = logging.getLogger("tradehub.webhooks")
@@ -238,19 +239,28 @@ class WebhookService:
         if row is None:
             return None
         attempt = row["attempts"]
-        secret = secretbox.unseal(self.settings, row["secret_sealed"])["secret"]
-        body, signature = signed_body(secret, bytes(row["body"]))
-        headers = {
-            "X-Signature-256": signature,
-            "X-Webhook-Event": row["event"],
-            "X-Webhook-Delivery": str(row["delivery_id"]),
-            "X-Webhook-Attempt": str(attempt),
-        }
-        outcome = await self.sender.post(row["url"], body, headers)
+        try:
+            secret = secretbox.unseal(self.settings, row["secret_sealed"])["secret"]
+        except InvalidToken:
+            # Sealed under another hub secret (TRADEHUB_SECRET changed): no attempt can sign it.
+            outcome = Outcome(
+                None, "the webhook's secret cannot be decrypted: register it again", 0.0
+            )
+            unsendable = True
+        else:
+            body, signature = signed_body(secret, bytes(row["body"]))
+            headers = {
+                "X-Signature-256": signature,
+                "X-Webhook-Event": row["event"],
+                "X-Webhook-Delivery": str(row["delivery_id"]),
+                "X-Webhook-Attempt": str(attempt),
+            }
+            outcome = await self.sender.post(row["url"], body, headers)
+            unsendable = False
         retry_in: float | None = None
         if outcome.delivered:
             status = "delivered"
-        elif attempt >= self.settings.webhook_max_attempts:
+        elif unsendable or attempt >= self.settings.webhook_max_attempts:
             status = "failed"
         else:
             status, retry_in = "pending", self.backoff(attempt)
