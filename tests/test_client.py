@@ -343,6 +343,8 @@ async def test_the_blocking_client(server: LiveServer, carol: Account) -> None:
             assert client.gql.me().username == carol.username
             account = client.gql.create_paper_account(f"cl-{secrets.token_hex(3)}")
             client.execute("Positions", {"accountId": account.id})
+            listed = client.trading.accounts(account_ids=[account.id], use_cache=False)
+            assert [a.id for a in listed.accounts] == [account.id]
             ack = client.place_order(account.id, symbol, "buy", 1, type="limit", price=1.0)
             assert ack.status == "working"
             events = client.subscribe(f"account:{account.id}:orders", since=0)

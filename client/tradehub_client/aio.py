@@ -12,10 +12,11 @@ import httpx
 
 from tradehub_client.auth import TokenSource
 from tradehub_client.backoff import Backoff
-from tradehub_client.feed import Feed, OrderDesk
+from tradehub_client.feed import Feed
 from tradehub_client.gql import GraphQLApi
 from tradehub_client.http import AsyncHttp
 from tradehub_client.models import FeedEvent, OrderAck
+from tradehub_client.orders import OrderDesk
 from tradehub_client.rest import ExecutionsApi, TradingApi
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -100,7 +101,7 @@ class AsyncClient:
     @property
     def orders_desk(self) -> OrderDesk:
         if self._desk is None:
-            self._desk = self.feed.order_desk()
+            self._desk = OrderDesk(self.feed)
         return self._desk
 
     async def place_order(

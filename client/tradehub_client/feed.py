@@ -1,8 +1,7 @@
 """The hub's ``/ws`` bot feed, kept alive: every socket is authenticated with a current token
 and re-authenticated before a JWT expires; a subscription survives dropped sockets and hub
 restarts by resubscribing from the last sequence it delivered (and its epoch), so its consumer
-sees every event once, in order; order ops are resent with the same id after a drop, which the
-hub answers with the first order, never a second one.
+sees every event once, in order. Order entry (``orders.py``) uses the same sockets.
 
 Each subscription has a socket of its own (a bot holds a few), and order entry one more: a
 socket's life is then one loop in one task, which keeps resume simple to follow and to test.
@@ -16,7 +15,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -27,16 +25,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from tradehub_client.auth import TokenSource
 from tradehub_client.backoff import Backoff
 from tradehub_client.errors import (
-    ORDER_ERRORS,
     ApiError,
     AuthenticationError,
     FeedError,
     HistoryGone,
-    OrderError,
     SubscriptionRefused,
     TradehubError,
 )
-from tradehub_client.models import FeedEvent, OrderAck
+from tradehub_client.models import FeedEvent
 
 log = logging.getLogger("tradehub_client.feed")
 
@@ -51,14 +47,13 @@ GAPLESS = re.compile(
 # A subscription the hub ended but would serve again from where it stopped.
 RESUMABLE = frozenset({"slow_consumer", "unavailable", "epoch_changed", "history_lost"})
 AUTH_CODES = frozenset({"unauthorized", "token_expired"})
-REPLY_TIMEOUT = 30.0
 
 
 class FeedUnavailable(TradehubError):
     """The hub did not answer for ``Backoff.retries`` consecutive attempts."""
 
 
-class _Reconnect(Exception):
+class Reconnect(Exception):
     """Drop this socket and open another (after the backoff)."""
 
 
@@ -133,7 +128,7 @@ class _Cursor:
                     "sequence jumped; resubscribing",
                     extra={"channel": self.channel, "last": self.last, "seq": seq},
                 )
-                raise _Reconnect(f"{self.channel} jumped from {self.last} to {seq}")
+                raise Reconnect(f"{self.channel} jumped from {self.last} to {seq}")
         self.last = seq
         if epoch:
             self.epoch = epoch
@@ -260,130 +255,21 @@ class Feed:
         message = str(frame.get("message", ""))
         if frame.get("channel") == cursor.channel:
             if code in RESUMABLE:
-                raise _Reconnect(f"{code}: {message}")
+                raise Reconnect(f"{code}: {message}")
             raise SubscriptionRefused(cursor.channel, code, message, frame)
         if code in AUTH_CODES:
             self.refused(sock.token)
-            raise _Reconnect(f"{code}: {message}")
+            raise Reconnect(f"{code}: {message}")
         if code == "forbidden" and "channel" not in frame:
-            raise _Reconnect(f"{code}: {message}")  # the session ended; authenticate anew
+            raise Reconnect(f"{code}: {message}")  # the session ended; authenticate anew
         if "channel" not in frame:
             raise FeedError(code, message, frame)
-
-    # -- order entry ------------------------------------------------------------------------
-
-    def order_desk(self) -> OrderDesk:
-        return OrderDesk(self)
-
-
-class OrderDesk:
-    """``place_order`` and ``cancel_order`` on a socket of their own, one op at a time (the
-    hub answers them in order anyway). A dropped socket or an ``unavailable`` resends the op
-    with the same id after the backoff."""
-
-    def __init__(self, feed: Feed) -> None:
-        self.feed = feed
-        self._lock = asyncio.Lock()
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._sock: FeedSocket | None = None
-
-    async def place(
-        self,
-        account: str,
-        symbol: str,
-        side: str,
-        quantity: float,
-        *,
-        type: str = "market",
-        price: float | None = None,
-        stop_price: float | None = None,
-        tif: str | None = None,
-        client_order_id: str | None = None,
-    ) -> OrderAck:
-        frame: dict[str, Any] = {
-            "op": "place_order",
-            "id": client_order_id or f"tc-{uuid.uuid4().hex}",
-            "account": account,
-            "symbol": symbol,
-            "side": side.lower(),
-            "type": type.lower(),
-            "quantity": quantity,
-        }
-        for name, value in (("price", price), ("stop_price", stop_price), ("tif", tif)):
-            if value is not None:
-                frame[name] = value.lower() if isinstance(value, str) else value
-        reply, _ = await self._request(frame)
-        return OrderAck.model_validate(_answered(reply))
-
-    async def cancel(self, order_id: str) -> OrderAck:
-        frame = {"op": "cancel_order", "order_id": str(order_id), "id": f"c-{uuid.uuid4().hex}"}
-        reply, resent = await self._request(frame)
-        if resent and reply.get("code") == "conflict" and reply.get("status") == "cancelled":
-            # The first send cancelled it; its answer was lost with the socket.
-            reply = {**reply, "op": "order_cancelled"}
-        return OrderAck.model_validate(_answered(reply))
-
-    async def close(self) -> None:
-        if self._stack is not None:
-            stack, self._stack, self._sock = self._stack, None, None
-            with contextlib.suppress(Exception):
-                await stack.aclose()
-
-    async def _socket(self) -> FeedSocket:
-        if self._sock is None:
-            stack = contextlib.AsyncExitStack()
-            self._sock = await stack.enter_async_context(self.feed.socket())
-            self._stack = stack
-        return self._sock
-
-    async def _request(self, frame: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        async with self._lock:
-            failures = 0
-            resent = False
-            while True:
-                try:
-                    sock = await self._socket()
-                    await sock.send(frame)
-                    async with asyncio.timeout(REPLY_TIMEOUT):
-                        reply = await self._reply(sock, frame["id"])
-                except RETRYABLE as exc:
-                    if not transient(exc):
-                        raise
-                    await self.close()
-                    await self.feed.pause(failures, exc)
-                    failures += 1
-                    resent = True
-                    continue
-                if reply.get("op") == "error" and reply.get("code") == "unavailable":
-                    await self.feed.pause(failures, "unavailable")
-                    failures += 1
-                    resent = True
-                    continue
-                return reply, resent
-
-    async def _reply(self, sock: FeedSocket, op_id: str) -> dict[str, Any]:
-        async for frame in sock:
-            op = frame.get("op")
-            if op in ("order_accepted", "order_cancelled", "error") and frame.get("id") == op_id:
-                return frame
-            if op == "error" and frame.get("code") in AUTH_CODES:
-                self.feed.refused(sock.token)
-                raise _Reconnect(str(frame.get("message")))
-        raise _Reconnect("the socket ended")
-
-
-def _answered(reply: dict[str, Any]) -> dict[str, Any]:
-    """The ack, or the op's error raised as the :class:`OrderError` its code names."""
-    if reply.get("op") != "error":
-        return reply
-    code = str(reply.get("code"))
-    raise ORDER_ERRORS.get(code, OrderError)(code, str(reply.get("message", "")), reply)
 
 
 # What a reconnect can cure: a dropped or refused socket, a hub restarting (its login route
 # answering 5xx or not at all), a subscription the hub ended.
 RETRYABLE = (
-    _Reconnect,
+    Reconnect,
     ConnectionClosed,
     InvalidHandshake,
     OSError,

@@ -11,6 +11,8 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from tradehub_client.aio import DEFAULT_URL, AsyncClient
+from tradehub_client.backoff import Backoff
+from tradehub_client.blocking import BlockingExecutions, BlockingGraphQL, BlockingTrading
 from tradehub_client.models import FeedEvent, OrderAck
 
 T = TypeVar("T")
@@ -57,40 +59,36 @@ async def _close(events: AsyncGenerator[Any, None]) -> None:
         await events.aclose()
 
 
-class _Blocking:
-    """A namespace of the async client (``executions``, ``trading``, ``gql``) whose methods
-    block until their answer: same names, same arguments, same typed results."""
-
-    def __init__(self, portal: _Portal, target: object) -> None:
-        self._portal = portal
-        self._target = target
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._target, name)
-        if not callable(method) or name.startswith("_"):
-            return method
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._portal.call(method(*args, **kwargs))
-
-        call.__name__ = name
-        call.__doc__ = method.__doc__
-        return call
-
-    def __dir__(self) -> list[str]:
-        return [n for n in dir(self._target) if not n.startswith("_")]
-
-
 class Client:
     """``Client(url, api_key=...)`` or ``Client(url, username=..., password=...)``, with the
     arguments and namespaces of :class:`AsyncClient`; every call blocks for its answer and
     ``subscribe`` is a plain iterator."""
 
-    def __init__(self, url: str = DEFAULT_URL, **options: Any) -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        api_key: str | None = None,
+        token: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        backoff: Backoff | None = None,
+        refresh_margin: float | None = None,
+    ) -> None:
         self._portal = _Portal()
 
         async def build() -> AsyncClient:
-            return AsyncClient(url, **options)
+            return AsyncClient(
+                url,
+                api_key=api_key,
+                token=token,
+                username=username,
+                password=password,
+                timeout=timeout,
+                backoff=backoff,
+                refresh_margin=refresh_margin,
+            )
 
         try:
             self.aio = self._portal.call(build())
@@ -98,9 +96,10 @@ class Client:
             self._portal.stop()
             raise
         self.url = self.aio.url
-        self.executions = _Blocking(self._portal, self.aio.executions)
-        self.trading = _Blocking(self._portal, self.aio.trading)
-        self.gql = _Blocking(self._portal, self.aio.gql)
+        call = self._portal.call
+        self.executions = BlockingExecutions(call, self.aio.executions)
+        self.trading = BlockingTrading(call, self.aio.trading)
+        self.gql = BlockingGraphQL(call, self.aio.gql)
 
     def __enter__(self) -> Self:
         return self
@@ -136,9 +135,32 @@ class Client:
         return self._portal.iterate(self.aio.subscribe(channel, since, epoch=epoch))
 
     def place_order(
-        self, account: str, symbol: str, side: str, quantity: float, **order: Any
+        self,
+        account: str,
+        symbol: str,
+        side: str,
+        quantity: float,
+        *,
+        type: str = "market",
+        price: float | None = None,
+        stop_price: float | None = None,
+        tif: str | None = None,
+        client_order_id: str | None = None,
     ) -> OrderAck:
-        return self._portal.call(self.aio.place_order(account, symbol, side, quantity, **order))
+        """See :meth:`AsyncClient.place_order`."""
+        return self._portal.call(
+            self.aio.place_order(
+                account,
+                symbol,
+                side,
+                quantity,
+                type=type,
+                price=price,
+                stop_price=stop_price,
+                tif=tif,
+                client_order_id=client_order_id,
+            )
+        )
 
     def cancel_order(self, order_id: str) -> OrderAck:
         return self._portal.call(self.aio.cancel_order(order_id))
