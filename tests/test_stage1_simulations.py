@@ -28,6 +28,7 @@ from tests.stage1runs import (
     dataset_bars,
     identity_of,
     make_setup,
+    write,
 )
 
 SYMBOL = "S1SIM/USD"
@@ -275,3 +276,86 @@ async def test_missing_simulations_are_404s(client: httpx.AsyncClient, alice: Ac
     assert trades.status_code == 400
     assert (await client.get("/api/simulations")).status_code == 401
     assert (await client.post("/api/simulations", json={})).status_code == 401
+
+
+async def test_a_dataset_over_an_imported_measurement_simulates(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    server: LiveServer,
+    setup: Setup,
+    pool: asyncpg.Pool,
+    alice: Account,
+) -> None:
+    """A dataset created by ``POST /api/datasets`` may name any measurement: one written by an
+    import or line protocol has its time in ``timestamp`` and may hold integers and NULLs.
+    Its bars are read by that column, numbers as floats (a NULL as NaN), and a simulation on
+    it equals the engine's; a measurement without a numeric ``close`` is a 400 at creation,
+    naming it, with nothing written."""
+    from hub.timeseries import store
+
+    bars = await dataset_bars(pool, setup.dataset_id)
+    bars["close"] = np.round(bars["close"])  # stored as bigint below
+    measurement, bare = f"s1_imported_{uuid.uuid4().hex[:8]}", f"s1_bare_{uuid.uuid4().hex[:8]}"
+    columns = {
+        "timestamp": bars["ts"],
+        "open": bars["open"],
+        "high": bars["high"],
+        "low": bars["low"],
+        "close": bars["close"].astype(np.int64),
+        "volume": np.ma.masked_array(np.ones(BARS), mask=np.arange(BARS) % 5 == 0),
+    }
+    async with pool.acquire() as conn, conn.transaction():
+        await store.write(conn, measurement, columns, owner=alice.user_id)
+        await store.write(conn, bare, {"timestamp": bars["ts"], "open": bars["open"]})
+    kinds = dict(
+        await pool.fetch(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'ts' and table_name = $1",
+            measurement,
+        )
+    )
+    assert kinds["timestamp"] == "timestamp with time zone" and kinds["close"] == "bigint"
+
+    async def dataset_on(name: str) -> str:
+        body = {
+            "symbol": f"IMP{uuid.uuid4().hex[:6].upper()}",
+            "granularity": "1h",
+            "source": "import",
+            "ohlcv_measurement": name,
+        }
+        created = await client.post("/api/datasets", json=body, headers=alice.headers)
+        assert created.status_code == 201, created.text
+        return str(created.json()["dataset_id"])
+
+    dataset_id = await dataset_on(measurement)
+    run_id = await create_run(client, alice, dataset_id)
+    assert await write(server, alice, run_id, setup.stored) == len(setup.stored.timestamp)
+    parameters = {"threshold": 0.6}
+    async with running_worker(settings):
+        done = await simulated(client, alice, {"run_id": run_id, "parameters": parameters})
+    below = math.nextafter(0.6, -math.inf)
+    expected = engine_result(
+        bars, setup.stored, {"entry_threshold": 0.6, "exit_threshold": below},
+        initial_capital=10000.0,
+    )  # fmt: skip
+    assert same_metrics(done["results"], expected.metrics), (done["results"], expected.metrics)
+    assert done["results"]["processed"] == BARS - FIRST_PREDICTED
+    trades = await client.get(
+        f"/api/simulations/{done['simulation_id']}/trades", headers=alice.headers
+    )
+    assert_same(trades.json()["trades"], expected.trades, done["simulation_id"])
+
+    bare_run = await create_run(client, alice, await dataset_on(bare))
+    assert await write(server, alice, bare_run, setup.stored) == len(setup.stored.timestamp)
+    jobs_before = (await client.get("/api/jobs?limit=1000", headers=alice.headers)).json()["count"]
+    refused = await client.post(
+        "/api/simulations", json={"run_id": bare_run}, headers=alice.headers
+    )
+    assert refused.status_code == 400, refused.text
+    assert "high" in refused.json()["error"] and bare in refused.json()["error"]
+    listed = await client.get(
+        "/api/simulations", params={"run_id": bare_run}, headers=alice.headers
+    )
+    assert listed.json() == {"simulations": [], "count": 0}
+    jobs_after = (await client.get("/api/jobs?limit=1000", headers=alice.headers)).json()["count"]
+    assert jobs_after == jobs_before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -129,13 +130,17 @@ async def read_bars(
 ) -> dict[str, np.ndarray]:
     """Bars in ``[start, end)`` as int64-ns / float64 arrays, through binary COPY, decoded by
     ``sink`` (which columns, where to, and about how many). With ``pages`` (first, end or None), only the
-    bars stored in those table pages, in the order they are stored: unsorted, possibly."""
-    where = []
+    bars stored in those table pages, in the order they are stored: unsorted, possibly. Any
+    measurement with a time column and the columns asked for is read (:func:`bar_source`)."""
+    if sink is None:
+        sink = BarsSink(expected=limit or 0)
+    source = await bar_source(conn, measurement, sink.columns)
+    where = list(source.where)
     if start_ns is not None:
-        where.append(f"ts >= to_timestamp({int(start_ns)}::float8 / 1e9)")
+        where.append(f"{source.time} >= to_timestamp({int(start_ns)}::float8 / 1e9)")
     if end_ns is not None:
-        where.append(f"ts < to_timestamp({int(end_ns)}::float8 / 1e9)")
-    order = "order by ts"
+        where.append(f"{source.time} < to_timestamp({int(end_ns)}::float8 / 1e9)")
+    order = f"order by {source.time}"
     if pages is not None:
         order = ""
         where.append(f"ctid >= '({int(pages[0])},0)'::tid")
@@ -143,12 +148,88 @@ async def read_bars(
             where.append(f"ctid < '({int(pages[1])},0)'::tid")
     clause = f"where {' and '.join(where)}" if where else ""
     limit_sql = f"limit {int(limit)}" if limit is not None else ""
-    if sink is None:
-        sink = BarsSink(expected=limit or 0)
-    columns = ", ".join(sink.columns)
+    columns = ", ".join([source.time] + [source.values[c] for c in sink.columns[1:]])
     query = f"select {columns} from {table(measurement)} {clause} {order} {limit_sql}"
     await conn.copy_from_query(query, output=sink, format="binary")
     return sink.result()
+
+
+class BarLayoutError(ValueError):
+    """A measurement whose bars cannot be read: no time column, a column missing or not a
+    number."""
+
+
+@dataclass(frozen=True)
+class BarSource:
+    """How to read a measurement's bars so that binary COPY sends every row in the layout the
+    sink decodes: SQL for the time (a ``timestamptz``), for each value (a ``float8``, never
+    NULL: NaN), and conditions leaving out rows without a time."""
+
+    time: str
+    values: dict[str, str]
+    where: tuple[str, ...] = ()
+
+
+NATIVE_BARS = BarSource("ts", {c: c for c in OHLCV_COLUMNS[1:]})
+_NUMBER_TYPES = ("double precision", "real", "bigint", "integer", "smallint", "numeric")
+
+
+async def bar_source(conn: Conn, measurement: str, columns: tuple[str, ...]) -> BarSource:
+    """How to read ``columns`` (``ts`` first) of ``ts.<measurement>``: a dataset's own table
+    as it is; one loaded from elsewhere (a CSV import, line protocol, a dataset naming any
+    measurement) by its time column (:data:`TIME_COLUMNS`: a timestamp, or an integer of
+    epoch microseconds) and its numeric columns as float8. Raises :class:`BarLayoutError`
+    naming what it lacks; a missing table reads as a dataset's (the read then names it)."""
+    rows = await conn.fetch(
+        """select attname::text as name, format_type(atttypid, atttypmod) as type,
+                  attnotnull as not_null
+           from pg_attribute where attrelid = to_regclass($1) and attnum > 0
+                and not attisdropped""",
+        table(measurement),
+    )
+    if not rows:
+        return NATIVE_BARS
+    types = {row["name"]: (row["type"], row["not_null"]) for row in rows}
+    time_column = next(
+        (
+            c
+            for c in TIME_COLUMNS
+            if c in types and types[c][0] in (*_TIMESTAMP_TYPES, *_INTEGER_TYPES)
+        ),
+        None,
+    )
+    if time_column is None:
+        raise BarLayoutError(
+            f"ts.{measurement} has no time column ({', '.join(TIME_COLUMNS)}: a timestamp, "
+            "or an integer of epoch microseconds)"
+        )
+    kind, not_null = types[time_column]
+    quoted = _quoted(time_column)
+    if kind == "timestamp with time zone":
+        time = quoted
+    elif kind == "timestamp without time zone":
+        time = f"({quoted} at time zone 'UTC')"
+    else:
+        time = f"(timestamptz 'epoch' + {quoted} * interval '1 microsecond')"
+    values: dict[str, str] = {}
+    lacking = []
+    for column in columns[1:]:
+        found = types.get(column)
+        if found is None or not (found[0] in _NUMBER_TYPES or found[0].startswith("numeric(")):
+            lacking.append(column if found is None else f"{column} ({found[0]})")
+        elif found == ("double precision", True):
+            values[column] = _quoted(column)
+        else:
+            values[column] = f"coalesce({_quoted(column)}::float8, 'NaN'::float8)"
+    if lacking:
+        raise BarLayoutError(
+            f"ts.{measurement} has no numeric {', '.join(lacking)} column for its bars"
+        )
+    return BarSource(time, values, () if not_null else (f"{quoted} is not null",))
+
+
+def _quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
 
 
 async def share_snapshot(exporter: asyncpg.Connection, importer: asyncpg.Connection) -> None:
@@ -168,10 +249,11 @@ async def table_pages(conn: Conn, measurement: str) -> int:
 
 
 async def count_bars(conn: Conn, measurement: str, start_ns: int | None, end_ns: int | None) -> int:
+    source = await bar_source(conn, measurement, ("ts",))
     value = await conn.fetchval(
         f"select count(*) from {table(measurement)} "
-        "where ($1::float8 is null or ts >= to_timestamp($1::float8 / 1e9)) "
-        "and ($2::float8 is null or ts < to_timestamp($2::float8 / 1e9))",
+        f"where ($1::float8 is null or {source.time} >= to_timestamp($1::float8 / 1e9)) "
+        f"and ($2::float8 is null or {source.time} < to_timestamp($2::float8 / 1e9))",
         None if start_ns is None else float(start_ns),
         None if end_ns is None else float(end_ns),
     )

@@ -126,6 +126,15 @@ class DatasetService:
         """Every symbol with OHLCV data (at ``timeframe``, when given)."""
         return await repo.symbols(self.pool, timeframe)
 
+    async def check_bars(
+        self, dataset: asyncpg.Record, columns: tuple[str, ...], field: str = "dataset_id"
+    ) -> None:
+        """A 400 (naming ``field``) when the dataset's measurement cannot give ``columns``."""
+        try:
+            await repo.bar_source(self.pool, dataset["ohlcv_measurement"], columns)
+        except repo.BarLayoutError as exc:
+            raise BadRequest(f"dataset {dataset['dataset_id']}: {exc}", field=field) from None
+
     async def count_bars(
         self, dataset: asyncpg.Record, start_ns: int | None, end_ns: int | None
     ) -> int:

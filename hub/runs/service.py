@@ -181,6 +181,7 @@ class RunService:
                 f"dataset {dataset['dataset_id']} of run {run['run_id']} has no OHLCV bars",
                 field="run_id",
             )
+        await self.datasets.check_bars(dataset, simulate.BAR_COLUMNS, field="run_id")
         if await self._layout(run) is None:
             raise BadRequest(
                 f"run {run['run_id']} has no predictions yet "
