@@ -28,8 +28,8 @@ from arq.constants import job_key_prefix
 
 from hub.settings import Settings
 from hub.webhooks.delivery import Sender
-from tests.conftest import Account, LiveServer, free_port, make_account
-from tests.helpers import eventually, running_worker
+from tests.conftest import Account, LiveServer, free_port, make_account, operation
+from tests.helpers import eventually, graphql, running_worker
 
 
 @dataclass
@@ -495,3 +495,42 @@ async def test_https_deliveries_connect_to_the_checked_address_and_verify_the_na
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 15)
+
+
+async def test_graphql_registers_lists_and_deletes_webhooks(
+    local_hub: LiveServer, local_settings: Settings, receiver: Receiver
+) -> None:
+    owner = await make_account(local_settings)
+    other = await make_account(local_settings)
+    secret = f"gql-{secrets.token_hex(8)}"
+    async with httpx.AsyncClient(base_url=local_hub.url, timeout=30) as http:
+        created = await graphql(
+            http,
+            operation("CreateWebhook"),
+            {"url": receiver.url("/gql"), "events": ["sweep.completed"], "secret": secret},
+            token=owner.token,
+        )
+        hook = created["data"]["createWebhook"]
+        assert hook["url"] == receiver.url("/gql") and hook["events"] == ["sweep.completed"]
+        listed = await graphql(http, operation("Webhooks"), token=owner.token)
+        assert listed["data"]["webhooks"] == [hook]
+        assert secret not in str(created) + str(listed)
+        assert (await graphql(http, operation("Webhooks"), token=other.token))["data"] == {
+            "webhooks": []
+        }
+
+        bad = await graphql(
+            http,
+            operation("CreateWebhook"),
+            {"url": receiver.url("/gql"), "events": ["trade.done"], "secret": secret},
+            token=owner.token,
+        )
+        assert bad["data"] is None and "unknown event 'trade.done'" in bad["errors"][0]["message"]
+        assert bad["errors"][0]["extensions"]["code"] == "INVALID_PARAMETER"
+        variables = {"webhookId": hook["webhookId"]}
+        refused = await graphql(http, operation("DeleteWebhook"), variables, token=other.token)
+        assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        deleted = await graphql(http, operation("DeleteWebhook"), variables, token=owner.token)
+        assert deleted["data"] == {"deleteWebhook": True}
+        again = await graphql(http, operation("DeleteWebhook"), variables, token=owner.token)
+        assert again["errors"][0]["extensions"]["code"] == "NOT_FOUND"

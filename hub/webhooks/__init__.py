@@ -5,6 +5,7 @@ backoff, every attempt logged."""
 from __future__ import annotations
 
 from hub.domains import Domain, Resources
+from hub.webhooks import gql
 from hub.webhooks.service import WebhookService
 from hub.webhooks.tasks import tasks
 
@@ -18,4 +19,12 @@ async def stop(resources: Resources) -> None:
     await resources.service("webhooks").stop()
 
 
-domain = Domain(name="webhooks", service=WebhookService, tasks=tasks, start=start, stop=stop)
+domain = Domain(
+    name="webhooks",
+    service=WebhookService,
+    query=gql.Query,
+    mutation=gql.Mutation,
+    tasks=tasks,
+    start=start,
+    stop=stop,
+)
