@@ -155,7 +155,14 @@ def create_app(settings: Settings) -> Starlette:
                 allow_origins=settings.cors_origins,
                 allow_methods=["*"],
                 allow_headers=["*"],
-                expose_headers=["X-Request-ID"],
+                # Rate limits are readable by a browser client too (hub/ratelimits/).
+                expose_headers=[
+                    "X-Request-ID",
+                    "X-RateLimit-Limit",
+                    "X-RateLimit-Remaining",
+                    "X-RateLimit-Reset",
+                    "Retry-After",
+                ],
             )
         )
     middleware.append(Middleware(InputValidationMiddleware, render=render_refusal))

@@ -200,7 +200,14 @@ async def test_orca_limits_per_address_only_when_switched_on(
     async with httpx.AsyncClient(base_url=here.url, timeout=30) as http:
         off = await http.get("/api/v1/trading/batch/snapshot", headers=alice.headers)
         assert off.status_code == 200 and "x-ratelimit-limit" not in off.headers
-    live = LiveServer(limited_settings(settings, orca_rate_limits=True, orca_batch_per_minute=3))
+    live = LiveServer(
+        limited_settings(
+            settings,
+            orca_rate_limits=True,
+            orca_batch_per_minute=3,
+            cors_origins=["https://dash.example"],
+        )
+    )
     await live.start()
     try:
         async with httpx.AsyncClient(base_url=live.url, timeout=30) as http:
@@ -218,6 +225,13 @@ async def test_orca_limits_per_address_only_when_switched_on(
             assert other.status_code == 429
             hft = await http.get("/api/v1/trading/accounts", headers=alice.headers)
             assert hft.status_code == 200 and hft.headers["x-ratelimit-limit"] == "1000"
+            # A dashboard in a browser may read them (CORS exposes them).
+            browser = {**alice.headers, "Origin": "https://dash.example"}
+            seen = await http.get("/api/v1/trading/accounts", headers=browser)
+            exposed = seen.headers["access-control-expose-headers"].lower()
+            assert {"x-ratelimit-remaining", "x-ratelimit-reset", "retry-after"} <= {
+                name.strip() for name in exposed.split(",")
+            }
             for path in ("/api/health/", "/api/v1/trading/health"):  # probes are never limited
                 health = await http.get(path)
                 assert health.status_code == 200 and "x-ratelimit-limit" not in health.headers
