@@ -69,6 +69,8 @@ def parse_url(raw: object) -> Target:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise BadRequest(f"url must be http or https, got {parts.scheme or 'none'!r}", field="url")
+    if port == 0:
+        raise BadRequest("url's port must be between 1 and 65535, got 0", field="url")
     host = parts.hostname
     if not host:
         raise BadRequest("url has no host", field="url")
