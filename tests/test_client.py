@@ -294,7 +294,7 @@ async def test_order_entry_on_ws(server: LiveServer, hub: AsyncClient, alice: Ac
 @pytest.fixture(scope="module")
 async def short_jwt_server(settings: Settings) -> AsyncIterator[LiveServer]:
     # Settings refuse a TTL under a minute; the test copies past the check to keep it short.
-    live = LiveServer(settings.model_copy(update={"jwt_ttl_seconds": 3}))
+    live = LiveServer(settings.model_copy(update={"jwt_ttl_seconds": 4}))
     await live.start()
     try:
         yield live
@@ -303,8 +303,8 @@ async def short_jwt_server(settings: Settings) -> AsyncIterator[LiveServer]:
 
 
 # A login costs the hub an argon2 hash (most of a second on a busy machine): ahead of a
-# 3-second JWT the client must start 1.5 s early.
-@pytest.mark.parametrize("margin", [1.5, -60.0], ids=["ahead-of-expiry", "on-refusal"])
+# 4-second JWT (3 to 4 s of life: its exp is whole seconds) the client starts 2.5 s early.
+@pytest.mark.parametrize("margin", [2.5, -60.0], ids=["ahead-of-expiry", "on-refusal"])
 async def test_an_expiring_jwt_is_refreshed_under_a_subscription(
     short_jwt_server: LiveServer, carol: Account, margin: float
 ) -> None:
