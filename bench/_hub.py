@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,9 +51,12 @@ class RunningHub:
 
 
 @contextlib.asynccontextmanager
-async def running_hub(users_count: int = 0, admin: bool = True) -> AsyncIterator[RunningHub]:
+async def running_hub(
+    users_count: int = 0, admin: bool = True, env: Mapping[str, str] | None = None
+) -> AsyncIterator[RunningHub]:
     """``tradehub serve`` and ``tradehub worker`` on a fresh database, ready to answer; the
-    admin database and Redis come from TRADEHUB_TEST_DATABASE_URL / TRADEHUB_TEST_REDIS_URL."""
+    admin database and Redis come from TRADEHUB_TEST_DATABASE_URL / TRADEHUB_TEST_REDIS_URL.
+    ``env`` sets more settings for both (``{"TRADEHUB_IMPORT_MAX_BYTES": ...}``)."""
     admin_url = os.environ.get(
         "TRADEHUB_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
     )
@@ -84,6 +87,7 @@ async def running_hub(users_count: int = 0, admin: bool = True) -> AsyncIterator
             "TRADEHUB_SECRET": secrets.token_hex(32),
             "TRADEHUB_PORT": str(hub.port),
             "TRADEHUB_LOG_LEVEL": "warning",
+            **(env or {}),
         }
         procs = [
             subprocess.Popen([sys.executable, "-m", "hub", command], env=env, cwd=ROOT)
