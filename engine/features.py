@@ -76,11 +76,26 @@ def forward_return_1d_nb(a: np.ndarray, horizon: int) -> np.ndarray:
     return out
 
 
+SCAN_WINDOW = 48  # up to this window a plain scan beats the deque's branches
+
+
 @njit(cache=True, nogil=True)
 def _rolling_extreme_nb(a: np.ndarray, window: int, larger: bool) -> np.ndarray:
-    """A monotonic deque of indices: O(n) for any window."""
+    """A plain scan of each window when it is short; else a monotonic deque of indices, O(n)
+    for any window."""
     n = a.shape[0]
     out = np.full(n, np.nan)
+    if window <= SCAN_WINDOW:
+        for i in range(window - 1, n):
+            best = a[i - window + 1]
+            if larger:
+                for j in range(i - window + 2, i + 1):
+                    best = max(best, a[j])
+            else:
+                for j in range(i - window + 2, i + 1):
+                    best = min(best, a[j])
+            out[i] = best
+        return out
     queue = np.empty(n, dtype=np.int64)
     head = tail = 0
     for i in range(n):

@@ -60,7 +60,7 @@ def test_forward_return_is_pandas_shift(horizon: int) -> None:
     same(forward_return_1d_nb(close.to_numpy(), horizon), close.shift(-horizon) / close - 1)
 
 
-@pytest.mark.parametrize("window", [2, 3, 14, 200])
+@pytest.mark.parametrize("window", [2, 3, 14, 48, 49, 200])
 def test_rolling_extremes_are_talib(window: int) -> None:
     volume = bars()["volume"]  # many ties
     same(rolling_max_1d_nb(volume, window), talib.MAX(volume, window))
