@@ -24,6 +24,7 @@ from tradehub_client import (
     SubscriptionRefused,
 )
 from tradehub_client import operations as client_operations
+from tradehub_client.payloads import OrderEvent, PositionsState
 
 from hub.server import GuardedWebSocketProtocol
 from hub.settings import Settings
@@ -194,6 +195,8 @@ async def test_subscribe_replays_then_follows_then_resumes(
     first = await history.count(6)  # created and filled, each order
     assert [e.seq for e in first] == list(range(1, 7))
     assert {e.data["event"] for e in first} == {"created", "filled"}
+    fills = [e.parse(OrderEvent) for e in first if e.data["event"] == "filled"]
+    assert [(f.order.status, f.fill and f.fill.price) for f in fills] == [("filled", 101.0)] * 3
     await hub.place_order(account.id, symbol, "sell", 1)
     await tick(server, symbol, 102.0)
     live = await history.count(8)
@@ -207,7 +210,8 @@ async def test_subscribe_replays_then_follows_then_resumes(
     # A state topic starts with its current state.
     state = Collector(hub.subscribe(f"account:{account.id}:positions"))
     (current,) = await state.count(1)
-    assert current.data["positions"][0]["quantity"] == 2
+    held = current.parse(PositionsState)
+    assert [(p.symbol, p.quantity) for p in held.positions] == [(symbol, 2)]
     await state.stop()
 
 

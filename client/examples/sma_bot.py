@@ -24,7 +24,8 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 
-from tradehub_client import AsyncClient, HistoryGone, OrderError
+from tradehub_client import AsyncClient, FeedEvent, HistoryGone, OrderError
+from tradehub_client.payloads import Bar, Tick
 
 
 @dataclass
@@ -64,15 +65,12 @@ async def paper_account(client: AsyncClient, name: str) -> str:
     return (await client.gql.create_paper_account(name, initialBalance=100_000)).id
 
 
-def price_of(data: dict[str, object]) -> float | None:
-    """A tick's ``price``, or a closed bar's ``close``."""
-    if "close" in data:
-        if data.get("closed") is False:
-            return None
-        value = data["close"]
-    else:
-        value = data.get("price")
-    return float(value) if isinstance(value, int | float) else None
+def price_of(event: FeedEvent) -> float | None:
+    """A tick's price, or a closed bar's close (None for a bar still forming)."""
+    if event.channel.startswith("bars:"):
+        bar = event.parse(Bar)
+        return bar.close if bar.closed else None
+    return event.parse(Tick).price
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -90,7 +88,7 @@ async def run(args: argparse.Namespace) -> int:
         print(json.dumps({"account": account, "channel": channel}), file=sys.stderr)
         try:
             async for event in client.subscribe(channel):
-                price = price_of(event.data) if isinstance(event.data, dict) else None
+                price = price_of(event)
                 if price is None:
                     continue
                 side = signal.update(price)

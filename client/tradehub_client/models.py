@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class AccessToken(Model):
@@ -222,6 +225,10 @@ class FeedEvent(Model):
     seq: int
     epoch: str | None = None
     data: Any = None
+
+    def parse(self, model: type[M]) -> M:
+        """``data`` as one of ``tradehub_client.payloads`` (``Tick``, ``OrderEvent``...)."""
+        return model.model_validate(self.data)
 
 
 class OrderAck(Model):
