@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import ctypes
 import mmap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -188,5 +191,54 @@ def scratch(size: int) -> np.ndarray:
     Not ``np.empty``: numpy asks Linux for transparent huge pages on large arrays, and where
     memory is fragmented (another process churning buffers) each 2 MiB fault then compacts
     memory synchronously, which cost several times the encoding itself in a mixed run.
+    Private, not mmap's default shared mapping: a shared anonymous page lives in shmem, and
+    its first write costs half as much again.
     """
-    return np.frombuffer(mmap.mmap(-1, max(size, 1)), dtype=np.uint8)[:size]
+    return np.frombuffer(_private_map(size), dtype=np.uint8)[:size]
+
+
+def _private_map(size: int) -> mmap.mmap:
+    return mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+# Linux's lazy free (4.5+): pages stay mapped and are reclaimed only under memory pressure; a
+# page written again before that is simply kept, without a fault.
+_MADV_FREE: int | None = getattr(mmap, "MADV_FREE", None)
+
+
+class KeptScratch:
+    """Scratch memory (``scratch``) kept from one call to the next, for a caller that writes
+    hundreds of megabytes of it per call: committing a page (its first write, a fault) costs
+    more than the encoding writing it, and a new ``scratch`` pays that again on every call.
+
+    ``taken(size)`` lends the kept mapping (grown when too small); when the caller is done,
+    its pages are given back to Linux as lazily free (``MADV_FREE``): reclaimed only when
+    memory runs short, rewritten in place otherwise. A request above ``keep_max`` bytes, or one
+    made while another thread holds the mapping, gets a ``scratch`` of its own.
+    """
+
+    def __init__(self, keep_max: int) -> None:
+        self._keep_max = keep_max
+        self._lock = threading.Lock()
+        self._map: mmap.mmap | None = None
+
+    @contextmanager
+    def taken(self, size: int) -> Iterator[np.ndarray]:
+        """``size`` bytes of uninitialised scratch for the ``with`` block; nothing may keep
+        the array (or a view of it) past the block."""
+        if _MADV_FREE is None or size > self._keep_max or not self._lock.acquire(blocking=False):
+            yield scratch(size)
+            return
+        try:
+            if self._map is None or len(self._map) < size:
+                self._map = None  # unmapped once the last view of it is gone
+                self._map = _private_map(size)
+            yield np.frombuffer(self._map, dtype=np.uint8)[:size]
+        finally:
+            try:
+                if self._map is not None:
+                    self._map.madvise(_MADV_FREE)
+            except OSError:  # a kernel without lazy free: keep nothing
+                self._map = None
+            finally:
+                self._lock.release()

@@ -27,7 +27,7 @@ from engine._ilp_nb import (
     gather_chunks_nb,
 )
 from engine._ilp_strings import padded, string_table
-from engine._rawmem import new_bytes, scratch
+from engine._rawmem import KeptScratch, new_bytes
 
 __all__ = ["MAX_NAME_LEN", "encode_ilp"]
 
@@ -36,6 +36,10 @@ MAX_NAME_LEN = 127
 # Rows per parallel work item: ~0.4 MB of OHLCV text, and a million rows make a few hundred
 # items to balance across cores.
 CHUNK_ROWS = 4096
+# The rows are encoded into scratch memory sized by an upper bound per row (about twice the
+# text), then gathered into the result. Kept between calls up to this size: committing its
+# pages cost a fifth of a million-row call (``KeptScratch``).
+_SCRATCH = KeptScratch(keep_max=512 << 20)
 
 _INT64_MAX = np.iinfo(np.int64).max
 _CONTROL = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\x0b\x0c\x0e\x0f\x7f"
@@ -150,10 +154,9 @@ def _encode(
     row_fixed += sum(value_max.get(kind, 0) for kind in kinds)
 
     starts = chunk_bounds_nb(n, CHUNK_ROWS, row_fixed, str_codes, str_offsets)
-    out = scratch(int(starts[-1]))
     # Chunks handed out one at a time: uneven chunk costs (long strings, a noisy neighbour on
     # one core) then balance across threads.
-    with parallel_chunksize(1):
+    with _SCRATCH.taken(int(starts[-1])) as out, parallel_chunksize(1):
         lengths = encode_rows_nb(
             out,
             starts,
@@ -169,7 +172,7 @@ def _encode(
             str_offsets,
             at,
         )
-    return _join_chunks(out, starts, lengths)
+        return _join_chunks(out, starts, lengths)
 
 
 def _join_chunks(chunks: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> bytes:

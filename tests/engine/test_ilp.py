@@ -11,6 +11,7 @@ import subprocess
 import sys
 import warnings
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,23 @@ def test_ohlcv_rows_match_client_dataframe_and_rows() -> None:
     assert encode_ilp("ohlcv", head, symbols=["symbol"], at=at[:500]) == client_rows(
         "ohlcv", head, at[:500], ("symbol",)
     )
+
+
+def test_calls_after_calls_of_other_sizes_and_threads_match_client() -> None:
+    """The scratch memory kept between calls holds the previous call's text: each call writes
+    what it reads, whatever came before, and calls from several threads at once (one on the
+    kept scratch, the others on their own) each get their own rows."""
+    runs = [ohlcv(n, seed) for n, seed in [(2 * CHUNK_ROWS + 5, 2), (300, 3), (CHUNK_ROWS, 4)]]
+    expected = [client_dataframe("ohlcv", c, at, ("symbol",)) for c, at in runs]
+    for _ in range(2):
+        for (columns, at), want in zip(runs, expected, strict=True):
+            assert encode_ilp("ohlcv", columns, symbols=["symbol"], at=at) == want
+    with ThreadPoolExecutor(3) as pool:
+        done = pool.map(
+            lambda k: encode_ilp("ohlcv", runs[k % 3][0], symbols=["symbol"], at=runs[k % 3][1]),
+            range(12),
+        )
+        assert list(done) == [expected[k % 3] for k in range(12)]
 
 
 def test_floats_of_every_kind_match_client_and_repr() -> None:
