@@ -27,8 +27,8 @@ INSTALL = "from engine import _cache"
 
 def test_every_kernel_module_is_known() -> None:
     assert KERNEL_MODULES == [
-        "_ilp_nb", "_ilp_parse_nb", "_ryu", "downsample", "floor", "indicators", "live",
-        "metrics", "simulate", "strategies", "ticks",
+        "_ilp_nb", "_ilp_parse_nb", "_ryu", "downsample", "features", "floor", "indicators",
+        "live", "metrics", "simulate", "strategies", "ticks",
     ]  # fmt: skip
 
 
@@ -61,6 +61,7 @@ def test_stamps_cover_the_imported_engine_files_and_no_others() -> None:
         "_ilp_parse_nb": {"_cache", "_ilp_parse_nb", "_rawmem"},
         "_ryu": {"_cache", "_rawmem", "_ryu"},
         "downsample": {"_cache", "downsample"},
+        "features": {"_cache", "features", "indicators"},
         "indicators": {"_cache", "indicators"},
         "live": {
             "_cache",
