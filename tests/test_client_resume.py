@@ -9,7 +9,8 @@ import secrets
 import time
 
 import pytest
-from tradehub_client import AsyncClient, Backoff, FeedEvent, FeedUnavailable
+from tradehub_client import AsyncClient, Backoff, FeedEvent, FeedUnavailable, HistoryGone
+from tradehub_client.feed import Cursor, Reconnect
 
 from hub.settings import Settings
 from tests.conftest import Account, LiveServer, free_port
@@ -85,3 +86,31 @@ def test_the_backoff_grows_to_its_cap_with_jitter() -> None:
     assert backoff.delay(10_000) <= 2.0
     with pytest.raises(ValueError, match="initial <= maximum"):
         Backoff(initial=3.0, maximum=1.0)
+
+
+def test_the_cursor_drops_repeats_and_resubscribes_over_a_hole() -> None:
+    """What the client does with frames the hub should never send: a repeat is dropped, a jump
+    on a gapless topic reconnects from the last delivered sequence, and another epoch is history
+    gone. A state topic may jump (it carries the newest state)."""
+    cursor = Cursor("ticks:X", since=4, epoch="e1")
+    assert cursor.subscribe_frame() == {
+        "op": "subscribe",
+        "channel": "ticks:X",
+        "since": 4,
+        "epoch": "e1",
+    }
+    assert cursor.accept({"channel": "ticks:X", "seq": 4, "epoch": "e1"}) is None
+    assert cursor.accept({"channel": "ticks:X", "seq": 5, "epoch": "e1", "data": 1}) is not None
+    with pytest.raises(Reconnect):
+        cursor.accept({"channel": "ticks:X", "seq": 7, "epoch": "e1"})
+    assert cursor.last == 5 and cursor.subscribe_frame()["since"] == 5
+    with pytest.raises(HistoryGone):
+        cursor.accept({"channel": "ticks:X", "seq": 6, "epoch": "e2"})
+    with pytest.raises(HistoryGone) as gone:
+        cursor.subscribed({"op": "subscribed", "recovered": False, "missed": {"from": 6}})
+    assert gone.value.missed == (6, None)
+    state = Cursor("account:D1:positions", since=None, epoch=None)
+    state.subscribed({"op": "subscribed", "channel": "account:D1:positions", "recovered": True})
+    assert state.accept({"channel": "account:D1:positions", "seq": 9}) is not None
+    assert state.accept({"channel": "account:D1:positions", "seq": 12}) is not None
+    assert state.last == 12

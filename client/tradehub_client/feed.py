@@ -81,7 +81,7 @@ class FeedSocket:
         return await self.recv()
 
 
-class _Cursor:
+class Cursor:
     """Where a subscription stands: the last sequence delivered and its epoch."""
 
     def __init__(self, channel: str, since: int | None, epoch: str | None) -> None:
@@ -223,7 +223,7 @@ class Feed:
         with its current state), in order, each once, across reconnects. Raises
         :class:`HistoryGone` when the hub lost events it would have to deliver,
         :class:`SubscriptionRefused` when it will not serve the channel."""
-        cursor = _Cursor(channel, since, epoch)
+        cursor = Cursor(channel, since, epoch)
         failures = 0
         while True:
             sock: FeedSocket | None = None
@@ -250,7 +250,7 @@ class Feed:
                 await self.pause(failures, exc)
                 failures += 1
 
-    def _subscription_error(self, frame: dict[str, Any], cursor: _Cursor, sock: FeedSocket) -> None:
+    def _subscription_error(self, frame: dict[str, Any], cursor: Cursor, sock: FeedSocket) -> None:
         code = str(frame.get("code", "error"))
         message = str(frame.get("message", ""))
         if frame.get("channel") == cursor.channel:
