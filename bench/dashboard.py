@@ -112,6 +112,11 @@ async def open_page(context: Any, url: str) -> tuple[Any, dict[str, float]]:
         "max_points": float(await chart.get_attribute("data-max-points")),
         "points": float(await chart.get_attribute("data-points")),
     }
+    # Let the page finish loading (trades, events, subscriptions) before the next one opens,
+    # so each open finds the hub idle, as one person's would.
+    await page.locator("#conn[data-state=live]").wait_for(timeout=60_000)
+    await page.locator(".events tbody tr:not(.empty)").first.wait_for(timeout=60_000)
+    await asyncio.sleep(1)
     return page, numbers
 
 
@@ -188,6 +193,26 @@ async def main(points: int, rate: int, seconds: float, opens: int) -> None:
                     )
                     got.json()
                     anchor.append((time.perf_counter() - t0) * 1000)
+                # The same request by fetch() from a page of the hub: the browser's own share.
+                probe = await context.new_page()
+                await probe.goto(f"{hub.base}/healthz")
+                in_page = []
+                for _ in range(opens):
+                    in_page.append(
+                        await probe.evaluate(
+                            """async ([query, id, n, token]) => {
+                              const t0 = performance.now();
+                              const r = await fetch("/graphql", {method: "POST",
+                                headers: {"Content-Type": "application/json",
+                                          Authorization: `Bearer ${token}`},
+                                body: JSON.stringify({query, variables: {id, n}})});
+                              await r.json();
+                              return performance.now() - t0;
+                            }""",
+                            [EQUITY, execution_id, max_points, hub.admin_token],
+                        )
+                    )
+                await probe.close()
                 warm = [r["from_navigation"] for r in runs[1:]] or [runs[0]["from_navigation"]]
                 print(
                     f"\nfirst equity curve, {points:,}-point execution, maxPoints {max_points} "
@@ -201,7 +226,8 @@ async def main(points: int, rate: int, seconds: float, opens: int) -> None:
                 )
                 print(
                     f"  anchor, the same GraphQL request alone (httpx): median "
-                    f"{statistics.median(anchor):.0f} ms"
+                    f"{statistics.median(anchor):.0f} ms; by fetch() in a page: median "
+                    f"{statistics.median(in_page):.0f} ms"
                 )
 
                 # 2. Streaming: frame rate and heap while `rate` points a second arrive.

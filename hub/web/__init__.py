@@ -3,11 +3,14 @@
 ``hub/web/static`` (vendored, versioned, shipped in the wheel: no CDN, no build step).
 
 The dashboard is one HTML page and plain ES modules (``static/app``); its routes live in the
-URL's fragment, so the hub serves ``/`` and the static files only.
+URL's fragment, so the hub serves ``/`` and the static files only. A browser keeps every script
+for a year: a vendored library's directory names its version, and the dashboard's modules are
+served under ``/static/app-<hash of their contents>/``, which the page names.
 """
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,9 +32,22 @@ _POLICY = (
 )
 
 
+APP = STATIC / "app"
+
+
+@cache
+def app_version() -> str:
+    """A digest of the dashboard's own files: their URL changes whenever one of them does."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in APP.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(APP).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @cache
 def page(name: str) -> str:
-    return (TEMPLATES / name).read_text(encoding="utf-8")
+    text = (TEMPLATES / name).read_text(encoding="utf-8")
+    return text.replace("/static/app/", f"/static/app-{app_version()}/")
 
 
 def html(name: str) -> Response:
@@ -50,17 +66,13 @@ async def dashboard(request: Request) -> Response:
 
 
 class Assets(StaticFiles):
-    """The static files: a vendored library's directory names its version, so a browser keeps
-    it for a year; the dashboard's own modules are revalidated (ETag) on every load."""
+    """Files whose URL names their version: a browser keeps them for a year."""
 
     def file_response(
         self, full_path: Any, stat_result: Any, scope: Any, status_code: int = 200
     ) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
-        immutable = Path(full_path).resolve().is_relative_to(STATIC / "vendor")
-        response.headers["Cache-Control"] = (
-            "public, max-age=31536000, immutable" if immutable else "no-cache"
-        )
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
@@ -68,5 +80,6 @@ class Assets(StaticFiles):
 def routes() -> list[BaseRoute]:
     return [
         Route("/", dashboard, methods=["GET"], include_in_schema=False),
-        Mount("/static", Assets(directory=STATIC), name="static"),
+        Mount(f"/static/app-{app_version()}", Assets(directory=APP), name="app"),
+        Mount("/static/vendor", Assets(directory=STATIC / "vendor"), name="vendor"),
     ]

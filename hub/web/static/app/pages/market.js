@@ -19,7 +19,7 @@ export function render(view, [symbol]) {
     card.append(h("p", { class: "muted" }, "Pick a symbol to follow its ticks as they arrive."));
     return () => {};
   }
-  const last = h("p", { class: "last-tick", id: "last-tick" }, "Waiting for the next tick…");
+  const last = h("p", { class: "last-tick", id: "last-tick" }, "No ticks yet: waiting for the next one…");
   const notice = h("p", { class: "muted small", hidden: true });
   const box = h("div", { id: "ticks", class: "chart-box" });
   card.append(last, notice, box);
@@ -29,6 +29,7 @@ export function render(view, [symbol]) {
       query: TICKS_SUB,
       field: "ticks",
       variables: { symbol },
+      since: 0, // the recent ticks the hub still holds, then each new one
       onEvent: (t) => {
         if (t.price === null || t.price === undefined) return;
         const at = t.ts ? seconds(t.ts) : Date.now() / 1000;
