@@ -12,6 +12,7 @@ from hub import web
 
 PAGES = ("/", "/graphql", "/docs")
 ASSET = re.compile(r"""(?:src|href)="(/static/[^"]+)\"""")
+MODULE = re.compile(r"""<(?:script type="module" src|link rel="modulepreload" href)="([^"]+)\"""")
 IMPORT = re.compile(r"""(?:from|import)\s*["']([^"']+\.js)["']""")
 
 
@@ -19,6 +20,7 @@ async def test_every_asset_the_pages_name_is_served_and_cacheable(
     client: httpx.AsyncClient,
 ) -> None:
     urls: set[str] = set()
+    modules: list[str] = []
     for path in PAGES:
         got = await client.get(path, headers={"Accept": "text/html"})
         assert got.status_code == 200, path
@@ -27,8 +29,10 @@ async def test_every_asset_the_pages_name_is_served_and_cacheable(
         assert not re.search(r"(?:src|href)=\"https?://", got.text), path
         assert "unpkg" not in got.text and "jsdelivr" not in got.text
         urls |= set(ASSET.findall(got.text))
-    # The modules the dashboard imports, followed from its entry point.
-    queue = [u for u in urls if u.endswith(".js")]
+        modules += MODULE.findall(got.text)
+    # The ES modules the dashboard imports, followed from its entry points.
+    assert modules
+    queue = list(modules)
     seen: set[str] = set()
     while queue:
         url = queue.pop()
