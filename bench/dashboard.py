@@ -106,7 +106,13 @@ async def open_page(context: Any, url: str) -> tuple[Any, dict[str, float]]:
     await page.goto(url)
     chart = page.locator("#equity[data-first-draw-at]")
     await chart.wait_for(timeout=60_000)
+    marks = await page.evaluate(
+        "Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))"
+    )
     numbers = {
+        "before_query": marks["execution:query"] - marks["execution:render"],
+        "query": marks["execution:answered"] - marks["execution:query"],
+        "to_draw": marks["execution:drawn"] - marks["execution:answered"],
         "from_navigation": float(await chart.get_attribute("data-first-draw-at")),
         "from_route": float(await chart.get_attribute("data-first-draw-ms")),
         "max_points": float(await chart.get_attribute("data-max-points")),
@@ -224,6 +230,11 @@ async def main(points: int, rate: int, seconds: float, opens: int) -> None:
                     f"(from the route's render: median "
                     f"{statistics.median(r['from_route'] for r in runs):.0f} ms)   target < 300 ms"
                 )
+                med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+                print(
+                    f"  where (medians): render to query sent {med['before_query']:.0f} ms, "
+                    f"the query {med['query']:.0f} ms, answer to drawn {med['to_draw']:.0f} ms"
+                )
                 print(
                     f"  anchor, the same GraphQL request alone (httpx): median "
                     f"{statistics.median(anchor):.0f} ms; by fetch() in a page: median "
@@ -255,11 +266,10 @@ async def main(points: int, rate: int, seconds: float, opens: int) -> None:
                 drawn_before = await page.locator("#equity").evaluate("el => el.chart.drawn")
                 sender = asyncio.create_task(stream(redis, channel, points + 1, rate, seconds))
                 began = time.perf_counter()
-                samples = []
-                while not sender.done():
-                    await asyncio.sleep(min(5.0, seconds / 4))
-                    used = await page.evaluate("performance.memory.usedJSHeapSize")
-                    samples.append((time.perf_counter() - began, used / 1e6))
+                while not sender.done():  # the heap after a full GC, each quarter
+                    await asyncio.wait({sender}, timeout=seconds / 4)
+                    if not sender.done():
+                        heaps.append((time.perf_counter() - began, await heap()))
                 sent = await sender
                 t_end = await page.evaluate("performance.now()")
                 equity = page.locator("#equity")
@@ -296,10 +306,6 @@ async def main(points: int, rate: int, seconds: float, opens: int) -> None:
                     "  JS heap after GC: "
                     + ", ".join(f"{mb:.1f} MB at {t:.0f} s" for t, mb in heaps)
                     + "   target: flat"
-                )
-                print(
-                    "  JS heap (no GC) during: "
-                    + ", ".join(f"{mb:.1f} MB at {t:.0f} s" for t, mb in samples)
                 )
                 await browser.close()
 

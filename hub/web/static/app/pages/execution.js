@@ -14,6 +14,7 @@ const TRADES_SHOWN = 500;
 
 export function render(view, [id]) {
   const started = performance.now();
+  performance.mark("execution:render");
   const streams = [];
   const follow = (spec) => {
     const stream = live.subscribe(new Stream(spec));
@@ -35,7 +36,7 @@ export function render(view, [id]) {
       { label: "#", num: true, cell: (t) => t.sequence },
       { label: "Side", cell: (t) => t.direction },
       { label: "Entry", cell: (t) => `${time(t.entryTime)} @ ${num(t.entryPrice, 4)}` },
-      { label: "Exit", cell: (t) => (t.status === "Open" || t.status === "OPEN" ? "open" : `${time(t.exitTime)} @ ${num(t.exitPrice, 4)}`) },
+      { label: "Exit", cell: (t) => (String(t.status).toLowerCase() === "open" ? `open (marked ${num(t.exitPrice, 4)})` : `${time(t.exitTime)} @ ${num(t.exitPrice, 4)}`) },
       { label: "Units", num: true, cell: (t) => num(t.units, 4) },
       { label: "P&L", num: true, cell: (t) => h("span", { class: t.pnl >= 0 ? "up" : "down" }, num(t.pnl)) },
       { label: "Fees", num: true, cell: (t) => num(t.fees) },
@@ -76,6 +77,7 @@ export function render(view, [id]) {
         // From the route's render, and from the navigation (bench/dashboard.py reads both).
         chartBox.dataset.firstDrawMs = String(Math.round(performance.now() - started));
         chartBox.dataset.firstDrawAt = String(Math.round(performance.now()));
+        performance.mark("execution:drawn");
       }
       const shown = document.getElementById("last-equity");
       if (shown) shown.textContent = lastEquity();
@@ -139,7 +141,9 @@ export function render(view, [id]) {
   async function loadCurve() {
     let data;
     try {
+      performance.mark("execution:query");
       data = await gql(EXECUTION, { id, maxPoints: maxPoints() });
+      performance.mark("execution:answered");
     } catch (error) {
       pageError.textContent = error.message;
       pageError.hidden = false;
