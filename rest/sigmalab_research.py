@@ -4,6 +4,7 @@ leaderboard, exports, health and admin, under ``/api/v1``."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -79,7 +80,8 @@ def page(request: Request) -> tuple[int, int]:
     )
 
 
-def csv_answer(lines: Any, filename: str) -> Response:
+def csv_answer(lines: Any, name: str) -> Response:
+    filename = re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:120]  # a header is latin-1, quoted
     return StreamingResponse(
         lines,
         media_type="text/csv; charset=utf-8",
