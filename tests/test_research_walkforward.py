@@ -94,3 +94,26 @@ def test_sweep_equals_single_backtests_config_by_config() -> None:
         )
         direct = run_backtest(data, "threshold", params)
         assert metrics["trades"] == int(direct.metrics["total_trades"]) == len(trades)
+
+
+def test_gates_per_risk_profile() -> None:
+    from hub.research.model import GATES
+
+    strong = {"sharpe": 1.5, "trades": 40, "max_drawdown": -0.05, "win_rate": 0.6}
+    assert all(not GATES[p].judge(strong) for p in ("Conservative", "Balanced", "Aggressive"))
+    middling = {"sharpe": 0.8, "trades": 25, "max_drawdown": -0.15, "win_rate": 0.46}
+    assert GATES["Balanced"].judge(middling) == [] and GATES["Aggressive"].judge(middling) == []
+    assert GATES["Conservative"].judge(middling) == [
+        "sharpe 0.8 below 1.0",
+        "trades 25 below 30",
+        "max_drawdown -0.15 deeper than -0.1",
+        "win_rate 0.46 below 0.5",
+    ]
+    weak = {"sharpe": None, "trades": 3, "max_drawdown": -0.5, "win_rate": None}
+    reasons = GATES["Aggressive"].judge(weak)
+    assert reasons == [
+        "sharpe n/a below 0.5",
+        "trades 3 below 10",
+        "max_drawdown -0.5 deeper than -0.35",
+        "win_rate n/a below 0.0",
+    ]

@@ -55,6 +55,19 @@ def day_ns(day: dt.date) -> int:
     return ns_of(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC))
 
 
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(2261, 12, 31)  # what int64 nanoseconds hold
+
+
+def check_dates(start: dt.date | None, end: dt.date | None) -> None:
+    for name, day in (("start_date", start), ("end_date", end)):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise BadRequest(
+                f"{name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}", field=name
+            )
+    if start is not None and end is not None and end < start:
+        raise BadRequest("end_date must not be before start_date", field="end_date")
+
+
 def owner_of(row: asyncpg.Record) -> str | None:
     return None if row["created_by"] is None else str(row["created_by"])
 
@@ -204,9 +217,8 @@ class ResearchService:
         from engine.features import UnknownFeatures, feature_matrix, parse_features
         from hub.datasets.timeframes import timeframe_ns
 
+        check_dates(spec.start_date, spec.end_date)
         model = await self.owned_model(identity, spec.model_id)
-        if spec.end_date < spec.start_date:
-            raise BadRequest("end_date must not be before start_date", field="end_date")
         config = model["config"]
         names = list(spec.features or config["features"])
         try:
@@ -351,8 +363,7 @@ class ResearchService:
     async def backtest(self, identity: Identity, spec: Backtest) -> asyncpg.Record:
         model = await self.owned_model(identity, spec.model_id)
         matrix = await self.matrix_of(model["model_id"], spec.matrix_sha)
-        if spec.start_date and spec.end_date and spec.end_date < spec.start_date:
-            raise BadRequest("end_date must not be before start_date", field="end_date")
+        check_dates(spec.start_date, spec.end_date)
         config = spec.config.model_dump()
         if config["value"] is None:
             config["value"] = float(model["config"]["thresholds"]["entry"])
