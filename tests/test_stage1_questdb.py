@@ -191,6 +191,34 @@ async def test_exported_times_are_exact_microseconds(
     assert {int(line.split(",")[0]) for line in lines[: len(edges)]} == set(edges)
 
 
+async def test_queries_may_return_types_the_hub_has_not_met(
+    http: httpx.AsyncClient, measurements: None, alice: Account
+) -> None:
+    """Arrays, ranges and multiranges come back (in JSON ranges read as Postgres writes them,
+    times as epoch microseconds; in CSV as Postgres writes them):
+    learning a new type's layout must not need set_config, which the reader role may not
+    call. Each type appears here first on the connection that runs it."""
+    cases = [
+        (f"select array_agg(close order by timestamp) as closes from {SEED}", [[29400, 29550.5]]),
+        ("select int4range(1, 5) as r", ["[1,5)"]),
+        ("select array[date '2021-01-02'] as d", [["2021-01-02"]]),
+        (
+            f"select tstzrange(min(timestamp), max(timestamp), '[]') as span from {SEED}",
+            [f"[{T0_US},{T0_US + 3_600_000_000}]"],
+        ),
+        ("select int8multirange(int8range(1, 2), int8range(5, null)) as m", [["[1,2)", "[5,)"]]),
+        ("select 'empty'::numrange as e", ["empty"]),
+    ]
+    for sql, row in cases:
+        answered = await query(http, alice, sql)
+        assert answered.status_code == 200, (sql, answered.text)
+        if row is not None:
+            assert answered.json()["dataset"] == [row], sql
+        exported = await http.post("/api/questdb/export", json={"sql": sql}, headers=alice.headers)
+        assert exported.status_code == 200, (sql, exported.text)
+        assert len(exported.text.splitlines()) == 2, sql
+
+
 async def test_measurements_and_their_metadata(
     http: httpx.AsyncClient, measurements: None, alice: Account
 ) -> None:

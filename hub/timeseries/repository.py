@@ -225,11 +225,13 @@ async def reader_state(conn: Conn) -> asyncpg.Record:
 
 async def become_reader(conn: Conn, timeout: float, *, temp_limit: str | None) -> None:
     """In the open transaction only (``SET LOCAL``): the timeout, the temporary files a query
-    may spill (only a superuser session may bound them), ``ts`` first, the role."""
+    may spill (only a superuser session may bound them), no JIT (asyncpg's catalog queries
+    would otherwise turn it off by ``set_config``, which the role may not call), ``ts`` first,
+    the role."""
     limit = f"set local temp_file_limit = '{temp_limit}'; " if temp_limit else ""
     await conn.execute(
         f"set local statement_timeout = {int(timeout * 1000)}; {limit}"
-        "set local search_path = ts; "
+        "set local jit = off; set local search_path = ts; "
         f"set local role {READER_ROLE}"
     )
 

@@ -89,7 +89,19 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, dict):
         return value
+    if isinstance(value, asyncpg.Range):
+        return _range_text(value)
     return str(value)
+
+
+def _range_text(value: asyncpg.Range) -> str:
+    """A range as Postgres writes it, ``[1,5)``, its bounds as :func:`jsonable` makes them."""
+    if value.isempty:
+        return "empty"
+    lower = "" if value.lower is None else str(jsonable(value.lower))
+    upper = "" if value.upper is None else str(jsonable(value.upper))
+    opening = "[" if value.lower_inc else "("
+    return f"{opening}{lower},{upper}{']' if value.upper_inc else ')'}"
 
 
 def relations(plan: Any) -> Iterator[tuple[str | None, str]]:
@@ -168,7 +180,8 @@ class ReadOnlySql:
                 await transaction.start()
                 try:
                     await repo.become_reader(conn, timeout, temp_limit=self.temp_limit)
-                    yield conn
+                    with _no_jit_toggle(conn):
+                        yield conn
                 finally:
                     # Shielded: a cancelled caller (a client gone mid-export) still ends it.
                     await asyncio.shield(_end(conn, transaction))
@@ -266,6 +279,25 @@ class ReadOnlySql:
         header = io.StringIO()
         csv.writer(header, lineterminator="\n").writerow([a.name for a in attributes])
         return Export(conn, query, header.getvalue().encode(), stack, self.export_timeout)
+
+
+@contextlib.contextmanager
+def _no_jit_toggle(conn: Any) -> Iterator[None]:
+    """While ``conn`` runs as the reader: asyncpg learns a result type it has not met yet (an
+    array, a range...) by a catalog query it wraps in ``set_config('jit', ...)``, which the
+    reader may not call, so such a query failed as "permission denied for function
+    set_config". Told the server has no JIT (the session's ``SET LOCAL jit = off`` makes that
+    so), asyncpg skips the wrapping; the connection's own flag is restored after."""
+    target = getattr(conn, "_con", conn)  # a pool hands out a proxy of the connection
+    caps = getattr(target, "_server_caps", None)
+    if caps is None or not getattr(caps, "jit", False):
+        yield
+        return
+    target._server_caps = caps._replace(jit=False)
+    try:
+        yield
+    finally:
+        target._server_caps = caps
 
 
 async def _end(conn: asyncpg.Connection, transaction: Any) -> None:
