@@ -194,10 +194,9 @@ async def test_exported_times_are_exact_microseconds(
 async def test_queries_may_return_types_the_hub_has_not_met(
     http: httpx.AsyncClient, measurements: None, alice: Account
 ) -> None:
-    """Arrays, ranges and multiranges come back (in JSON ranges read as Postgres writes them,
-    times as epoch microseconds; in CSV as Postgres writes them):
-    learning a new type's layout must not need set_config, which the reader role may not
-    call. Each type appears here first on the connection that runs it."""
+    """Arrays, ranges and multiranges come back, as JSON (a range as Postgres writes it, times
+    in epoch microseconds) and as CSV: learning a new type's layout must not need set_config,
+    which the reader role may not call. Each type appears here first on its connection."""
     cases = [
         (f"select array_agg(close order by timestamp) as closes from {SEED}", [[29400, 29550.5]]),
         ("select int4range(1, 5) as r", ["[1,5)"]),
