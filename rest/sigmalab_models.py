@@ -186,7 +186,8 @@ class BacktestDetail(BaseModel):
     gate: Gate | None
     config: dict[str, Any]
     matrix_sha: str | None
-    run_id: str | None
+    run_id: str | None = Field(description="the Stage1 run holding its predictions")
+    execution_id: int | None = Field(description="its trades and equity as an execution")
     sweep_id: str | None
     tag: str | None
     risk_profile: RiskProfile

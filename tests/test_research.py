@@ -178,6 +178,16 @@ async def test_template_to_leaderboard(
         "3",
     }
 
+    # -- its trades and equity are an execution, read by seed 003's routes
+    execution_id = done["execution_id"]
+    base = f"/api/trading/executions/{execution_id}"
+    status = (await client.get(f"{base}/status/", headers=headers)).json()
+    assert status["status"] == "completed", status
+    trades = (await client.get(f"{base}/trades/", headers=headers)).json()
+    assert trades["count"] == metrics["trades"], trades
+    denied = await client.get(f"{base}/status/", headers=bob.headers)
+    assert denied.status_code == 403
+
     # -- the model shows its best backtest and lineage
     detail = (await client.get(f"/api/v1/models/{model_id}", headers=headers)).json()
     assert detail["metrics"]["sharpe"] == metrics["sharpe"]

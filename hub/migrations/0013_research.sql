@@ -105,6 +105,7 @@ create table research.backtests (
     n             integer,  -- the config's place in its sweep's grid
     matrix_sha    text,
     run_id        uuid,     -- the Stage1 run holding the predictions this backtest traded
+    execution_id  bigint,   -- its trades and equity as an execution (seed 003's routes)
     config        jsonb not null,
     start_date    date,
     end_date      date,

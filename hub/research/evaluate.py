@@ -146,12 +146,17 @@ def sweep_metrics(
     return [research_metrics(dict(zip(METRIC_KEYS, row, strict=True))) for row in matrix]
 
 
+def single_result(data: Mapping[str, np.ndarray], config: Mapping[str, Any], exit_: float) -> Any:
+    """One config through ``run_backtest``: the engine's whole result."""
+    from engine.backtest import run_backtest
+
+    params = strategy_params(config["threshold"], exit_, config["allowed_hours"], config["top_pct"])
+    return run_backtest(data, STRATEGY, params)
+
+
 def single_metrics(
     data: Mapping[str, np.ndarray], config: Mapping[str, Any], exit_: float
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One config through ``run_backtest``: its metrics and its trades (``trade_dt``)."""
-    from engine.backtest import run_backtest
-
-    params = strategy_params(config["threshold"], exit_, config["allowed_hours"], config["top_pct"])
-    result = run_backtest(data, STRATEGY, params)
+    result = single_result(data, config, exit_)
     return research_metrics(result.metrics), result.trades

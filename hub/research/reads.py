@@ -110,6 +110,7 @@ def backtest_document(row: asyncpg.Record) -> dict[str, Any]:
         "config": row["config"],
         "matrix_sha": row["matrix_sha"],
         "run_id": None if row["run_id"] is None else str(row["run_id"]),
+        "execution_id": row["execution_id"],
         "sweep_id": row["sweep_id"],
         "tag": row["tag"],
         "risk_profile": row["risk_profile"],

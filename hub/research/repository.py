@@ -11,7 +11,7 @@ from hub.db import Conn
 
 MODEL_COLUMNS = """model_id, pack_id, template_id, name, risk_profile, ticker, timeframe, config,
     config_sha, active, created_by, created_at, updated_at"""
-BACKTEST_COLUMNS = """backtest_id, kind, model_id, sweep_id, n, matrix_sha, run_id, config,
+BACKTEST_COLUMNS = """backtest_id, kind, model_id, sweep_id, n, matrix_sha, run_id, execution_id, config,
     start_date, end_date, risk_profile, tag, status, metrics, gate_pass, gate_reasons, error,
     job_id, created_by, created_at, completed_at"""
 VERSION_COLUMNS = """version_id, model_id, version, matrix_sha, allowed_hours, params,
@@ -330,6 +330,14 @@ async def newest_walk_forward(conn: Conn, model_id: str) -> asyncpg.Record | Non
             where model_id = $1 and kind = 'walk_forward' and status = 'completed'
             order by completed_at desc limit 1""",
         model_id,
+    )
+
+
+async def set_execution(conn: Conn, backtest_id: str, execution_id: int) -> None:
+    await conn.execute(
+        "update research.backtests set execution_id = $2 where backtest_id = $1",
+        backtest_id,
+        execution_id,
     )
 
 

@@ -15,6 +15,7 @@ from hub.auth import Identity, Role
 from hub.research import artifacts as files
 from hub.research import evaluate
 from hub.research import repository as repo
+from hub.research.execution import record_execution
 from hub.research.model import GATES
 from hub.research.training import (
     design,
@@ -175,8 +176,11 @@ async def backtest(service: ResearchService, ctx: JobContext, backtest_id: str) 
         "top_pct": config.get("top_pct"),
     }
     exit_ = float(model["config"]["thresholds"]["exit"])
-    metrics, _ = await asyncio.to_thread(evaluate.single_metrics, data, single, exit_)
+    result = await asyncio.to_thread(evaluate.single_result, data, single, exit_)
+    metrics = evaluate.research_metrics(result.metrics)
     metrics["predictions"] = len(ts)
+    params = evaluate.strategy_params(single["threshold"], exit_, hours, single["top_pct"])
+    await record_execution(service, row, model, data, params, result)
     passed, reasons = gated(metrics, row["risk_profile"])
     await ctx.progress(len(target), len(target))
     done = await repo.complete_backtest(service.pool, backtest_id, metrics, passed, reasons, run_id)
