@@ -23,8 +23,9 @@ PUBLIC = {
     "/api/auth/login",
     "/api/v1/auth/token",
 }
-# Served but not REST: Prometheus text, GraphQL (its own schema), and the documentation itself.
-UNDOCUMENTED = {"/metrics", "/graphql", "/openapi.json", "/docs"}
+# Served but not REST: Prometheus text, GraphQL (its own schema), the documentation itself and
+# the dashboard (hub/web).
+UNDOCUMENTED = {"/metrics", "/graphql", "/openapi.json", "/docs", "/"}
 # POST routes that read no body.
 NO_BODY = {("post", "/api/v1/run/stop"), ("post", "/api/questdb/import")}
 # POST routes whose body is multipart/form-data (ORCA's bot forms).
