@@ -59,14 +59,16 @@ class Artifacts:
 
 def matrix_bytes(columns: dict[str, np.ndarray]) -> bytes:
     """The columns as one Parquet file, byte for byte the same for the same columns: one row
-    group, no timestamps or paths in the metadata, zstd at a fixed level."""
+    group, no timestamps or paths in the metadata. LZ4 without dictionaries: float features
+    rarely repeat, and it writes a million rows of 20 features in a quarter of zstd's time for
+    a tenth more bytes."""
     table = pa.table({name: pa.array(values) for name, values in columns.items()})
     sink = io.BytesIO()
     pq.write_table(
         table,
         sink,
-        compression="zstd",
-        compression_level=3,
+        compression="lz4",
+        use_dictionary=False,
         row_group_size=max(1, table.num_rows),
         write_statistics=True,
         store_schema=False,
