@@ -193,3 +193,12 @@ async def test_the_dashboard_reads_at_a_phone_width(
         width = await page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390
         await screenshot(page, "phone-executions")
+        for name, path, ready in [
+            ("accounts", "#/accounts", "#create-account"),
+            ("jobs", "#/jobs", "table"),
+            ("market", "#/market/PHONE", "#ticks"),
+        ]:
+            await page.goto(phone.base_url + "/" + path)
+            await page.locator(ready).first.wait_for()
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390, name
+            await screenshot(page, f"phone-{name}")
