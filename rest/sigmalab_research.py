@@ -178,9 +178,11 @@ async def research_backtest(request: Request) -> Response:
     service = research(request)
     row = await service.backtest(identity, spec)
     job_id = None if row["job_id"] is None else str(row["job_id"])
+    seconds = await service.backtest_estimate(row)
+    eta = row["created_at"] + dt.timedelta(seconds=seconds)
     return JSONResponse(
         {"backtest_id": row["backtest_id"], "model_id": row["model_id"], "status": row["status"],
-         "metrics": row["metrics"], "estimated_completion": None, "job_id": job_id,
+         "metrics": row["metrics"], "estimated_completion": iso(eta), "job_id": job_id,
          "queue_position": 0 if job_id is None else await service.queue_position(job_id)}
     )  # fmt: skip
 

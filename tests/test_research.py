@@ -154,6 +154,7 @@ async def test_template_to_leaderboard(
     assert backtest.status_code == 200, backtest.text
     started = backtest.json()
     assert started["status"] == "running" and started["metrics"] is None
+    assert started["estimated_completion"].endswith("Z")
     async with running_worker(settings):
         await job_done(client, alice, job["job_id"])
         done = await completed(client, alice, f"/api/v1/backtest/{started['backtest_id']}")

@@ -68,6 +68,18 @@ def check_dates(start: dt.date | None, end: dt.date | None) -> None:
         raise BadRequest("end_date must not be before start_date", field="end_date")
 
 
+def training_seconds(rows: int, rounds: int, columns: int) -> int:
+    """A rough estimate of a LightGBM fit (rows x rounds x columns on one thread)."""
+    return max(1, round(rows * rounds * max(columns, 1) / 10 / ROWS_ROUNDS_PER_SECOND))
+
+
+def estimated_backtest_seconds(row: asyncpg.Record, matrix_rows: int, columns: int) -> int:
+    """A walk-forward of ``splits`` folds fits on half the rows on average, once a fold."""
+    config = row["config"]
+    splits = int(config["splits"])
+    return splits * training_seconds(matrix_rows // 2, int(config["epochs"]), columns)
+
+
 def owner_of(row: asyncpg.Record) -> str | None:
     return None if row["created_by"] is None else str(row["created_by"])
 
@@ -351,9 +363,7 @@ class ResearchService:
         return {
             "job_id": str(job["job_id"]),
             "status": "queued",
-            "estimated_time": max(
-                1, round(rows * params["epochs"] * max(width, 1) / 10 / ROWS_ROUNDS_PER_SECOND)
-            ),
+            "estimated_time": training_seconds(rows, params["epochs"], width),
             "queue_position": await repo.queue_position(self.pool, str(job["job_id"])),
             "model_id": model["model_id"],
             "version": version["version"],
@@ -412,6 +422,14 @@ class ResearchService:
         if row is None:
             raise NotFound(f"no backtest {backtest_id[:64]!r}", field="backtest_id")
         return row
+
+    async def backtest_estimate(self, row: asyncpg.Record) -> int:
+        """Seconds a walk-forward backtest may take, from its matrix's size."""
+        from hub.research.training import feature_columns
+
+        matrix = await self.matrix_of(row["model_id"], row["matrix_sha"])
+        columns = len(feature_columns(matrix["columns"]))
+        return estimated_backtest_seconds(row, int(matrix["row_count"]), columns)
 
     async def queue_position(self, job_id: str) -> int:
         return await repo.queue_position(self.pool, job_id)
