@@ -16,7 +16,7 @@
 - CSV export: 1,000,000 of the imported rows (``SELECT * FROM <it> LIMIT 1000000``) through
   ``POST /api/questdb/export``, read to the end by an httpx client, against psql running
   ``COPY (SELECT * FROM ts.<it> LIMIT 1000000) TO STDOUT (FORMAT csv)`` into /dev/null; the
-  best of three each, alternating. Target: at least 0.8 of the anchor's rate.
+  best of five each, alternating. Target: at least 0.8 of the anchor's rate.
 
     python bench/ingest.py [--rows 5000000] [--export-rows 1000000] [--clients 2]
 
@@ -259,7 +259,7 @@ async def bench(hub: RunningHub, rows: int, export_rows: int, clients: int) -> N
             sql = f"SELECT * FROM {imported} LIMIT {export_rows}"
             bare = f"SELECT * FROM ts.{imported} LIMIT {export_rows}"
             ours_export, anchor_export, size = [], [], 0
-            for _ in range(3):
+            for _ in range(5):
                 seconds, size = await export_csv(http, sql)
                 ours_export.append(seconds)
                 anchor_export.append(await asyncio.to_thread(copy_out, hub.database_url, bare))
