@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from hub.errors import BadRequest
 from hub.http import JSONResponse, query_int, require_identity
 from hub.openapi import describe
-from hub.research import reads, sweeps
+from hub.research import admin, reads, sweeps
 from hub.research.model import (
     RISK_PROFILES,
     TEMPLATES,
@@ -320,7 +320,7 @@ async def patch_model(request: Request) -> Response:
 
         raise Forbidden("admin role required")
     spec = await body_of(request, PatchModel)
-    row = await service.patch_model(identity, request.path_params["model_id"], spec)
+    row = await admin.patch_model(service, identity, request.path_params["model_id"], spec)
     return JSONResponse(reads.model_document(row, await service.model_summary(row["model_id"])))
 
 
@@ -330,7 +330,7 @@ async def delete_model(request: Request) -> Response:
     """Delete a model and its artifacts (admin only)."""
     identity = require_identity(request)
     return JSONResponse(
-        await research(request).delete_model(identity, request.path_params["model_id"])
+        await admin.delete_model(research(request), identity, request.path_params["model_id"])
     )
 
 
