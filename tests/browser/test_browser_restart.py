@@ -1,6 +1,7 @@
 """A live curve on an open page survives a restart of the hub serving it: the page says it is
 reconnecting, resumes from the last sequence it holds, and ends with exactly the points of the
-REST equity route, none missing, none twice (issue 14, item 2)."""
+REST equity route, none missing, none twice; then the run is stopped from its page (issue 14,
+item 2)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.browser.test_browser_dashboard import drawn, rest_equity
 from tests.conftest import ROOT, Account, LiveServer, free_port
 from tests.helpers import eventually, hub_env, running_worker
 from tests.test_live import paper_account
-from tests.test_live_runs import Feed, new_symbol, processed, started, stop, zigzag
+from tests.test_live_runs import Feed, new_symbol, processed, started, zigzag
 
 
 @contextlib.contextmanager
@@ -112,4 +113,7 @@ async def test_a_live_curve_resumes_across_a_hub_restart_with_no_gap_or_duplicat
                 assert await equity.get_attribute("data-gaps") == "0"
                 assert await equity.get_attribute("data-duplicates") == "0"
                 await screenshot(page, "restart-resumed")
-        await stop(client, who, run_id, keep=False)
+                # Stopped from its page: the header follows the run to STOPPED.
+                await page.locator("#stop-execution").click()
+                await page.locator(".status[data-status=STOPPED]").wait_for(timeout=60_000)
+                assert await page.locator("#stop-execution").is_hidden()
