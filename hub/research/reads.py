@@ -269,11 +269,7 @@ async def components(service: ResearchService) -> dict[str, str]:
 async def ticker_health(service: ResearchService, ticker: str) -> dict[str, Any]:
     from hub.datasets.timeframes import timeframe_ns
 
-    rows = await service.pool.fetch(
-        """select granularity, ohlcv_first_ts, ohlcv_last_ts, ohlcv_row_count from datasets
-           where symbol = $1 and ohlcv_measurement is not null order by granularity""",
-        ticker,
-    )
+    rows = await repo.ticker_series(service.pool, ticker)
     if not rows:
         raise NotFound(f"no dataset of ticker {ticker[:40]!r}", field="ticker")
     best = max(rows, key=lambda r: r["ohlcv_last_ts"] or 0)
@@ -295,12 +291,8 @@ async def pack_health(service: ResearchService, pack_id: str) -> dict[str, Any]:
     count = await repo.models_of_pack(service.pool, pack_id)
     if count == 0:
         raise NotFound(f"no model in pack {pack_id[:40]!r}", field="pack_id")
-    active = await service.pool.fetchval(
-        """select count(*) from research.signals s join research.models m using (model_id)
-           where m.pack_id = $1 and s.status = 'active'""",
-        pack_id,
-    )
-    return {"status": "healthy", "models_count": count, "active_signals": int(active)}
+    active = await repo.active_signals_of_pack(service.pool, pack_id)
+    return {"status": "healthy", "models_count": count, "active_signals": active}
 
 
 async def model_health(service: ResearchService, model_id: str) -> dict[str, Any]:

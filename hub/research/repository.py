@@ -462,6 +462,17 @@ async def sweep_configs(conn: Conn, sweep_id: str, first: int, last: int) -> lis
     )
 
 
+async def set_chunk_job(conn: Conn, sweep_id: str, first: int, last: int, job_id: str) -> None:
+    await conn.execute(
+        """update research.backtests set job_id = $4
+           where sweep_id = $1 and n between $2 and $3""",
+        sweep_id,
+        first,
+        last,
+        job_id,
+    )
+
+
 async def finish_sweep_if_done(conn: Conn, sweep_id: str) -> asyncpg.Record | None:
     """Mark the sweep completed (or failed) once no config of it is running; the sweep when
     this call ended it."""
@@ -494,3 +505,24 @@ async def queue_position(conn: Conn, job_id: str) -> int:
         job_id,
     )
     return int(position or 0)
+
+
+# -- health -------------------------------------------------------------------------------
+
+
+async def ticker_series(conn: Conn, ticker: str) -> list[asyncpg.Record]:
+    """The ticker's datasets with bars (one a timeframe), as the health route judges them."""
+    return await conn.fetch(
+        """select granularity, ohlcv_first_ts, ohlcv_last_ts, ohlcv_row_count from datasets
+           where symbol = $1 and ohlcv_measurement is not null order by granularity""",
+        ticker,
+    )
+
+
+async def active_signals_of_pack(conn: Conn, pack_id: str) -> int:
+    count = await conn.fetchval(
+        """select count(*) from research.signals s join research.models m using (model_id)
+           where m.pack_id = $1 and s.status = 'active'""",
+        pack_id,
+    )
+    return int(count)

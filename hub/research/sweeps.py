@@ -104,10 +104,7 @@ async def create_sweep(service: ResearchService, identity: Identity, spec: Sweep
                 {"sweep_id": sweep_id, "first": first, "last": last},
                 total=last - first + 1,
             )  # fmt: skip
-            await conn.execute(
-                "update research.backtests set job_id = $4 where sweep_id = $1 and n between $2 and $3",
-                sweep_id, first, last, job["job_id"],
-            )  # fmt: skip
+            await repo.set_chunk_job(conn, sweep_id, first, last, str(job["job_id"]))
             jobs.append(str(job["job_id"]))
     for job_id in jobs:
         await service.jobs.after_insert(job_id)
