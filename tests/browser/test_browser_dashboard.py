@@ -103,6 +103,14 @@ async def test_a_backtest_started_from_the_form_fills_its_curve_and_trades(
     row = page.locator(f"tr[data-key='{execution_id}']")
     await row.locator(".badge.completed").wait_for()
 
+    # Reloaded while signed in, the page sends its curve's query before its modules load, and
+    # draws that answer.
+    await page.goto(f"{web.base_url}/#/executions/{execution_id}")
+    await page.reload()
+    await page.locator("#equity[data-first-draw-at]").wait_for()
+    await eventually(curve_complete, timeout=30)
+    assert await page.evaluate("window.tradehubEarly === null")
+
 
 async def test_an_expired_session_asks_again_over_the_page_it_left(
     web: Browsing, trader: Trader

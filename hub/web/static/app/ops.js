@@ -18,13 +18,8 @@ export const STOP_EXECUTION = `mutation StopExecution($id: ID!) {
   stopExecution(id: $id) { executionId status }
 }`;
 
-export const EXECUTION = `query Execution($id: ID!, $maxPoints: Int!) {
-  execution(id: $id) {
-    executionId executionNumber strategy params symbols timeframe status progress processed total
-    initialCapital finalValue errorMessage startedAt completedAt taskType mode accountId
-    equity(maxPoints: $maxPoints) { sequence timestamp balance }
-  }
-}`;
+// Kept in the page (dashboard.html), which sends it early for an execution page.
+export const EXECUTION = document.getElementById("execution-query").textContent;
 
 export const EQUITY_SUB = `subscription Equity($executionId: ID!, $sinceSequence: Int) {
   equity(executionId: $executionId, sinceSequence: $sinceSequence) { sequence timestamp balance }

@@ -2,7 +2,7 @@
 // `equity(maxPoints)`, then every new point from the `equity` subscription), its trades and its
 // events, all live; stop while it runs.
 
-import { ApiError, gql, rest } from "../api.js";
+import { ApiError, early, gql, rest } from "../api.js";
 import { SeriesChart } from "../chart.js";
 import { Table, h, num, progressBar, seconds, statusBadge, time } from "../dom.js";
 import { Stream, live } from "../live.js";
@@ -123,7 +123,8 @@ export function render(view, [id]) {
     tradeCount.textContent = String(count);
   }
 
-  const maxPoints = () => Math.max(500, Math.min(4000, 2 * Math.round(chartBox.clientWidth || 1000)));
+  // About two points a pixel of the window (dashboard.html asks the same before this loads).
+  const maxPoints = () => Math.max(500, Math.min(4000, 2 * Math.round(innerWidth / 100) * 100));
 
   /** How many events or trades the execution has (their sequences run 1..count). */
   async function counted(kind) {
@@ -142,7 +143,7 @@ export function render(view, [id]) {
     let data;
     try {
       performance.mark("execution:query");
-      data = await gql(EXECUTION, { id, maxPoints: maxPoints() });
+      data = await (early(id, maxPoints()) || gql(EXECUTION, { id, maxPoints: maxPoints() }));
       performance.mark("execution:answered");
     } catch (error) {
       pageError.textContent = error.message;
