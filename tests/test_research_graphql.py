@@ -12,7 +12,7 @@ from tests.conftest import Account
 from tests.helpers import graphql
 from tests.test_research import SYMBOL, dataset_id  # noqa: F401  (the module's dataset)
 
-CREATE = """mutation Create($config: JSON!) {
+CREATE = """mutation Create($config: ModelConfigInput!) {
   createModel(templateId: "zerosigma_default", name: "gql", riskProfile: "Balanced", config: $config) {
     modelId packId riskProfile config lineage { configSha createdBy }
   }

@@ -145,6 +145,60 @@ class ResearchSweep:
     job_ids: list[strawberry.ID]
 
 
+@strawberry.input(description="Entry and exit probabilities; exit below entry.")
+class ThresholdsInput:
+    entry: float
+    exit: float
+
+
+@strawberry.input(description="A model's config; what is left out comes from its template.")
+class ModelConfigInput:
+    ticker: str
+    timeframe: str | None = None
+    indicators: list[str] | None = None
+    features: list[str] | None = None
+    horizon: int | None = None
+    thresholds: ThresholdsInput | None = None
+    allowed_hours: list[int] | None = None
+
+
+@strawberry.input(description="LightGBM: epochs boosting rounds; batch_size rows per leaf.")
+class TrainConfigInput:
+    learning_rate: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    num_leaves: int | None = None
+
+
+@strawberry.input(description="A walk-forward backtest: the threshold strategy at value.")
+class BacktestConfigInput:
+    kind: str | None = None
+    value: float | None = None
+    allowed_hours: list[int] | None = None
+    splits: int | None = None
+    top_pct: float | None = None
+    learning_rate: float | None = None
+    epochs: int | None = None
+
+
+@strawberry.input(description="The grid: thresholds x allowed_hours x top_pct.")
+class SweepGridInput:
+    thresholds: list[float]
+    allowed_hours: list[list[int]] | None = None
+    top_pct: list[float] | None = None
+
+
+def given(value: Any) -> Any:
+    """An input object as a dict of what was given (nested inputs too); None stays None."""
+    if value is None:
+        return None
+    out = {}
+    for name, field_value in strawberry.asdict(value).items():
+        if field_value is not None:
+            out[name] = field_value
+    return out
+
+
 async def _model(info: Info[Context, None], model_id: str) -> ResearchModel:
     service = info.context.state.research
     row = await service.get_model(model_id)
@@ -216,12 +270,12 @@ async def create_model(
     info: Info[Context, None],
     template_id: str,
     name: str,
-    config: JSON,
+    config: ModelConfigInput,
     risk_profile: str = "Balanced",
 ) -> ResearchModel:
     identity = info.context.require_identity()
     spec = parsed(CreateModel, {"template_id": template_id, "name": name,
-                                "risk_profile": risk_profile, "config": config})  # fmt: skip
+                                "risk_profile": risk_profile, "config": given(config)})  # fmt: skip
     row = await info.context.state.research.create_model(identity, spec)
     return await _model(info, row["model_id"])
 
@@ -248,11 +302,11 @@ async def train_model(
     model_id: str,
     matrix_sha: str,
     allowed_hours: list[int] | None = None,
-    config: JSON | None = None,
+    config: TrainConfigInput | None = None,
 ) -> TrainingJob:
     identity = info.context.require_identity()
     spec = parsed(Train, {"model_id": model_id, "matrix_sha": matrix_sha,
-                          "allowed_hours": allowed_hours, "config": config})  # fmt: skip
+                          "allowed_hours": allowed_hours, "config": given(config)})  # fmt: skip
     doc = await info.context.state.research.train(identity, spec)
     return TrainingJob(
         job_id=strawberry.ID(doc["job_id"]), status=doc["status"],
@@ -264,14 +318,14 @@ async def train_model(
 async def run_research_backtest(
     info: Info[Context, None],
     model_id: str,
-    config: JSON | None = None,
+    config: BacktestConfigInput | None = None,
     matrix_sha: str | None = None,
     start_date: date | None = None,
     end_date: date | None = None,
     tag: str | None = None,
 ) -> ResearchBacktest:
     identity = info.context.require_identity()
-    spec = parsed(Backtest, {"model_id": model_id, "config": config, "matrix_sha": matrix_sha,
+    spec = parsed(Backtest, {"model_id": model_id, "config": given(config), "matrix_sha": matrix_sha,
                              "start_date": start_date, "end_date": end_date, "tag": tag})  # fmt: skip
     row = await info.context.state.research.backtest(identity, spec)
     return ResearchBacktest(
@@ -285,13 +339,13 @@ async def run_research_backtest(
 async def run_sweep(
     info: Info[Context, None],
     model_id: str,
-    sweep: JSON,
+    sweep: SweepGridInput,
     risk_profile: str | None = None,
     tag: str | None = None,
     backtest_id: str | None = None,
 ) -> ResearchSweep:
     identity = info.context.require_identity()
-    spec = parsed(Sweep, {"model_id": model_id, "sweep": sweep, "risk_profile": risk_profile,
+    spec = parsed(Sweep, {"model_id": model_id, "sweep": given(sweep), "risk_profile": risk_profile,
                           "tag": tag, "backtest_id": backtest_id})  # fmt: skip
     doc = await sweeps.create_sweep(info.context.state.research, identity, spec)
     return ResearchSweep(
