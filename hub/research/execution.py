@@ -40,10 +40,18 @@ async def record_execution(
     from hub.executions import repository as erepo
     from hub.executions.model import ExecutionStatus
 
-    if backtest["execution_id"] is not None:
-        return int(backtest["execution_id"])
     owner = str(backtest["created_by"])
     writer = service.resources.service("executions").runs
+    if backtest["execution_id"] is not None:  # an earlier attempt of the job wrote it...
+        earlier = await erepo.get(service.pool, int(backtest["execution_id"]))
+        if earlier is not None and earlier["status"] == ExecutionStatus.COMPLETED:
+            return int(earlier["execution_id"])
+        if earlier is not None:  # ...or began to: closed as failed, and written again whole
+            streams = await writer.streams_at_end(earlier)
+            await writer.set_status(
+                streams, ExecutionStatus.FAILED, int(data["ts"][0]),
+                error="its research backtest's job was retried",
+            )  # fmt: skip
     ts = data["ts"]
     total = len(ts)
     async with service.pool.acquire() as conn, conn.transaction():
