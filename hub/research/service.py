@@ -344,15 +344,19 @@ class ResearchService:
         limits = self.optional("ratelimits")
         if limits is not None:  # the tier's concurrent backtests: 429 before anything is written
             await limits.acquire_backtest(identity.user_id, values["backtest_id"])
-        async with self.pool.acquire() as conn, conn.transaction():
-            await repo.insert_backtest(conn, values, identity.user_id)
-            job = await self.jobs.insert(
-                conn, identity, BACKTEST_JOB, {"backtest_id": values["backtest_id"]},
-                total=int(matrix["row_count"]),
-            )  # fmt: skip
-            await repo.set_job(
-                conn, "backtests", "backtest_id", values["backtest_id"], str(job["job_id"])
-            )
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await repo.insert_backtest(conn, values, identity.user_id)
+                job = await self.jobs.insert(
+                    conn, identity, BACKTEST_JOB, {"backtest_id": values["backtest_id"]},
+                    total=int(matrix["row_count"]),
+                )  # fmt: skip
+                await repo.set_job(
+                    conn, "backtests", "backtest_id", values["backtest_id"], str(job["job_id"])
+                )
+        except BaseException:  # nothing was written: the slot goes back at once, not in 6 h
+            await self.release_slot(identity.user_id, values["backtest_id"])
+            raise
         await self.jobs.after_insert(str(job["job_id"]))
         return await self.get_backtest(values["backtest_id"])
 
