@@ -13,7 +13,7 @@ from hub import web
 PAGES = ("/", "/graphql", "/docs")
 ASSET = re.compile(r"""(?:src|href)="(/static/[^"]+)\"""")
 MODULE = re.compile(r"""<(?:script type="module" src|link rel="modulepreload" href)="([^"]+)\"""")
-IMPORT = re.compile(r"""(?:from|import)\s*["']([^"']+\.js)["']""")
+IMPORT = re.compile(r"""(?:from|import)\s*\(?\s*["']([^"']+\.js)["']""")
 
 
 async def test_every_asset_the_pages_name_is_served_and_cacheable(
@@ -60,6 +60,7 @@ async def test_every_asset_the_pages_name_is_served_and_cacheable(
         assert got.status_code == 200, url
         assert "immutable" in got.headers["cache-control"], url
     assert any("/uplot-" in u for u in seen) and any("/graphql-ws-" in u for u in seen)
+    assert any(u.endswith("/pages/accounts.js") for u in seen)  # imported when opened
     assert any("/graphiql-" in u for u in urls) and any("/swagger-ui-dist-" in u for u in urls)
 
 

@@ -4,18 +4,13 @@
 import { ApiError, onExpired, session, showError, clearErrors, signInWithKey, signInWithPassword } from "./api.js";
 import { field, formError, h } from "./dom.js";
 import { live } from "./live.js";
-import * as accounts from "./pages/accounts.js";
-import * as execution from "./pages/execution.js";
-import * as executions from "./pages/executions.js";
-import * as jobs from "./pages/jobs.js";
-import * as market from "./pages/market.js";
-
+// Each page's module loads when it is first opened (an execution page loads only its own).
 const ROUTES = [
-  [/^#\/executions\/([^/]+)$/, execution],
-  [/^#\/executions$/, executions],
-  [/^#\/accounts(?:\/([^/]+))?$/, accounts],
-  [/^#\/jobs$/, jobs],
-  [/^#\/market(?:\/([^/]+))?$/, market],
+  [/^#\/executions\/([^/]+)$/, () => import("./pages/execution.js")],
+  [/^#\/executions$/, () => import("./pages/executions.js")],
+  [/^#\/accounts(?:\/([^/]+))?$/, () => import("./pages/accounts.js")],
+  [/^#\/jobs$/, () => import("./pages/jobs.js")],
+  [/^#\/market(?:\/([^/]+))?$/, () => import("./pages/market.js")],
 ];
 
 const view = document.getElementById("view");
@@ -29,7 +24,7 @@ live.onState = (state) => {
   conn.textContent = { live: "live", connecting: "connecting…", reconnecting: "reconnecting…", idle: "", "signed out": "signed out" }[state] ?? state;
 };
 
-function route() {
+async function route() {
   if (!location.hash || location.hash === "#/") {
     location.replace("#/executions");
     return;
@@ -49,7 +44,10 @@ function route() {
     view.append(h("section", { class: "card" }, h("h2", {}, "Not found"), h("p", {}, "No page at ", location.hash, ".")));
     return;
   }
-  const [m, page] = match;
+  const [m, load] = match;
+  const hash = location.hash;
+  const page = await load();
+  if (rendered !== hash) return; // moved on while the page's module loaded
   // The socket opens with the page's first live view, or soon after (for the indicator): not
   // before, so a page's first query has the hub to itself.
   setTimeout(() => session.token && live.start(), 500);

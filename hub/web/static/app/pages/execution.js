@@ -123,8 +123,10 @@ export function render(view, [id]) {
     tradeCount.textContent = String(count);
   }
 
-  // About two points a pixel of the window (dashboard.html asks the same before this loads).
-  const maxPoints = () => Math.max(500, Math.min(4000, 2 * Math.round(innerWidth / 100) * 100));
+  // One to two points a pixel, at a size a completed run stores downsampled (hub/executions/
+  // curves.py: STORED_SIZES), so the hub reads kilobytes instead of the whole curve;
+  // dashboard.html asks the same before this module loads.
+  const maxPoints = () => (innerWidth >= 700 ? 2000 : 1000);
 
   /** How many events or trades the execution has (their sequences run 1..count). */
   async function counted(kind) {
