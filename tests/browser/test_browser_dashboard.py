@@ -111,6 +111,15 @@ async def test_a_backtest_started_from_the_form_fills_its_curve_and_trades(
     await eventually(curve_complete, timeout=30)
     assert await page.evaluate("window.tradehubEarly === null")
 
+    # At a phone's width the page and its chart fit the screen.
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.locator("#equity .uplot").evaluate(
+        "el => new Promise(r => { const f = () => el.offsetWidth <= 390 ? r() : "
+        "requestAnimationFrame(f); f(); })"
+    )
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await screenshot(page, "phone-execution")
+
 
 async def test_an_expired_session_asks_again_over_the_page_it_left(
     web: Browsing, trader: Trader
