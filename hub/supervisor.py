@@ -175,6 +175,7 @@ def run_up(settings: Settings, *, demo: bool) -> int:
 
         print(
             "\ntradehub is up\n"
+            f"  dashboard  {base}/\n"
             f"  GraphiQL   {base}/graphql\n"
             f"  REST docs  {base}/docs\n"
             f"  health     {base}/api/health\n"
