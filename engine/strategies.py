@@ -36,6 +36,7 @@ from numba import njit
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine.indicators import bollinger_1d_nb, ema_1d_nb, rsi_1d_nb, sma_1d_nb
 from engine.simulate import SignalFlag, SignalSource, sweep_crossings_nb
+from engine.sweep_threshold import sweep_threshold
 
 __all__ = [
     "BAR_STRATEGIES",
@@ -328,7 +329,7 @@ BAR_STRATEGIES: dict[str, BarStrategy] = {
                 ),
             ),
             _threshold,
-            None,
+            sweep_threshold,
             _check_threshold,
         ),
         BarStrategy(

@@ -91,17 +91,15 @@ def grid_configs(
 def sweep_metrics(
     data: Mapping[str, np.ndarray], configs: Sequence[Mapping[str, Any]], exit_: float
 ) -> list[dict[str, Any]]:
-    """Each config's metrics, from one call of the engine's sweep kernel over ``data``.
-
-    The ``threshold`` strategy's signals are made here with its own kernel, sharing what the
-    configs share: one top-percent cut-off per distinct ``top_pct`` (the strategy would take a
-    quantile of every prediction once per config) and one hours mask per distinct set. The
-    tests hold every config equal to ``run_backtest`` of the same params."""
+    """Each config's metrics, from one call of the ``threshold`` strategy's sweep over
+    ``data`` (``engine.sweep_threshold``: no signal array per config, what configs share
+    computed once). The tests hold every config equal to ``run_backtest`` of the same
+    params."""
     from engine.backtest import get_strategy, prepare
     from engine.metrics import METRIC_KEYS
     from engine.sim_options import check_params
-    from engine.simulate import config_array, sweep_signals_nb
-    from engine.strategies import hours_mask, threshold_signals_nb
+    from engine.simulate import config_array
+    from engine.sweep_threshold import sweep_threshold
 
     entry = get_strategy(STRATEGY)
     combos = [
@@ -117,32 +115,7 @@ def sweep_metrics(
         if check is not None:
             check(params)
     bars, _, cfg, hours_ok = prepare(data, entry, combos[0], {})  # type: ignore[arg-type]
-    pred = bars["prediction"]
-    finite_pred = pred[np.isfinite(pred)]
-    cutoffs: dict[float, float] = {}
-    masks: dict[tuple[int, ...] | None, np.ndarray] = {}
-    signals = np.empty((len(combos), len(pred)), dtype=np.uint8)
-    for k, params in enumerate(combos):
-        top = float(params["top_pct"])
-        if top not in cutoffs:  # as engine.strategies._threshold computes it
-            cutoffs[top] = (
-                float(np.quantile(finite_pred, 1.0 - top / 100.0))
-                if top < 100.0 and finite_pred.size
-                else -np.inf
-            )
-        hours = params["allowed_hours"]
-        key = None if hours is None else tuple(hours)
-        if key not in masks:
-            masks[key] = hours_mask(bars["ts"], hours)
-        signals[k] = threshold_signals_nb(
-            pred, float(params["entry_threshold"]), float(params["exit_threshold"]),
-            cutoffs[top], masks[key],
-        )  # fmt: skip
-    close = bars["close"]
-    matrix = sweep_signals_nb(
-        signals, bars.get("open", close), bars.get("high", close), bars.get("low", close),
-        close, bars["ts"], hours_ok, config_array(cfg),
-    )  # fmt: skip
+    matrix = sweep_threshold(bars, combos, config_array(cfg), hours_ok)
     return [research_metrics(dict(zip(METRIC_KEYS, row, strict=True))) for row in matrix]
 
 

@@ -28,7 +28,7 @@ INSTALL = "from engine import _cache"
 def test_every_kernel_module_is_known() -> None:
     assert KERNEL_MODULES == [
         "_ilp_nb", "_ilp_parse_nb", "_ryu", "downsample", "features", "floor", "indicators",
-        "live", "metrics", "simulate", "strategies", "ticks",
+        "live", "metrics", "simulate", "strategies", "sweep_threshold", "ticks",
     ]  # fmt: skip
 
 
@@ -73,6 +73,7 @@ def test_stamps_cover_the_imported_engine_files_and_no_others() -> None:
             "sim_options",
             "simulate",
             "strategies",
+            "sweep_threshold",
         },
         "metrics": {"_cache", "metrics", "records"},
         "simulate": {"_cache", "_rawmem", "indicators", "metrics", "records", "simulate"},
@@ -84,6 +85,16 @@ def test_stamps_cover_the_imported_engine_files_and_no_others() -> None:
             "records",
             "simulate",
             "strategies",
+            "sweep_threshold",
+        },
+        "sweep_threshold": {
+            "_cache",
+            "_rawmem",
+            "indicators",
+            "metrics",
+            "records",
+            "simulate",
+            "sweep_threshold",
         },
         # ParamSpec comes from strategies under TYPE_CHECKING only: nothing compiled uses it.
         "floor": {"_cache", "floor", "metrics", "records"},

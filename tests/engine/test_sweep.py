@@ -82,6 +82,73 @@ def test_threshold_sweep_over_seed_001_axes() -> None:
     assert result.params["allowed_hours"][:3] == [[9, 10, 11]] * 3
 
 
+THRESHOLD_OPTIONS = [
+    {},
+    {"fees": 0.001, "direction": "both"},
+    {"direction": "both", "fill": "next_open", "stop_loss": 0.01, "take_profit": 0.02},
+    {
+        "direction": "short",
+        "allowed_hours": list(range(8, 20)),
+        "max_bars": 30,
+        "sizing": "units",
+        "size": 20.0,
+    },
+    {"direction": "long", "fill": "next_open", "sizing": "notional", "size": 5000.0},
+]
+
+
+@pytest.mark.parametrize("options", THRESHOLD_OPTIONS)
+def test_threshold_sweep_kernel_equals_one_backtest_per_combination(
+    options: dict[str, Any],
+) -> None:
+    """engine.sweep_threshold computes each bar's flags in its own loop and counts flat
+    stretches: every combination still equals run_backtest of its signals."""
+    bars = make_bars(2001, 5)  # the top 10 percent's cut-off is a prediction: ties
+    bars["prediction"] = np.round(np.convolve(bars["prediction"], np.ones(6) / 6, "same"), 2)
+    grid = {
+        "entry_threshold": [0.45, 0.5, 0.6],
+        "exit_threshold": [0.3, 0.44],
+        "allowed_hours": [[9, 10, 11], [0, 5, 23], list(range(24)), None],
+        "top_pct": [10.0, 100.0],
+    }
+    result = assert_each_combination_equals_its_backtest(bars, "threshold", grid, **options)
+    assert len(result) == 48 and result.metrics["total_trades"].sum() > 0
+    assert np.isin(bars["prediction"], [0.3, 0.44, 0.45, 0.5, 0.6]).sum() > 50
+
+
+def test_threshold_sweep_on_float32_nan_and_other_columns() -> None:
+    bars = make_bars(1500, 6)
+    bars["ts"] = bars["ts"] - bars["ts"][700]  # negative timestamps: floor hours
+    score = bars["prediction"].astype(np.float32)
+    score[::17] = np.nan
+    bars["score"] = score
+    grid = {
+        "column": ["prediction", "score"],
+        "entry_threshold": [0.55, 0.8],
+        "exit_threshold": [0.2],
+        "allowed_hours": [[22, 23, 0, 1], None],
+        "top_pct": [3.3, 20.0, 100.0],
+    }
+    result = assert_each_combination_equals_its_backtest(bars, "threshold", grid, direction="both")
+    assert len(result) == 24
+
+
+def test_hour_of_day_and_allowed_bars_kernels() -> None:
+    from engine.sweep_threshold import HOUR_NS, allowed_bars_nb, hour_of_day_nb
+
+    rng = np.random.default_rng(7)
+    ts = np.sort(rng.integers(-(10**15), 10**15, 5000))
+    hour = hour_of_day_nb(ts)
+    np.testing.assert_array_equal(hour, (ts // HOUR_NS) % 24)
+    pred = rng.random(5000)
+    sets = np.array([0b111 << 9, 1 | 1 << 23, (1 << 24) - 1, 0], dtype=np.int64)
+    starts, index, values = allowed_bars_nb(hour, pred, sets)
+    for s, bits in enumerate(sets):
+        expected = np.flatnonzero((int(bits) >> hour.astype(np.int64)) & 1)
+        np.testing.assert_array_equal(index[starts[s] : starts[s + 1]], expected)
+        np.testing.assert_array_equal(values[starts[s] : starts[s + 1]], pred[expected])
+
+
 def test_ema_rsi_and_bollinger_sweeps() -> None:
     bars = make_bars(1500, 3)
     assert_each_combination_equals_its_backtest(
