@@ -14,11 +14,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from numba import njit
 
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
+from engine._features_nb import BANDS, STD, ZSCORE, high_low_into_nb, moments_into_nb
 from engine.indicators import (
     _rolling_mean_std_1d_nb,
     atr_1d_nb,
@@ -200,6 +202,7 @@ def utc_hour_1d_nb(ts: np.ndarray) -> np.ndarray:
 # The catalogue
 
 Bars = Mapping[str, np.ndarray]
+_NONE = np.empty(0)  # an output a fused kernel is not asked for
 Compute = Callable[[Bars, int], list[np.ndarray]]
 
 
@@ -251,8 +254,38 @@ def _windowed(name: str, default: int, fn: Callable[[Bars, int], np.ndarray], do
 
 def _volatility(b: Bars, w: int) -> np.ndarray:
     returns = rocp_1d_nb(b["close"], 1)
-    out: np.ndarray = _rolling_mean_std_1d_nb(returns, w, 1)[1]
-    return out
+    out = np.empty_like(returns)
+    if moments_into_nb(returns, w, 1, STD, 0.0, out, _NONE, _NONE):
+        return out
+    reference: np.ndarray = _rolling_mean_std_1d_nb(returns, w, 1)[1]
+    return reference
+
+
+def _bollinger(b: Bars, w: int) -> list[np.ndarray]:
+    close = b["close"]
+    bands = [np.empty_like(close) for _ in range(3)]
+    if moments_into_nb(close, w, 0, BANDS, 2.0, *bands):
+        return bands
+    return list(bollinger_1d_nb(close, w, 2.0))
+
+
+def _volume_z(b: Bars, w: int) -> np.ndarray:
+    volume = b["volume"]
+    out = np.empty_like(volume)
+    if moments_into_nb(volume, w, 0, ZSCORE, 0.0, out, _NONE, _NONE):
+        return out
+    reference: np.ndarray = rolling_zscore_1d_nb(volume, w)
+    return reference
+
+
+def _willr_stoch(b: Bars, window: int, names: set[str]) -> dict[str, np.ndarray]:
+    """%R and %K of one window from one pass over the highs and lows (either, or both)."""
+    high, low, close = b["high"], b["low"], b["close"]
+    wanted = {name: np.empty_like(close) if name in names else _NONE for name in ("willr", "stoch")}
+    if not high_low_into_nb(high, low, close, window, wanted["willr"], wanted["stoch"]):
+        wanted["willr"] = willr_1d_nb(high, low, close, window) if "willr" in names else _NONE
+        wanted["stoch"] = stochf_k_1d_nb(high, low, close, window) if "stoch" in names else _NONE
+    return {f"{name}_{window}": wanted[name] for name in names}
 
 
 FEATURES: dict[str, Feature] = {
@@ -283,7 +316,7 @@ FEATURES: dict[str, Feature] = {
             "bb",
             20,
             lambda w: [f"bb_middle_{w}", f"bb_upper_{w}", f"bb_lower_{w}"],
-            lambda b, w: list(bollinger_1d_nb(b["close"], w, 2.0)),
+            _bollinger,
             "Bollinger bands, 2 deviations",
         ),
         _windowed("sma", 20, lambda b, w: sma_1d_nb(b["close"], w), "simple moving average"),
@@ -315,9 +348,7 @@ FEATURES: dict[str, Feature] = {
             "on-balance volume",
         ),
         _windowed("volatility", 20, _volatility, "rolling deviation of 1-bar returns"),
-        _windowed(
-            "volume_z", 20, lambda b, w: rolling_zscore_1d_nb(b["volume"], w), "volume z-score"
-        ),
+        _windowed("volume_z", 20, _volume_z, "volume z-score"),
         _windowed("high_n", 20, lambda b, w: rolling_max_1d_nb(b["high"], w), "highest high"),
         _windowed("low_n", 20, lambda b, w: rolling_min_1d_nb(b["low"], w), "lowest low"),
     )
@@ -372,23 +403,40 @@ def _resolve(requested: str) -> FeatureSpec | None:
     return FeatureSpec(requested, feature, window)
 
 
+def _columns(spec: FeatureSpec, bars: Bars) -> dict[str, np.ndarray]:
+    return dict(zip(spec.columns, spec.compute(bars), strict=True))
+
+
 def feature_matrix(
     bars: Bars, specs: Sequence[FeatureSpec], horizon: int, *, threads: int = 1
 ) -> dict[str, np.ndarray]:
     """The matrix's columns for ``bars`` (``ts`` int64 ns and float64 OHLCV): ``ts``, ``hour``
     (UTC), each feature's columns, and ``target``, the forward return over ``horizon`` bars.
     ``threads`` computes features side by side (the kernels release the GIL)."""
-    close = np.ascontiguousarray(bars["close"], dtype=np.float64)
     floats = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in bars.items() if k != "ts"}
-    out: dict[str, np.ndarray] = {"ts": np.asarray(bars["ts"], dtype=np.int64)}
-    out["hour"] = utc_hour_1d_nb(out["ts"])
-    if threads > 1 and len(specs) > 1:
+    ts = np.ascontiguousarray(bars["ts"], dtype=np.int64)
+    tasks: list[Callable[[], dict[str, np.ndarray]]] = [
+        lambda: {"hour": utc_hour_1d_nb(ts)},
+        lambda: {"target": forward_return_1d_nb(floats["close"], horizon)},
+    ]
+    extremes: dict[int, set[str]] = {}  # %R and %K of a window share one pass
+    for spec in specs:
+        if spec.feature.name in ("willr", "stoch"):
+            names = extremes.setdefault(spec.window, set())
+            if not names:
+                tasks.append(partial(_willr_stoch, floats, spec.window, names))
+            names.add(spec.feature.name)
+        else:
+            tasks.append(partial(_columns, spec, floats))
+    if threads > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(threads) as pool:
-            computed = list(pool.map(lambda s: s.compute(floats), specs))
+            computed = list(pool.map(lambda task: task(), tasks))
     else:
-        computed = [s.compute(floats) for s in specs]
-    for spec, arrays in zip(specs, computed, strict=True):
-        for column, array in zip(spec.columns, arrays, strict=True):
-            out[column] = np.asarray(array, dtype=np.float64)
-    out["target"] = forward_return_1d_nb(close, horizon)
+        computed = [task() for task in tasks]
+    results = {name: array for part in computed for name, array in part.items()}
+    out: dict[str, np.ndarray] = {"ts": ts, "hour": results["hour"]}
+    for spec in specs:
+        for column in spec.columns:
+            out[column] = np.asarray(results[column], dtype=np.float64)
+    out["target"] = results["target"]
     return out

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import talib
 
+from engine._features_nb import BANDS, STD, ZSCORE, high_low_into_nb, moments_into_nb
 from engine.features import (
     UnknownFeatures,
     feature_matrix,
@@ -21,7 +22,7 @@ from engine.features import (
     stochf_k_1d_nb,
     willr_1d_nb,
 )
-from engine.indicators import macd_1d_nb, rsi_1d_nb
+from engine.indicators import bollinger_1d_nb, macd_1d_nb, rsi_1d_nb
 
 N = 2_000
 
@@ -132,3 +133,104 @@ def test_the_matrix_is_the_kernels_and_a_forward_target() -> None:
     same(m["rsi_14"], talib.RSI(b["close"], 14))
     np.testing.assert_array_equal(m["hour"], (b["ts"] // 3_600_000_000_000) % 24)
     same(m["target"], pd.Series(b["close"]).shift(-5) / b["close"] - 1)
+
+
+# -- the matrix's one-pass kernels (engine._features_nb) ---------------------------------------
+
+NONE = np.empty(0)
+
+
+def moments(a: np.ndarray, window: int, ddof: int, mode: int) -> list[np.ndarray]:
+    out = [np.empty_like(a) for _ in range(3 if mode == BANDS else 1)]
+    assert moments_into_nb(a, window, ddof, mode, 2.0, *out, *[NONE] * (3 - len(out)))
+    return out
+
+
+@pytest.mark.parametrize("window", [2, 5, 20, 129, 300])
+def test_one_pass_bands_are_talib(window: int) -> None:
+    close = bars(n=5_000)["close"]
+    middle, upper, lower = moments(close, window, 0, BANDS)
+    t_upper, t_middle, t_lower = talib.BBANDS(close, window, 2.0, 2.0)
+    same(middle, t_middle)
+    same(upper, t_upper)
+    same(lower, t_lower)
+
+
+@pytest.mark.parametrize("window", [2, 20, 200])
+def test_one_pass_volatility_is_pandas(window: int) -> None:
+    returns = rocp_1d_nb(bars(n=5_000)["close"], 1)  # a leading NaN: the window starts after it
+    series = pd.Series(returns)
+    (std,) = moments(returns, window, 1, STD)
+    same(std, series.rolling(window).std())
+
+
+@pytest.mark.parametrize("window", [5, 20, 100])
+def test_one_pass_zscore_is_two_pass_numpy(window: int) -> None:
+    volume = bars(n=5_000)["volume"]
+    (z,) = moments(volume, window, 0, ZSCORE)
+    windows = np.lib.stride_tricks.sliding_window_view(volume, window)
+    same(z[window - 1 :], (volume[window - 1 :] - windows.mean(axis=1)) / windows.std(axis=1))
+    assert np.isnan(z[: window - 1]).all()
+
+
+def test_one_pass_moments_survive_jumps_and_flat_windows() -> None:
+    rng = np.random.default_rng(3)
+    a = np.concatenate([
+        np.full(300, 5.0), 1e5 + np.arange(300) * 1e-3, np.full(50, 0.1),
+        rng.normal(0, 1, 400), np.full(200, 7.0),
+    ])  # fmt: skip
+    middle, upper, _ = moments(a, 20, 0, BANDS)
+    windows = np.lib.stride_tricks.sliding_window_view(a, 20)
+    np.testing.assert_allclose(middle[19:], windows.mean(axis=1), rtol=1e-12)
+    deviation = windows.std(axis=1)
+    ours = (upper[19:] - middle[19:]) / 2
+    moving = deviation > 1e-12  # numpy leaves ~1e-17 of noise on a flat window
+    np.testing.assert_allclose(ours[moving], deviation[moving], rtol=1e-9)
+    flat = np.array([(w == w[0]).all() for w in windows])
+    assert (ours[flat] == 0.0).all() and (middle[19:][flat] == windows[flat, 0]).all()
+    (z,) = moments(a, 20, 0, ZSCORE)
+    assert (z[19:][flat] == 0.0).all()
+
+
+@pytest.mark.parametrize("window", [2, 3, 14, 50, 700])
+def test_one_pass_willr_and_stochastic_are_talib(window: int) -> None:
+    b = bars()
+    high, low, close = b["high"], b["low"], b["close"]
+    willr, stochk = np.empty_like(close), np.empty_like(close)
+    assert high_low_into_nb(high, low, close, window, willr, stochk)
+    same(willr, talib.WILLR(high, low, close, window))
+    same(stochk, talib.STOCHF(high, low, close, fastk_period=window, fastd_period=1)[0])
+    alone = np.empty_like(close)
+    assert high_low_into_nb(high, low, close, window, NONE, alone)
+    np.testing.assert_array_equal(alone, stochk)
+    flat = np.full(60, 10.0)
+    assert high_low_into_nb(flat, flat, flat, 5, willr[:60], stochk[:60])
+    assert (willr[4:60] == 0.0).all() and not np.signbit(willr[4:60]).any()
+    assert (stochk[4:60] == 0.0).all()
+
+
+def test_missing_values_take_the_reference_kernels() -> None:
+    b = bars()
+    for column, at in (("close", 500), ("volume", 700), ("high", 900)):
+        b[column] = b[column].copy()
+        b[column][at] = np.nan
+    m = feature_matrix(b, parse_features(["BB", "volatility", "volume_z", "willr", "stoch"]), 5)
+    upper = bollinger_1d_nb(b["close"], 20, 2.0)[1]
+    np.testing.assert_array_equal(m["bb_upper_20"], upper)
+    np.testing.assert_array_equal(m["volume_z_20"], rolling_zscore_1d_nb(b["volume"], 20))
+    high, low, close = b["high"], b["low"], b["close"]
+    np.testing.assert_array_equal(m["willr_14"], willr_1d_nb(high, low, close, 14))
+    np.testing.assert_array_equal(m["stoch_14"], stochf_k_1d_nb(high, low, close, 14))
+    assert np.isnan(m["volatility_20"][500:521]).all()
+    assert not np.isnan(m["volatility_20"][522:]).any()
+
+
+def test_the_matrix_is_the_same_bytes_on_one_thread_or_two() -> None:
+    names = ["close", "returns_5", "log_returns", "RSI", "MACD", "BB", "SMA_50", "EMA_20", "ATR",
+             "willr", "stoch", "stoch_7", "obv", "volatility", "volume_z"]  # fmt: skip
+    specs = parse_features(names)
+    one = feature_matrix(bars(), specs, 5)
+    two = feature_matrix(bars(), specs, 5, threads=2)
+    assert list(one) == list(two)
+    for name in one:
+        assert one[name].tobytes() == two[name].tobytes(), name
