@@ -219,3 +219,241 @@ def high_low_into_nb(
                 stochk[i] = (c - ll) * scale
         base = b1
     return True
+
+
+# -- recursive averages and running sums: each step a multiply-add, no branch ------------------
+# Wilder's and the exponential averages are written ``avg * keep + x * weight`` (not TA-Lib's
+# ``((x - avg) * alpha) + avg`` or ``(avg * (w - 1) + x) / w``): a multiply and an add on the
+# chain from one bar to the next instead of three operations or a division. Equal within float
+# rounding, which these averages shrink rather than grow.
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _sum_nb(a: np.ndarray, lo: int, hi: int) -> float:
+    total = 0.0
+    for j in range(lo, hi):
+        total += a[j]
+    return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _all_finite_nb(a: np.ndarray) -> bool:
+    bad = False
+    for i in range(a.shape[0]):
+        bad |= not np.isfinite(a[i])
+    return not bad
+
+
+@njit(cache=True, nogil=True)
+def sma_into_nb(a: np.ndarray, window: int, out: np.ndarray) -> bool:
+    """Simple moving average (``talib.SMA``): a sliding sum rebuilt every :data:`REBUILD`
+    bars."""
+    n = a.shape[0]
+    if not _all_finite_nb(a):
+        return False
+    out[: min(window - 1, n)] = np.nan
+    inv = 1.0 / window
+    every = max(window, REBUILD)
+    for b0 in range(window - 1, n, every):
+        total = _sum_nb(a, b0 - window + 1, b0 + 1)
+        out[b0] = total * inv
+        for i in range(b0 + 1, min(b0 + every, n)):
+            total += a[i] - a[i - window]
+            out[i] = total * inv
+    return True
+
+
+@njit(cache=True, nogil=True)
+def ema_into_nb(a: np.ndarray, window: int, out: np.ndarray) -> bool:
+    """Exponential moving average seeded by the first window's mean (``talib.EMA``)."""
+    n = a.shape[0]
+    if not _all_finite_nb(a):
+        return False
+    out[: min(window - 1, n)] = np.nan
+    if n < window:
+        return True
+    alpha = 2.0 / (window + 1)
+    keep = 1.0 - alpha
+    e = _sum_nb(a, 0, window) / window
+    out[window - 1] = e
+    for i in range(window, n):
+        e = e * keep + a[i] * alpha
+        out[i] = e
+    return True
+
+
+@njit(cache=True, nogil=True)
+def macd_into_nb(
+    a: np.ndarray,
+    fast: int,
+    slow: int,
+    signal: int,
+    line: np.ndarray,
+    sig: np.ndarray,
+    hist: np.ndarray,
+) -> bool:
+    """MACD line, signal and histogram with TA-Lib's alignment (``talib.MACD``): both EMAs
+    seeded at ``slow - 1``, the signal on the first ``signal`` lines, outputs from
+    ``slow + signal - 2``."""
+    if slow < fast:
+        fast, slow = slow, fast
+    n = a.shape[0]
+    if not _all_finite_nb(a):
+        return False
+    first = slow + signal - 2
+    for i in range(min(first, n)):
+        line[i] = sig[i] = hist[i] = np.nan
+    if n <= first:
+        return True
+    a_s, a_f, a_g = 2.0 / (slow + 1), 2.0 / (fast + 1), 2.0 / (signal + 1)
+    k_s, k_f, k_g = 1.0 - a_s, 1.0 - a_f, 1.0 - a_g
+    es = _sum_nb(a, 0, slow) / slow
+    ef = _sum_nb(a, slow - fast, slow) / fast
+    seed = ef - es
+    for i in range(slow, first + 1):
+        x = a[i]
+        es = es * k_s + x * a_s
+        ef = ef * k_f + x * a_f
+        seed += ef - es
+    g = seed / signal
+    line[first] = ef - es
+    sig[first] = g
+    hist[first] = (ef - es) - g
+    for i in range(first + 1, n):
+        x = a[i]
+        es = es * k_s + x * a_s
+        ef = ef * k_f + x * a_f
+        m = ef - es
+        g = g * k_g + m * a_g
+        line[i] = m
+        sig[i] = g
+        hist[i] = m - g
+    return True
+
+
+@njit(cache=True, nogil=True)
+def rsi_into_nb(a: np.ndarray, window: int, out: np.ndarray) -> bool:
+    """Wilder's RSI (``talib.RSI``): the first value at ``window`` averages the first
+    ``window`` gains and losses; no movement at all gives 0.0."""
+    n = a.shape[0]
+    if not _all_finite_nb(a):
+        return False
+    out[: min(window, n)] = np.nan
+    if n <= window:
+        return True
+    gain = loss = 0.0
+    for i in range(1, window + 1):
+        d = a[i] - a[i - 1]
+        if d < 0:
+            loss -= d
+        else:
+            gain += d
+    gain /= window
+    loss /= window
+    total = gain + loss
+    out[window] = 100.0 * (gain / total) if total != 0.0 else 0.0
+    inv = 1.0 / window
+    keep = (window - 1) * inv
+    for i in range(window + 1, n):
+        d = a[i] - a[i - 1]
+        gain = gain * keep + max(d, 0.0) * inv
+        loss = loss * keep + max(-d, 0.0) * inv
+        total = gain + loss
+        out[i] = 100.0 * (gain / total) if total != 0.0 else 0.0
+    return True
+
+
+@njit(cache=True, nogil=True)
+def atr_into_nb(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, window: int, out: np.ndarray
+) -> bool:
+    """Wilder's average true range (``talib.ATR``), window 2 or more: the first true range at
+    row 1, the first ATR (their mean) at row ``window``."""
+    n = close.shape[0]
+    if window < 2 or not (_all_finite_nb(high) and _all_finite_nb(low) and _all_finite_nb(close)):
+        return False
+    out[: min(window, n)] = np.nan
+    if n <= window:
+        return True
+    total = 0.0
+    for i in range(1, window + 1):
+        prev = close[i - 1]
+        total += max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
+    atr = total / window
+    out[window] = atr
+    inv = 1.0 / window
+    keep = (window - 1) * inv
+    for i in range(window + 1, n):
+        prev = close[i - 1]
+        tr = max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
+        atr = atr * keep + tr * inv
+        out[i] = atr
+    return True
+
+
+@njit(cache=True, nogil=True)
+def obv_into_nb(close: np.ndarray, volume: np.ndarray, out: np.ndarray) -> bool:
+    """On-balance volume (``talib.OBV``), the volume added with the sign of the close's move:
+    bit for bit the reference's sums, without its branches."""
+    n = close.shape[0]
+    if n == 0:
+        return True
+    if not (_all_finite_nb(close) and _all_finite_nb(volume)):
+        return False
+    total = volume[0]
+    out[0] = total
+    for i in range(1, n):
+        up = close[i] > close[i - 1]
+        down = close[i] < close[i - 1]
+        total += (np.float64(up) - np.float64(down)) * volume[i]
+        out[i] = total
+    return True
+
+
+@njit(cache=True, nogil=True)
+def ratio_into_nb(a: np.ndarray, out: np.ndarray) -> None:
+    """``a[i] / a[i-1]`` where both are positive, else NaN (NaN at 0): the argument of a log
+    return, whose log numpy takes several to an instruction."""
+    if a.shape[0]:
+        out[0] = np.nan
+    for i in range(1, a.shape[0]):
+        prev = a[i - 1]
+        x = a[i]
+        out[i] = x / prev if prev > 0.0 and x > 0.0 else np.nan
+
+
+HOUR_NS = 3_600_000_000_000
+_INV_HOUR = 1.0 / HOUR_NS
+
+
+@njit(cache=True, nogil=True)
+def utc_hour_into_nb(ts: np.ndarray, out: np.ndarray) -> None:
+    """``(ts // HOUR_NS) % 24`` for int64 nanoseconds (floor semantics, negative times too),
+    without an integer division: the hour count from a float product, corrected by one either
+    way when the product rounded across an hour, then its remainder by 24 in floats (exact
+    below 2**50 hours)."""
+    for i in range(ts.shape[0]):
+        x = ts[i]
+        q = np.int64(np.floor(x * _INV_HOUR))
+        r = x - q * HOUR_NS
+        q += np.int64(r >= HOUR_NS) - np.int64(r < 0)
+        out[i] = q - 24 * np.int64(np.floor(q / 24.0))
+
+
+@njit(cache=True, nogil=True)
+def rocp_into_nb(a: np.ndarray, period: int, out: np.ndarray) -> None:
+    """``engine.features.rocp_1d_nb`` into ``out``."""
+    n = a.shape[0]
+    out[: min(period, n)] = np.nan
+    for i in range(period, n):
+        prev = a[i - period]
+        out[i] = (a[i] - prev) / prev if prev != 0.0 else 0.0
+
+
+@njit(cache=True, nogil=True)
+def forward_return_into_nb(a: np.ndarray, horizon: int, out: np.ndarray) -> None:
+    """``engine.features.forward_return_1d_nb`` into ``out``."""
+    n = a.shape[0]
+    for i in range(n - horizon):
+        out[i] = a[i + horizon] / a[i] - 1.0
+    out[max(n - horizon, 0) :] = np.nan

@@ -15,18 +15,34 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 from numba import njit
 
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
-from engine._features_nb import BANDS, STD, ZSCORE, high_low_into_nb, moments_into_nb
+from engine._features_nb import (
+    BANDS,
+    STD,
+    ZSCORE,
+    atr_into_nb,
+    ema_into_nb,
+    forward_return_into_nb,
+    high_low_into_nb,
+    macd_into_nb,
+    moments_into_nb,
+    obv_into_nb,
+    ratio_into_nb,
+    rocp_into_nb,
+    rsi_into_nb,
+    sma_into_nb,
+    utc_hour_into_nb,
+)
 from engine.indicators import (
     _rolling_mean_std_1d_nb,
     atr_1d_nb,
     bollinger_1d_nb,
     ema_1d_nb,
-    log_returns_1d_nb,
     macd_1d_nb,
     rsi_1d_nb,
     sma_1d_nb,
@@ -203,7 +219,8 @@ def utc_hour_1d_nb(ts: np.ndarray) -> np.ndarray:
 
 Bars = Mapping[str, np.ndarray]
 _NONE = np.empty(0)  # an output a fused kernel is not asked for
-Compute = Callable[[Bars, int], list[np.ndarray]]
+New = Callable[[], np.ndarray]  # a fresh float64 array as long as the bars
+Compute = Callable[[Bars, int, New], list[np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -229,8 +246,25 @@ class FeatureSpec:
     def columns(self) -> list[str]:
         return self.feature.columns(self.window)
 
-    def compute(self, bars: Bars) -> list[np.ndarray]:
-        return self.feature.compute(bars, self.window)
+    @property
+    def fresh(self) -> int:
+        """Fresh arrays its computation takes (its columns, a scratch array)."""
+        if self.feature.window == 0 and self.feature.name in (
+            "open",
+            "high",
+            "low",
+            "close",
+            "volume",
+        ):
+            return 0
+        return len(self.columns) + (self.feature.name == "volatility")
+
+    def compute(self, bars: Bars, new: New | None = None) -> list[np.ndarray]:
+        """The columns; ``new`` gives the arrays they are written to (``np.empty`` if None)."""
+        if new is None:
+            n = len(bars["close"])
+            new = lambda: np.empty(n)
+        return self.feature.compute(bars, self.window, new)
 
     @property
     def lookback(self) -> int:
@@ -245,43 +279,78 @@ class UnknownFeatures(ValueError):
 
 
 def _raw(column: str) -> Feature:
-    return Feature(column, 0, lambda w: [column], lambda b, w: [b[column]], f"the bar's {column}")
+    return Feature(
+        column, 0, lambda w: [column], lambda b, w, new: [b[column]], f"the bar's {column}"
+    )
 
 
-def _windowed(name: str, default: int, fn: Callable[[Bars, int], np.ndarray], doc: str) -> Feature:
-    return Feature(name, default, lambda w: [f"{name}_{w}"], lambda b, w: [fn(b, w)], doc)
+def _windowed(
+    name: str, default: int, fn: Callable[[Bars, int, New], np.ndarray], doc: str
+) -> Feature:
+    return Feature(name, default, lambda w: [f"{name}_{w}"], lambda b, w, new: [fn(b, w, new)], doc)
 
 
-def _volatility(b: Bars, w: int) -> np.ndarray:
-    returns = rocp_1d_nb(b["close"], 1)
-    out = np.empty_like(returns)
+def _rocp(close: np.ndarray, period: int, new: New) -> np.ndarray:
+    out = new()
+    rocp_into_nb(close, period, out)
+    return out
+
+
+def _volatility(b: Bars, w: int, new: New) -> np.ndarray:
+    returns = _rocp(b["close"], 1, new)
+    out = new()
     if moments_into_nb(returns, w, 1, STD, 0.0, out, _NONE, _NONE):
         return out
     reference: np.ndarray = _rolling_mean_std_1d_nb(returns, w, 1)[1]
     return reference
 
 
-def _bollinger(b: Bars, w: int) -> list[np.ndarray]:
+def _fast(
+    kernel: Callable[..., bool], reference: Callable[..., np.ndarray], new: New, *args: Any
+) -> np.ndarray:
+    """``kernel`` (a one-pass kernel of ``engine._features_nb``) into a ``new`` array; the
+    ``reference`` kernel's answer where it declines (a NaN or an infinity in the input)."""
+    out = new()
+    if kernel(*args, out):
+        return out
+    return reference(*args)
+
+
+def _macd(close: np.ndarray, new: New) -> list[np.ndarray]:
+    lines = [new() for _ in range(3)]
+    if macd_into_nb(close, 12, 26, 9, *lines):
+        return lines
+    return list(macd_1d_nb(close, 12, 26, 9))
+
+
+def _log_returns(close: np.ndarray, new: New) -> np.ndarray:
+    out = new()
+    ratio_into_nb(close, out)
+    np.log(out, out=out)
+    return out
+
+
+def _bollinger(b: Bars, w: int, new: New) -> list[np.ndarray]:
     close = b["close"]
-    bands = [np.empty_like(close) for _ in range(3)]
+    bands = [new() for _ in range(3)]
     if moments_into_nb(close, w, 0, BANDS, 2.0, *bands):
         return bands
     return list(bollinger_1d_nb(close, w, 2.0))
 
 
-def _volume_z(b: Bars, w: int) -> np.ndarray:
+def _volume_z(b: Bars, w: int, new: New) -> np.ndarray:
     volume = b["volume"]
-    out = np.empty_like(volume)
+    out = new()
     if moments_into_nb(volume, w, 0, ZSCORE, 0.0, out, _NONE, _NONE):
         return out
     reference: np.ndarray = rolling_zscore_1d_nb(volume, w)
     return reference
 
 
-def _willr_stoch(b: Bars, window: int, names: set[str]) -> dict[str, np.ndarray]:
+def _willr_stoch(b: Bars, window: int, names: set[str], new: New) -> dict[str, np.ndarray]:
     """%R and %K of one window from one pass over the highs and lows (either, or both)."""
     high, low, close = b["high"], b["low"], b["close"]
-    wanted = {name: np.empty_like(close) if name in names else _NONE for name in ("willr", "stoch")}
+    wanted = {name: new() if name in names else _NONE for name in ("willr", "stoch")}
     if not high_low_into_nb(high, low, close, window, wanted["willr"], wanted["stoch"]):
         wanted["willr"] = willr_1d_nb(high, low, close, window) if "willr" in names else _NONE
         wanted["stoch"] = stochf_k_1d_nb(high, low, close, window) if "stoch" in names else _NONE
@@ -296,20 +365,25 @@ FEATURES: dict[str, Feature] = {
         _raw("low"),
         _raw("close"),
         _raw("volume"),
-        _windowed("returns", 1, lambda b, w: rocp_1d_nb(b["close"], w), "w-bar return (ROCP)"),
+        _windowed("returns", 1, lambda b, w, new: _rocp(b["close"], w, new), "w-bar return (ROCP)"),
         Feature(
             "log_returns",
             0,
             lambda w: ["log_returns"],
-            lambda b, w: [log_returns_1d_nb(b["close"])],
+            lambda b, w, new: [_log_returns(b["close"], new)],
             "1-bar log return",
         ),
-        _windowed("rsi", 14, lambda b, w: rsi_1d_nb(b["close"], w), "Wilder's RSI"),
+        _windowed(
+            "rsi",
+            14,
+            lambda b, w, new: _fast(rsi_into_nb, rsi_1d_nb, new, b["close"], w),
+            "Wilder's RSI",
+        ),
         Feature(
             "macd",
             0,
             lambda w: ["macd", "macd_signal", "macd_hist"],
-            lambda b, w: list(macd_1d_nb(b["close"], 12, 26, 9)),
+            lambda b, w, new: _macd(b["close"], new),
             "MACD 12/26/9: line, signal, histogram",
         ),
         Feature(
@@ -319,38 +393,50 @@ FEATURES: dict[str, Feature] = {
             _bollinger,
             "Bollinger bands, 2 deviations",
         ),
-        _windowed("sma", 20, lambda b, w: sma_1d_nb(b["close"], w), "simple moving average"),
-        _windowed("ema", 20, lambda b, w: ema_1d_nb(b["close"], w), "exponential moving average"),
-        _windowed("wma", 20, lambda b, w: wma_1d_nb(b["close"], w), "weighted moving average"),
+        _windowed(
+            "sma",
+            20,
+            lambda b, w, new: _fast(sma_into_nb, sma_1d_nb, new, b["close"], w),
+            "simple moving average",
+        ),
+        _windowed(
+            "ema",
+            20,
+            lambda b, w, new: _fast(ema_into_nb, ema_1d_nb, new, b["close"], w),
+            "exponential moving average",
+        ),
+        _windowed("wma", 20, lambda b, w, new: wma_1d_nb(b["close"], w), "weighted moving average"),
         _windowed(
             "atr",
             14,
-            lambda b, w: atr_1d_nb(b["high"], b["low"], b["close"], w),
+            lambda b, w, new: _fast(
+                atr_into_nb, atr_1d_nb, new, b["high"], b["low"], b["close"], w
+            ),
             "average true range",
         ),
         _windowed(
             "willr",
             14,
-            lambda b, w: willr_1d_nb(b["high"], b["low"], b["close"], w),
+            lambda b, w, new: _willr_stoch(b, w, {"willr"}, new)[f"willr_{w}"],
             "Williams' %R",
         ),
         _windowed(
             "stoch",
             14,
-            lambda b, w: stochf_k_1d_nb(b["high"], b["low"], b["close"], w),
+            lambda b, w, new: _willr_stoch(b, w, {"stoch"}, new)[f"stoch_{w}"],
             "fast stochastic %K",
         ),
         Feature(
             "obv",
             0,
             lambda w: ["obv"],
-            lambda b, w: [obv_1d_nb(b["close"], b["volume"])],
+            lambda b, w, new: [_fast(obv_into_nb, obv_1d_nb, new, b["close"], b["volume"])],
             "on-balance volume",
         ),
         _windowed("volatility", 20, _volatility, "rolling deviation of 1-bar returns"),
         _windowed("volume_z", 20, _volume_z, "volume z-score"),
-        _windowed("high_n", 20, lambda b, w: rolling_max_1d_nb(b["high"], w), "highest high"),
-        _windowed("low_n", 20, lambda b, w: rolling_min_1d_nb(b["low"], w), "lowest low"),
+        _windowed("high_n", 20, lambda b, w, new: rolling_max_1d_nb(b["high"], w), "highest high"),
+        _windowed("low_n", 20, lambda b, w, new: rolling_min_1d_nb(b["low"], w), "lowest low"),
     )
 }
 ALIASES = {"bollinger": "bb", "bbands": "bb", "return": "returns", "ret": "returns"}
@@ -403,8 +489,19 @@ def _resolve(requested: str) -> FeatureSpec | None:
     return FeatureSpec(requested, feature, window)
 
 
-def _columns(spec: FeatureSpec, bars: Bars) -> dict[str, np.ndarray]:
-    return dict(zip(spec.columns, spec.compute(bars), strict=True))
+def _columns(spec: FeatureSpec, bars: Bars, new: New) -> dict[str, np.ndarray]:
+    return dict(zip(spec.columns, spec.compute(bars, new), strict=True))
+
+
+def _target(close: np.ndarray, horizon: int, new: New) -> dict[str, np.ndarray]:
+    out = new()
+    forward_return_into_nb(close, horizon, out)
+    return {"target": out}
+
+
+# Rough cost of a feature's columns, in ms per million bars: the dearest start first, so two
+# threads end together.
+_COST = {"bb": 7, "extremes": 7, "volatility": 5, "macd": 5, "volume_z": 4, "wma": 4, "atr": 3}
 
 
 def feature_matrix(
@@ -412,29 +509,43 @@ def feature_matrix(
 ) -> dict[str, np.ndarray]:
     """The matrix's columns for ``bars`` (``ts`` int64 ns and float64 OHLCV): ``ts``, ``hour``
     (UTC), each feature's columns, and ``target``, the forward return over ``horizon`` bars.
-    ``threads`` computes features side by side (the kernels release the GIL)."""
+    ``threads`` computes features side by side (the kernels release the GIL).
+
+    The output arrays are allocated here, by the calling thread, and handed to the kernels:
+    memory a worker thread allocates comes from its own malloc arena, which hands a million
+    floats back to the kernel on free, so every call paid for fresh zeroed pages again."""
     floats = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in bars.items() if k != "ts"}
     ts = np.ascontiguousarray(bars["ts"], dtype=np.int64)
-    tasks: list[Callable[[], dict[str, np.ndarray]]] = [
-        lambda: {"hour": utc_hour_1d_nb(ts)},
-        lambda: {"target": forward_return_1d_nb(floats["close"], horizon)},
+    n = ts.shape[0]
+    fresh = [np.empty(n) for _ in range(1 + sum(spec.fresh for spec in specs))]
+
+    def new() -> np.ndarray:
+        return fresh.pop() if fresh else np.empty(n)
+
+    tasks: list[tuple[int, Callable[[], dict[str, np.ndarray]]]] = [
+        (1, partial(_target, floats["close"], horizon, new))
     ]
     extremes: dict[int, set[str]] = {}  # %R and %K of a window share one pass
     for spec in specs:
         if spec.feature.name in ("willr", "stoch"):
             names = extremes.setdefault(spec.window, set())
             if not names:
-                tasks.append(partial(_willr_stoch, floats, spec.window, names))
+                work = partial(_willr_stoch, floats, spec.window, names, new)
+                tasks.append((_COST["extremes"], work))
             names.add(spec.feature.name)
         else:
-            tasks.append(partial(_columns, spec, floats))
+            tasks.append((_COST.get(spec.feature.name, 2), partial(_columns, spec, floats, new)))
+    tasks.sort(key=lambda task: -task[0])  # stable: equal costs keep the request's order
+    hour = np.empty(n, dtype=np.int8)
     if threads > 1 and len(tasks) > 1:
         with ThreadPoolExecutor(threads) as pool:
-            computed = list(pool.map(lambda task: task(), tasks))
+            computed = list(pool.map(lambda task: task[1](), tasks))
+            utc_hour_into_nb(ts, hour)
     else:
-        computed = [task() for task in tasks]
+        computed = [work() for _, work in tasks]
+        utc_hour_into_nb(ts, hour)
     results = {name: array for part in computed for name, array in part.items()}
-    out: dict[str, np.ndarray] = {"ts": ts, "hour": results["hour"]}
+    out: dict[str, np.ndarray] = {"ts": ts, "hour": hour}
     for spec in specs:
         for column in spec.columns:
             out[column] = np.asarray(results[column], dtype=np.float64)

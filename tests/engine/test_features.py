@@ -8,7 +8,22 @@ import pandas as pd
 import pytest
 import talib
 
-from engine._features_nb import BANDS, STD, ZSCORE, high_low_into_nb, moments_into_nb
+from engine._features_nb import (
+    BANDS,
+    STD,
+    ZSCORE,
+    atr_into_nb,
+    ema_into_nb,
+    forward_return_into_nb,
+    high_low_into_nb,
+    macd_into_nb,
+    moments_into_nb,
+    obv_into_nb,
+    rocp_into_nb,
+    rsi_into_nb,
+    sma_into_nb,
+    utc_hour_into_nb,
+)
 from engine.features import (
     UnknownFeatures,
     feature_matrix,
@@ -22,7 +37,15 @@ from engine.features import (
     stochf_k_1d_nb,
     willr_1d_nb,
 )
-from engine.indicators import bollinger_1d_nb, macd_1d_nb, rsi_1d_nb
+from engine.indicators import (
+    atr_1d_nb,
+    bollinger_1d_nb,
+    ema_1d_nb,
+    log_returns_1d_nb,
+    macd_1d_nb,
+    rsi_1d_nb,
+    sma_1d_nb,
+)
 
 N = 2_000
 
@@ -234,3 +257,75 @@ def test_the_matrix_is_the_same_bytes_on_one_thread_or_two() -> None:
     assert list(one) == list(two)
     for name in one:
         assert one[name].tobytes() == two[name].tobytes(), name
+
+
+def into(kernel: object, *args: object) -> np.ndarray:
+    out = np.empty(len(args[0]))  # type: ignore[arg-type]
+    assert kernel(*args, out) is not False  # type: ignore[operator]
+    return out
+
+
+@pytest.mark.parametrize("window", [2, 14, 50, 300])
+def test_one_pass_averages_are_talib(window: int) -> None:
+    b = bars(n=5_000)
+    high, low, close = b["high"], b["low"], b["close"]
+    same(into(sma_into_nb, close, window), talib.SMA(close, window))
+    same(into(ema_into_nb, close, window), talib.EMA(close, window))
+    same(into(rsi_into_nb, close, window), talib.RSI(close, window))
+    same(into(atr_into_nb, high, low, close, window), talib.ATR(high, low, close, window))
+    same(into(rocp_into_nb, close, window), talib.ROCP(close, window))
+    shifted = pd.Series(close).shift(-window) / close - 1
+    same(into(forward_return_into_nb, close, window), shifted)
+
+
+@pytest.mark.parametrize(("fast", "slow", "signal"), [(12, 26, 9), (3, 10, 1), (26, 12, 5)])
+def test_one_pass_macd_is_talib(fast: int, slow: int, signal: int) -> None:
+    close = bars(n=5_000)["close"]
+    lines = [np.empty_like(close) for _ in range(3)]
+    assert macd_into_nb(close, fast, slow, signal, *lines)
+    for ours, theirs in zip(lines, talib.MACD(close, fast, slow, signal), strict=True):
+        same(ours, theirs)
+
+
+def test_one_pass_obv_is_talib_bit_for_bit() -> None:
+    b = bars()
+    close = np.round(b["close"], 0)  # equal closes in a row
+    np.testing.assert_array_equal(
+        into(obv_into_nb, close, b["volume"]), talib.OBV(close, b["volume"])
+    )
+
+
+def test_short_inputs_are_all_warm_up() -> None:
+    close = bars(n=10)["close"]
+    assert np.isnan(into(sma_into_nb, close, 20)).all()
+    assert np.isnan(into(ema_into_nb, close, 20)).all()
+    assert np.isnan(into(rsi_into_nb, close, 14)).all()
+    lines = [np.empty_like(close) for _ in range(3)]
+    assert macd_into_nb(close, 12, 26, 9, *lines) and np.isnan(lines).all()
+
+
+def test_the_hour_is_floor_division_even_at_the_edges() -> None:
+    hour_ns = 3_600_000_000_000
+    rng = np.random.default_rng(5)
+    edges = np.arange(-50, 50, dtype=np.int64) * hour_ns
+    ts = np.concatenate([edges, edges - 1, edges + 1, rng.integers(-(2**62), 2**62, 100_000)])
+    out = np.empty(ts.shape[0], dtype=np.int8)
+    utc_hour_into_nb(ts, out)
+    np.testing.assert_array_equal(out, (ts // hour_ns) % 24)
+
+
+def test_the_matrix_keeps_the_references_for_missing_values() -> None:
+    b = bars()
+    b["close"] = b["close"].copy()
+    b["close"][300] = np.nan
+    b["close"][600] = -1.0  # no log return at or after a non-positive close
+    names = ["RSI", "MACD", "SMA_50", "EMA_20", "ATR", "obv", "log_returns"]
+    m = feature_matrix(b, parse_features(names), 5)
+    high, low, close = b["high"], b["low"], b["close"]
+    np.testing.assert_array_equal(m["rsi_14"], rsi_1d_nb(close, 14))
+    np.testing.assert_array_equal(m["macd_hist"], macd_1d_nb(close, 12, 26, 9)[2])
+    np.testing.assert_array_equal(m["sma_50"], sma_1d_nb(close, 50))
+    np.testing.assert_array_equal(m["ema_20"], ema_1d_nb(close, 20))
+    np.testing.assert_array_equal(m["atr_14"], atr_1d_nb(high, low, close, 14))
+    np.testing.assert_array_equal(m["obv"], obv_1d_nb(close, b["volume"]))
+    same(m["log_returns"], log_returns_1d_nb(close))
