@@ -485,6 +485,59 @@ async def test_a_failing_backtest_ends_failed_with_an_error_event(
     assert errors["count"] == 1 and "prediction" in errors["events"][0]["event"]["message"]
 
 
+async def test_a_chunk_failing_to_commit_ends_the_run_failed_with_gap_free_streams(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, dataset: dict[str, np.ndarray], alice: Account
+) -> None:
+    """Two chunks are written at once: when one fails to commit, the one after it (rows copied,
+    waiting for it) rolls back too, and the failure's events follow what did commit."""
+    failing = 4 * CHUNK
+    await pool.execute(
+        f"""
+        create function fail_a_checkpoint() returns trigger language plpgsql as $$
+        begin
+            if new.processed = {failing} then raise exception 'checkpoint refused'; end if;
+            return new;
+        end $$;
+        create trigger fail_a_checkpoint before insert on execution_checkpoints
+            for each row execute function fail_a_checkpoint();
+        """
+    )
+    try:
+        await reset(client, alice)
+        run_id = (await start(client, alice)).json()["run_id"]
+        status = await finished(client, alice, run_id)
+    finally:
+        await pool.execute(
+            "drop trigger fail_a_checkpoint on execution_checkpoints; "
+            "drop function fail_a_checkpoint()"
+        )
+    assert status["status"] == "failed" and "checkpoint refused" in status["error_message"]
+    assert status["checkpoint"]["processed"] == failing - CHUNK
+    points = await pool.fetchval(
+        "select sum(count) from execution_equity where execution_id = $1", run_id
+    )
+    assert points == failing - CHUNK
+    events = await pool.fetch(
+        "select sequence, event_type from execution_events where execution_id = $1 "
+        "order by sequence",
+        run_id,
+    )
+    trades = await pool.fetch(
+        "select sequence, exit_index from execution_trades where execution_id = $1 "
+        "order by sequence",
+        run_id,
+    )
+    assert [e["sequence"] for e in events] == list(range(1, len(events) + 1))
+    assert [t["sequence"] for t in trades] == list(range(1, len(trades) + 1))
+    assert all(t["exit_index"] < failing - CHUNK for t in trades)
+    assert [e["event_type"] for e in events[-2:]] == ["status_changed", "error_occurred"]
+    from engine import run_backtest
+    from engine.records import TradeStatus
+
+    kept = run_backtest({k: v[: failing - CHUNK] for k, v in dataset.items()}, "sma_crossover", SMA)
+    assert len(trades) == int(np.sum(kept.trades["status"] == TradeStatus.Closed))
+
+
 async def test_cancelling_the_job_stops_the_execution_cleanly(
     client: httpx.AsyncClient, pool: asyncpg.Pool, dataset: dict[str, np.ndarray], alice: Account
 ) -> None:

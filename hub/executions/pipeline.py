@@ -35,6 +35,10 @@ MIN_CHUNK = 20_000
 MAX_CHUNK = 250_000
 CHUNKS = 10
 RUNNING = frozenset({ExecutionStatus.CREATED})
+IN_FLIGHT = 2  # chunks written at once: Postgres stores one while the next is copied in
+
+# A chunk being written: its task (True when a stop was asked), what it drained, its last time.
+Flight = list[tuple["asyncio.Task[bool]", Drained, int]]
 
 
 def chunk_size(total: int) -> int:
@@ -179,9 +183,14 @@ class BacktestRun:
     def _options(self) -> dict[str, Any]:
         return {**self.row["options"], "initial_capital": float(self.row["initial_capital"])}
 
-    async def _persist(self, drained: Drained, chunk: Any, total: int, state: Any) -> bool:
-        if len(chunk.ts):
-            self.last_ts = int(chunk.ts[-1])
+    async def _persist(
+        self,
+        drained: Drained,
+        chunk: Any,
+        total: int,
+        state: Any,
+        previous: asyncio.Task[bool] | None,
+    ) -> bool:
         stop = await self.writer.persist(
             self.execution_id,
             drained,
@@ -193,6 +202,7 @@ class BacktestRun:
             chunk.metrics,
             state,
             self.timings,
+            after=None if previous is None else lambda: _behind(previous),
         )
         tick = time.perf_counter()
         await self.ctx.progress(chunk.stop, total)
@@ -207,9 +217,12 @@ class BacktestRun:
         total: int,
         resumable: bool,
     ) -> float | None:
-        """Simulate, build records and persist chunk by chunk, overlapping the database write
-        of one chunk with building the next one's records (in a thread: the write waits on
-        Postgres). Returns the final value, or None when a stop ended the run."""
+        """Simulate, build records and persist chunk by chunk. Building a chunk's records (in a
+        thread) overlaps the writes before it, and up to ``IN_FLIGHT`` chunks are written at
+        once, on connections of their own: each writes its rows at once, then waits for the
+        chunk before it to commit and publish before its checkpoint, progress and commit, so
+        commits and what is published keep their order. Returns the final value, or None when
+        a stop ended the run."""
         from engine.backtest import start_backtest
         from engine.simulate import state_from_dict, state_to_dict
 
@@ -222,15 +235,14 @@ class BacktestRun:
             state=state,
             **self._options(),
         )
-        pending: asyncio.Task[bool] | None = None
-        pending_drained: Drained | None = None
+        flight: Flight = []  # oldest first
         try:
             while not run.done:
                 tick = time.perf_counter()
                 chunk = await asyncio.to_thread(run.step, size)
                 self.timings["engine"] += time.perf_counter() - tick
                 self.curve.append((chunk.ts, chunk.equity))
-                if run.done and not self.resumed:  # while the last chunk is written
+                if run.done and not self.resumed:  # while the last chunks are written
                     self.downsampling = asyncio.create_task(self._downsampled())
                     self.downsampling.add_done_callback(_retrieved)
                 mark = streams.mark()
@@ -238,24 +250,45 @@ class BacktestRun:
                 await asyncio.to_thread(_records, streams, chunk.trades, run)
                 self.timings["records"] += time.perf_counter() - tick
                 engine_state = jsonable_state(state_to_dict(run.state))
-                if pending is not None:
-                    stop = await _settle(pending, streams, pending_drained)
-                    pending = None
-                    if stop:
-                        streams.restore(mark)  # simulated, but not kept: the run stops before it
+                while len(flight) >= IN_FLIGHT:
+                    if await self._settle_oldest(flight, streams, mark):
                         await self.status(streams, ExecutionStatus.STOPPED, self.last_ts)
                         return None
-                drained = pending_drained = streams.take()
-                pending = asyncio.create_task(self._persist(drained, chunk, total, engine_state))
-            if pending is not None:
-                await _settle(pending, streams, pending_drained)
-                pending = None
+                drained = streams.take()
+                previous = flight[-1][0] if flight else None
+                task = asyncio.create_task(
+                    self._persist(drained, chunk, total, engine_state, previous)
+                )
+                end = int(chunk.ts[-1]) if len(chunk.ts) else self.last_ts
+                flight.append((task, drained, end))
+            while flight:
+                if await self._settle_oldest(flight, streams, streams.mark()):
+                    await self.status(streams, ExecutionStatus.STOPPED, self.last_ts)
+                    return None
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
+            if flight:  # the run failed or was cancelled with chunks in flight
+                self.last_ts = flight[0][2]
+                for task, _, _ in flight:
+                    task.cancel()
+                await _rewind(flight, streams, streams.mark())
         return float(run.metrics().get("total_pnl", 0.0)) + float(self.row["initial_capital"])
+
+    async def _settle_oldest(self, flight: Flight, streams: Streams, mark: tuple[int, int]) -> bool:
+        """Wait for the oldest chunk in flight to commit and publish; True when it asked to
+        stop. On a stop or a failure the later chunks roll back, and the streams are rewound
+        to the first chunk that did not commit (``mark`` when all did): what was simulated
+        after the stop is not kept, and what never committed takes no sequence."""
+        task, _, end = flight[0]
+        self.last_ts = end  # the market time reached, once this chunk settles
+        try:
+            stop = await task
+        except BaseException:
+            await _rewind(flight, streams, mark)
+            raise
+        flight.pop(0)
+        if stop:
+            await _rewind(flight, streams, mark)
+        return stop
 
     async def _run_whole(
         self,
@@ -328,11 +361,26 @@ def _records(streams: Streams, trades: np.ndarray, run: Any) -> None:
         streams.add_trades(run.open_trade())
 
 
-async def _settle(pending: asyncio.Task[bool], streams: Streams, drained: Drained | None) -> bool:
-    try:
-        return await pending
-    except BaseException:
-        # Rewind only what never committed; what did keeps its sequences.
-        if drained is not None and not drained.committed[0]:
-            streams.restore(drained.mark)
-        raise
+class ChunkAborted(Exception):
+    """The chunk before this one did not commit, or asked to stop: this one rolls back."""
+
+
+async def _behind(previous: asyncio.Task[bool]) -> None:
+    """Wait for the chunk before to commit and publish; raise if it failed or asked to stop.
+    (``asyncio.wait``: a cancelled waiter leaves the earlier chunk be.)"""
+    await asyncio.wait([previous])
+    if previous.cancelled() or previous.exception() is not None or previous.result():
+        raise ChunkAborted
+
+
+async def _rewind(flight: Flight, streams: Streams, mark: tuple[int, int]) -> None:
+    """Let the chunks in flight end (they roll back, waiting for one that failed or stopped),
+    then rewind the streams to the first that did not commit (``mark`` when all did)."""
+    for task, _, _ in flight:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait([task])
+        if task.done():
+            _retrieved(task)  # its failure is the one being handled, or a roll-back after it
+    uncommitted = [drained for _, drained, _ in flight if not drained.committed[0]]
+    streams.restore(uncommitted[0].mark if uncommitted else mark)
+    flight.clear()

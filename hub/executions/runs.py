@@ -8,6 +8,7 @@ metrics checkpoint with the engine's resumable state, and the execution's progre
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -126,12 +127,18 @@ class RunWriter:
         timings: dict[str, float],
         *,
         prune: bool = False,
+        after: Callable[[], Awaitable[None]] | None = None,
     ) -> bool:
         """Write one drained chunk in one transaction, then publish it; True when a stop was
-        requested. On failure the caller rewinds the streams to ``drained.mark``."""
+        requested. On failure the caller rewinds the streams to ``drained.mark``.
+
+        ``after``: the chunk's rows are written at once, then ``after()`` is awaited before its
+        checkpoint, progress and commit (the previous chunk committing and publishing, so that
+        the two chunks' writes overlap while commits and publishing keep their order); if it
+        raises, the transaction rolls back."""
         stop, _ = await self._persist(
             execution_id, drained, start, ts, equity, processed, total, metrics, state, timings,
-            prune=prune,
+            prune=prune, after=after,
         )  # fmt: skip
         return stop
 
@@ -149,12 +156,18 @@ class RunWriter:
         timings: dict[str, float],
         *,
         prune: bool = False,
+        after: Callable[[], Awaitable[None]] | None = None,
     ) -> tuple[bool, int]:
         tick = time.perf_counter()
+        waited = 0.0
         async with self.pool.acquire() as conn, conn.transaction():
             await repo.write_equity(conn, execution_id, start + 1, ts, equity)
             await repo.write_trades(conn, drained.trades_copy())
             await repo.write_events(conn, drained.events_copy())
+            if after is not None:
+                waiting = time.perf_counter()
+                await after()
+                waited = time.perf_counter() - waiting
             checkpoint = await repo.write_checkpoint(
                 conn,
                 execution_id,
@@ -170,7 +183,7 @@ class RunWriter:
         drained.committed[0] = True
         assert row is not None
         written = time.perf_counter()
-        timings["write"] = timings.get("write", 0.0) + written - tick
+        timings["write"] = timings.get("write", 0.0) + written - tick - waited
         equity_topic = stream_topic(execution_id, "equity")
         heard = await self.bus.listened([equity_topic, *drained.topics()])
         batches = drained.batches(heard)
