@@ -19,6 +19,7 @@ combination's ``threshold_signals_nb`` from the initial state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -38,7 +39,14 @@ from engine.simulate import (
     open_pnl_nb,
 )
 
-__all__ = ["allowed_bars_nb", "hour_of_day_nb", "sweep_threshold", "sweep_threshold_nb"]
+__all__ = [
+    "allowed_bars_nb",
+    "finite_range_nb",
+    "hour_of_day_nb",
+    "order_statistics_nb",
+    "sweep_threshold",
+    "sweep_threshold_nb",
+]
 
 HOUR_NS = 3_600_000_000_000
 ALL_HOURS = (1 << 24) - 1
@@ -59,14 +67,15 @@ def hour_of_day_nb(ts: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def allowed_bars_nb(
     hour: np.ndarray, pred: np.ndarray, sets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The bars whose hour is in each set (``sets[s]``: bit h for hour h), and their
-    predictions: set s holds ``index[starts[s]:starts[s + 1]]`` and ``values[...]``."""
+    predictions: set s holds ``index[starts[s]:starts[s + 1]]`` and ``values[...]``. Serial: a
+    few milliseconds, less than waking a second thread costs on a busy machine."""
     counts = np.zeros(sets.shape[0], dtype=np.int64)
-    for s in prange(sets.shape[0]):
+    for s in range(sets.shape[0]):
         bits = sets[s]
         count = 0
         for i in range(hour.shape[0]):
@@ -77,7 +86,7 @@ def allowed_bars_nb(
         starts[s + 1] = starts[s] + counts[s]
     index = np.empty(starts[-1], dtype=np.int64)
     values = np.empty(starts[-1], dtype=np.float64)
-    for s in prange(sets.shape[0]):
+    for s in range(sets.shape[0]):
         bits = sets[s]
         at = starts[s]
         for i in range(hour.shape[0]):
@@ -244,21 +253,108 @@ def sweep_threshold_nb(
     return out
 
 
+_BUCKETS = 1 << 16
+
+
+@njit(cache=True, nogil=True)
+def finite_range_nb(values: np.ndarray) -> tuple[int, float, float]:
+    """How many ``values`` are finite, and the least and the greatest of them."""
+    n = 0
+    lo = np.inf
+    hi = -np.inf
+    for x in values:
+        if np.isfinite(x):
+            n += 1
+            lo = min(lo, x)
+            hi = max(hi, x)
+    return n, lo, hi
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bucket_nb(x: float, lo: float, scale: float, top: int) -> int:
+    """A bucket no smaller for a larger ``x``: rounding keeps the order of x - lo and of its
+    product with ``scale``."""
+    if scale == 0.0:
+        return 0
+    return min(int((x - lo) * scale), top)
+
+
+@njit(cache=True, nogil=True)
+def order_statistics_nb(values: np.ndarray, lo: float, hi: float, ranks: np.ndarray) -> np.ndarray:
+    """The finite ``values`` at each of ``ranks`` once sorted (``lo`` and ``hi`` their least
+    and greatest; ``finite_range_nb``); equals ``np.sort(finite)[ranks]``. The values go into
+    buckets by a monotone function of the value, so the bucket of each rank is known from
+    the counts, and only those buckets are gathered and sorted."""
+    scale = _BUCKETS / (hi - lo) if hi > lo else 0.0
+    if not np.isfinite(scale):  # a range too narrow to divide by: one bucket, sorted whole
+        scale = 0.0
+    # A range too wide to subtract has scale 0 too (a finite x - lo is at most hi - lo).
+    top = _BUCKETS - 1
+    counts = np.zeros(_BUCKETS + 1, dtype=np.int64)
+    for x in values:
+        if np.isfinite(x):
+            counts[_bucket_nb(x, lo, scale, top) + 1] += 1
+    for b in range(_BUCKETS):
+        counts[b + 1] += counts[b]  # counts[b]: values in the buckets below b
+    bucket = np.searchsorted(counts, ranks, side="right") - 1
+    wanted = np.full(_BUCKETS, -1, dtype=np.int64)  # where each wanted bucket's values go
+    size = 0
+    for b in bucket:
+        if wanted[b] < 0:
+            wanted[b] = size
+            size += counts[b + 1] - counts[b]
+    gathered = np.empty(size)
+    fill = wanted.copy()
+    for x in values:
+        if np.isfinite(x):
+            b = _bucket_nb(x, lo, scale, top)
+            if wanted[b] >= 0:
+                gathered[fill[b]] = x
+                fill[b] += 1
+    out = np.empty(ranks.shape[0])
+    for k in range(ranks.shape[0]):
+        b = bucket[k]
+        start = wanted[b]
+        part = np.sort(gathered[start : start + counts[b + 1] - counts[b]])
+        out[k] = part[ranks[k] - counts[b]]
+    return out
+
+
 def _cutoffs(pred: np.ndarray, tops: Sequence[float]) -> dict[float, float]:
-    """The top-percent cut-off of each ``top_pct``, as ``engine.strategies`` computes it: the
-    quantile of the finite predictions, -inf for 100 percent or none finite."""
+    """The top-percent cut-off of each ``top_pct``, as ``engine.strategies`` computes it:
+    ``np.quantile`` of the finite predictions at 1 - top_pct / 100, -inf for 100 percent or
+    none finite.
+
+    For float64 predictions the quantiles' order statistics come from one
+    ``order_statistics_nb`` and are blended as numpy's linear method does (``_lerp``); the
+    tests hold each to ``np.quantile``."""
     out = dict.fromkeys(tops, -np.inf)
     below = sorted({t for t in tops if t < 100.0})
-    finite = pred if np.isfinite(pred).all() else pred[np.isfinite(pred)]
-    if below and finite.size:
-        q = [1.0 - t / 100.0 for t in below]
-        # One partition for every quantile of float64s, each equal to np.quantile of its q
-        # alone; float32s are interpolated in float32 only when q comes alone.
-        if finite.dtype == np.float64:
-            qs = list(np.quantile(finite, q))
-        else:
-            qs = [np.quantile(finite, x) for x in q]
-        out.update({t: float(v) for t, v in zip(below, qs, strict=True)})
+    if not below:
+        return out
+    if pred.dtype != np.float64 or not np.isfinite(1.0 - np.array(below) / 100.0).all():
+        finite = pred[np.isfinite(pred)]
+        if finite.size:
+            out.update({t: float(np.quantile(finite, 1.0 - t / 100.0)) for t in below})
+        return out
+    n, lo, hi = finite_range_nb(pred)
+    if n == 0:
+        return out
+    last = n - 1
+    virtual = [last * (1.0 - t / 100.0) for t in below]
+    # numpy's _get_indexes: a virtual index at or past the last takes the last value twice.
+    prev = [last if v >= last else math.floor(v) for v in virtual]
+    nxt = [last if v >= last else p + 1 for v, p in zip(virtual, prev, strict=True)]
+    ranks = np.array(prev + nxt, dtype=np.int64)
+    values = order_statistics_nb(pred, lo, hi, ranks)
+    for k, t in enumerate(below):
+        a = np.float64(values[k])
+        b = np.float64(values[len(below) + k])
+        # numpy's gamma is taken from the index it uses (-1 for the last), then _lerp.
+        gamma = np.float64(virtual[k]) - np.float64(-1 if virtual[k] >= last else prev[k])
+        diff = b - a
+        value = b - diff * (1.0 - gamma) if gamma >= 0.5 else a + diff * gamma
+        out[t] = float(value)
     return out
 
 

@@ -251,3 +251,37 @@ def test_bad_options_and_bars_are_refused_before_the_sweep() -> None:
         run_sweep(bars, "sma_crossover", {"fast": [3]})
     with pytest.raises(ValueError, match="unknown strategy 'smacross'"):
         run_sweep(bars, "smacross", {"fast": [3]})
+
+
+def _quantile_cases() -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    holes = rng.normal(size=3000)
+    holes[rng.random(3000) < 0.2] = np.nan
+    holes[rng.random(3000) < 0.05] = -np.inf
+    return [
+        rng.normal(size=20_000) * 1e-7,
+        np.round(rng.normal(size=5000) * 3) / 3,  # ties
+        rng.integers(0, 3, 999).astype(np.float64),
+        holes,
+        np.full(7, 1.5),
+        np.array([2.0]),
+        np.where(rng.random(300) < 0.5, -0.0, 0.0),
+        np.array([-1e308, 1e308, 5e-324, 1e-320, 0.0] * 40),  # a range too wide to subtract
+        np.array([5e-324, 1e-323, 0.0, 1.5e-323] * 9),  # too narrow to divide by
+        np.array([np.nan, np.inf]),
+        rng.random(4321).astype(np.float32),
+    ]
+
+
+@pytest.mark.parametrize("values", _quantile_cases())
+def test_cutoffs_equal_np_quantile(values: np.ndarray) -> None:
+    from engine.sweep_threshold import _cutoffs
+
+    tops = [0.0, 1e-9, 3.3, 5.0, 10.0, 15.0, 50.0, 99.9999, 100.0]
+    finite = values[np.isfinite(values)]
+    got = _cutoffs(values, tops)
+    for top in tops:
+        expected = (
+            float(np.quantile(finite, 1.0 - top / 100.0)) if top < 100 and finite.size else -np.inf
+        )
+        assert got[top] == expected or (math.isnan(got[top]) and math.isnan(expected)), top
