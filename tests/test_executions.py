@@ -186,6 +186,48 @@ async def test_backtest_streams_and_reads_back_what_the_engine_computes(
     assert results["final_value"] == pytest.approx(expected.equity[-1], rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"fees": 0.001},
+        {"fill": "next_open"},
+        {"stop_loss": 0.01, "take_profit": 0.02, "direction": "both"},
+    ],
+)
+async def test_a_run_reads_the_columns_its_options_use_and_equals_the_engine(
+    client: httpx.AsyncClient,
+    dataset: dict[str, np.ndarray],
+    alice: Account,
+    pool: asyncpg.Pool,
+    options: dict[str, Any],
+) -> None:
+    """A run reads only the bar columns it uses (the close, and the open, high and low its
+    fills and stops need), with trades and equity those of the engine on every column."""
+    from engine import run_backtest
+
+    expected = run_backtest(dataset, "sma_crossover", SMA, initial_capital=10_000.0, **options)
+    await reset(client, alice)
+    response = await start(client, alice, options=options)
+    assert response.status_code == 200, response.text
+    run_id = response.json()["run_id"]
+    assert (await finished(client, alice, run_id))["status"] == "completed"
+    trades = await pool.fetch(
+        "select entry_index, exit_index, entry_price, exit_price, units, pnl "
+        "from execution_trades where execution_id = $1 order by sequence",
+        run_id,
+    )
+    assert len(trades) == len(expected.trades)
+    for row, engine_trade in zip(trades, expected.trades, strict=True):
+        assert row["entry_index"] == engine_trade["entry_index"]
+        assert row["exit_price"] == engine_trade["exit_price"]
+        assert row["units"] == engine_trade["units"] and row["pnl"] == engine_trade["pnl"]
+    chunks = await pool.fetch(
+        "select balance from execution_equity where execution_id = $1 order by first_seq", run_id
+    )
+    balance = np.concatenate([np.frombuffer(c["balance"], dtype="<f8") for c in chunks])
+    assert np.array_equal(balance, expected.equity)
+
+
 async def test_paging_by_since_sequence_returns_every_item_once(
     client: httpx.AsyncClient, dataset: dict[str, np.ndarray], alice: Account
 ) -> None:

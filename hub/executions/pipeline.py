@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import math
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from hub.executions.runs import RunWriter
 
 # What the engine reads of a bar: volume only rides along, and reading it costs a sixth of a
-# cold million-bar load.
+# cold million-bar load. A bar strategy reads fewer (``bar_columns``).
 BAR_COLUMNS = ("ts", "open", "high", "low", "close")
 MIN_CHUNK = 20_000
 MAX_CHUNK = 250_000
@@ -43,6 +44,23 @@ Flight = list[tuple["asyncio.Task[bool]", Drained, int]]
 
 def chunk_size(total: int) -> int:
     return int(min(MAX_CHUNK, max(MIN_CHUNK, -(-total // CHUNKS))))
+
+
+def bar_columns(strategy: str, options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The columns a run of ``strategy`` with ``options`` reads: a bar strategy's signals come
+    from the close (or, with a ``column`` parameter, from any column), its fills and stops from
+    the prices its options use (the engine's own rule); other strategies read every price. A
+    fill at the close with no stops reads two columns of five, from Postgres on a cold load and
+    in the copy the engine makes of cached (read-only) bars."""
+    from engine.backtest import _price_columns, get_strategy
+    from engine.sim_options import sim_config
+    from engine.strategies import BarStrategy
+
+    entry = get_strategy(strategy)
+    if not isinstance(entry, BarStrategy) or any(p["name"] == "column" for p in entry.params):
+        return BAR_COLUMNS
+    needed = {"ts", *_price_columns(sim_config(options)[0])}
+    return tuple(c for c in BAR_COLUMNS if c in needed)
 
 
 def jsonable_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +184,7 @@ class BacktestRun:
             dataset,
             None if row["start_at"] is None else ns_of(row["start_at"]),
             None if row["end_at"] is None else ns_of(row["end_at"]),
-            BAR_COLUMNS,
+            bar_columns(row["strategy"], self._options()),
         )
 
     async def _downsampled(self) -> list[Downsampled]:
