@@ -40,6 +40,22 @@ REBUILD = 128
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _sum_nb(a: np.ndarray, lo: int, hi: int) -> float:
+    total = 0.0
+    for j in range(lo, hi):
+        total += a[j]
+    return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _all_finite_nb(a: np.ndarray) -> bool:
+    bad = False
+    for i in range(a.shape[0]):
+        bad |= not np.isfinite(a[i])
+    return not bad
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _window_moments_nb(a: np.ndarray, lo: int, hi: int) -> tuple[float, float, float]:
     """Shift (the mean of ``a[lo:hi]``) and the sums of deviations and squared deviations."""
     total = 0.0
@@ -60,6 +76,43 @@ def _equal_nb(a: np.ndarray, lo: int, hi: int) -> bool:
         if a[j] != a[lo]:
             return False
     return True
+
+
+@njit(cache=True, nogil=True)
+def _finish_nb(
+    mode: int,
+    a: np.ndarray,
+    means: np.ndarray,
+    squares: np.ndarray,
+    inv_dof: float,
+    nstd: float,
+    o1: np.ndarray,
+    o2: np.ndarray,
+    o3: np.ndarray,
+    at: int,
+) -> None:
+    """A block's outputs from its means and sums of squares (``o1`` and ``a`` are the block's,
+    ``o2`` and ``o3`` whole, from ``at``). A loop of its own over slices: LLVM vectorizes it
+    only so (inlined in the block loop it stays one value at a time)."""
+    if mode == STD:
+        for j in range(o1.shape[0]):
+            ss = squares[j]
+            o1[j] = np.sqrt((max(0.0, ss)) * inv_dof)
+    elif mode == BANDS:
+        upper = o2[at : at + o1.shape[0]]
+        lower = o3[at : at + o1.shape[0]]
+        for j in range(o1.shape[0]):
+            ss = squares[j]
+            width = np.sqrt((max(0.0, ss)) * inv_dof) * nstd
+            mean = means[j]
+            o1[j] = mean
+            upper[j] = mean + width
+            lower[j] = mean - width
+    else:
+        for j in range(o1.shape[0]):
+            ss = squares[j]
+            std = np.sqrt((max(0.0, ss)) * inv_dof)
+            o1[j] = (a[j] - means[j]) / std if std > 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
@@ -134,20 +187,30 @@ def moments_into_nb(
                     means[i - b0] = shift + s1 * inv_window
                     squares[i - b0] = s2 - s1 * s1 * inv_window
         m = b1 - b0
-        if mode == STD:
-            for j in range(m):
-                o1[b0 + j] = np.sqrt(max(squares[j], 0.0) * inv_dof)
-        elif mode == BANDS:
-            for j in range(m):
-                width = np.sqrt(max(squares[j], 0.0) * inv_dof) * nstd
-                o1[b0 + j] = means[j]
-                o2[b0 + j] = means[j] + width
-                o3[b0 + j] = means[j] - width
-        else:
-            for j in range(m):
-                std = np.sqrt(max(squares[j], 0.0) * inv_dof)
-                o1[b0 + j] = (a[b0 + j] - means[j]) / std if std > 0.0 else 0.0
+        _finish_nb(mode, a[b0:b1], means[:m], squares[:m], inv_dof, nstd, o1[b0:b1], o2, o3, b0)
     return True
+
+
+@njit(cache=True, nogil=True)
+def _oscillators_nb(
+    highest: np.ndarray,
+    lowest: np.ndarray,
+    close: np.ndarray,
+    willr: np.ndarray,
+    stochk: np.ndarray,
+) -> None:
+    """%R and %K of a stretch from its extremes (an empty output: not wanted), in a loop of
+    its own over slices, which LLVM vectorizes."""
+    if willr.shape[0]:
+        for j in range(close.shape[0]):
+            r = highest[j] - lowest[j]
+            scale = 100.0 / r if r != 0.0 else 0.0
+            willr[j] = (close[j] - highest[j]) * scale + 0.0  # not -0.0 on a flat window
+    if stochk.shape[0]:
+        for j in range(close.shape[0]):
+            r = highest[j] - lowest[j]
+            scale = 100.0 / r if r != 0.0 else 0.0
+            stochk[j] = (close[j] - lowest[j]) * scale
 
 
 @njit(cache=True, nogil=True)
@@ -173,50 +236,47 @@ def high_low_into_nb(
             willr[i] = np.nan
         if want_k:
             stochk[i] = np.nan
-    ring = 2 * window  # suffix extremes of the current and the previous block
-    top = np.empty(ring)
-    bottom = np.empty(ring)
+    if not (_all_finite_nb(high) and _all_finite_nb(low) and _all_finite_nb(close)):
+        return False
+    # Extremes from each bar to its block's end, this block's and the previous one's; a
+    # sentinel past the end, so a window starting at this block's first bar needs no branch.
+    top, bottom = np.full(window + 1, -np.inf), np.full(window + 1, np.inf)
+    prev_top, prev_bottom = np.full(window + 1, -np.inf), np.full(window + 1, np.inf)
     span = window * max(1, BLOCK // window)  # bars between two output loops
     highest = np.empty(span)
     lowest = np.empty(span)
     base = 0  # the first bar in the scratch arrays
     for b0 in range(0, n, window):
         b1 = min(b0 + window, n)
-        slot = b0 % ring
         hh = -np.inf
         ll = np.inf
         for j in range(b1 - 1, b0 - 1, -1):
             h = high[j]
             lo = low[j]
-            if not (np.isfinite(h) and np.isfinite(lo) and np.isfinite(close[j])):
-                return False
             hh = max(hh, h)
             ll = min(ll, lo)
-            top[slot + j - b0] = hh
-            bottom[slot + j - b0] = ll
-        prev = window - slot  # the previous block's slot
+            top[j - b0] = hh
+            bottom[j - b0] = ll
         ph = -np.inf
         pl = np.inf
-        for i in range(b0, b1):
-            ph = max(ph, high[i])
-            pl = min(pl, low[i])
-            at = prev + i - b0 + 1  # where the window starts: the previous block, or b0
-            if at >= ring:
-                at -= ring
-            highest[i - base] = max(top[at], ph)
-            lowest[i - base] = min(bottom[at], pl)
+        for i in range(b0, b1):  # the window starts at the previous block's bar i - b0 + 1
+            h = high[i]
+            lo = low[i]
+            ph = max(ph, h)
+            pl = min(pl, lo)
+            t = prev_top[i - b0 + 1]
+            u = prev_bottom[i - b0 + 1]
+            highest[i - base] = max(ph, t)
+            lowest[i - base] = min(pl, u)
+        top, prev_top = prev_top, top
+        bottom, prev_bottom = prev_bottom, bottom
         if b1 < n and b1 - base + window <= span:
             continue  # room for another block
-        for i in range(max(base, window - 1), b1):
-            hh = highest[i - base]
-            ll = lowest[i - base]
-            c = close[i]
-            r = hh - ll
-            scale = 100.0 / r if r != 0.0 else 0.0
-            if want_r:
-                willr[i] = (c - hh) * scale + 0.0  # not -0.0 on a flat window
-            if want_k:
-                stochk[i] = (c - ll) * scale
+        lo = max(base, window - 1)
+        _oscillators_nb(
+            highest[lo - base : b1 - base], lowest[lo - base : b1 - base], close[lo:b1],
+            willr[lo:b1] if want_r else willr, stochk[lo:b1] if want_k else stochk,
+        )  # fmt: skip
         base = b1
     return True
 
@@ -226,22 +286,6 @@ def high_low_into_nb(
 # ``((x - avg) * alpha) + avg`` or ``(avg * (w - 1) + x) / w``): a multiply and an add on the
 # chain from one bar to the next instead of three operations or a division. Equal within float
 # rounding, which these averages shrink rather than grow.
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _sum_nb(a: np.ndarray, lo: int, hi: int) -> float:
-    total = 0.0
-    for j in range(lo, hi):
-        total += a[j]
-    return total
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _all_finite_nb(a: np.ndarray) -> bool:
-    bad = False
-    for i in range(a.shape[0]):
-        bad |= not np.isfinite(a[i])
-    return not bad
 
 
 @njit(cache=True, nogil=True)
