@@ -50,6 +50,8 @@ __all__ = [
 
 HOUR_NS = 3_600_000_000_000
 ALL_HOURS = (1 << 24) - 1
+_HOUR_U = np.uint64(HOUR_NS)
+_DAY_HOURS_U = np.uint64(24)
 
 # The flags a bar can carry (threshold_signals_nb), by category.
 _NONE = 0
@@ -63,7 +65,11 @@ def hour_of_day_nb(ts: np.ndarray) -> np.ndarray:
     """The UTC hour of each ``ts`` (int64 ns); equals ``(ts // HOUR_NS) % 24``."""
     out = np.empty(ts.shape[0], dtype=np.uint8)
     for i in range(ts.shape[0]):
-        out[i] = (ts[i] // HOUR_NS) % 24
+        t = ts[i]
+        if t >= 0:  # unsigned: a multiply for the division by a constant, no sign fix-up
+            out[i] = (np.uint64(t) // _HOUR_U) % _DAY_HOURS_U
+        else:
+            out[i] = (t // HOUR_NS) % 24
     return out
 
 
