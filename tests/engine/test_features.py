@@ -329,3 +329,18 @@ def test_the_matrix_keeps_the_references_for_missing_values() -> None:
     np.testing.assert_array_equal(m["atr_14"], atr_1d_nb(high, low, close, 14))
     np.testing.assert_array_equal(m["obv"], obv_1d_nb(close, b["volume"]))
     same(m["log_returns"], log_returns_1d_nb(close))
+
+
+def test_a_live_matrix_keeps_its_columns_while_others_are_built() -> None:
+    specs = parse_features(["close", "RSI", "MACD", "BB", "volatility", "willr", "stoch"])
+    first = feature_matrix(bars(seed=1), specs, 5, threads=2)
+    kept = {name: column.copy() for name, column in first.items()}
+    rsi = first["rsi_14"][100:200]  # a view outliving the matrix
+    del first
+    second = feature_matrix(bars(seed=2), specs, 5, threads=2)  # may not reuse a live block
+    np.testing.assert_array_equal(rsi, kept["rsi_14"][100:200])
+    del rsi
+    third = feature_matrix(bars(seed=1), specs, 5)  # may reuse the first block now
+    for name, column in kept.items():
+        assert third[name].tobytes() == column.tobytes(), name
+    assert not np.array_equal(second["rsi_14"], third["rsi_14"], equal_nan=True)
