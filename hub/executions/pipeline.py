@@ -125,6 +125,10 @@ class BacktestRun:
             self.timings["load"] = time.perf_counter() - clock
             total = len(bars["ts"])
             self.last_ts = int(bars["ts"][0]) if total else 0
+            starting = None
+            if isinstance(entry, BarStrategy):  # the engine prepares while the status is written
+                starting = asyncio.create_task(asyncio.to_thread(self._start, bars, resumable))
+                starting.add_done_callback(_retrieved)
             if row["status"] == ExecutionStatus.CREATED:
                 await self.status(streams, ExecutionStatus.RUNNING, self.last_ts, when_in=RUNNING)
             if await self.writer.stop_requested(self.execution_id):
@@ -132,8 +136,8 @@ class BacktestRun:
                 return {"execution_id": self.execution_id, "status": "stopped"}
             configured = getattr(self.ctx.resources.settings, "backtest_chunk_bars", None)
             size = int(configured) if configured else chunk_size(total)
-            if isinstance(entry, BarStrategy):
-                final = await self._run_chunks(streams, bars, size, total, resumable)
+            if starting is not None:
+                final = await self._run_chunks(streams, await starting, size, total)
             else:
                 final = await self._run_whole(streams, entry.name, bars, size, total)
             if final is None:
@@ -227,32 +231,27 @@ class BacktestRun:
         self.timings["publish"] += time.perf_counter() - tick
         return stop
 
-    async def _run_chunks(
-        self,
-        streams: Streams,
-        bars: dict[str, np.ndarray],
-        size: int,
-        total: int,
-        resumable: bool,
-    ) -> float | None:
+    def _start(self, bars: dict[str, np.ndarray], resumable: bool) -> Any:
+        """The engine's chunked run on ``bars`` (checked, its signals computed), from the
+        checkpoint when ``resumable``."""
+        from engine.backtest import start_backtest
+        from engine.simulate import state_from_dict
+
+        checkpoint = self.checkpoint
+        state = state_from_dict(checkpoint["state"]) if resumable and checkpoint else None
+        return start_backtest(
+            bars, self.row["strategy"], self.row["params"], state=state, **self._options()
+        )
+
+    async def _run_chunks(self, streams: Streams, run: Any, size: int, total: int) -> float | None:
         """Simulate, build records and persist chunk by chunk. Building a chunk's records (in a
         thread) overlaps the writes before it, and up to ``IN_FLIGHT`` chunks are written at
         once, on connections of their own: each writes its rows at once, then waits for the
         chunk before it to commit and publish before its checkpoint, progress and commit, so
         commits and what is published keep their order. Returns the final value, or None when
         a stop ended the run."""
-        from engine.backtest import start_backtest
-        from engine.simulate import state_from_dict, state_to_dict
+        from engine.simulate import state_to_dict
 
-        state = state_from_dict(self.checkpoint["state"]) if resumable and self.checkpoint else None
-        run = await asyncio.to_thread(
-            start_backtest,
-            bars,
-            self.row["strategy"],
-            self.row["params"],
-            state=state,
-            **self._options(),
-        )
         flight: Flight = []  # oldest first
         try:
             while not run.done:
