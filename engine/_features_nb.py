@@ -34,6 +34,7 @@ ZSCORE = 2  # o1 = (a - mean) / deviation, 0.0 on a flat window
 # shift: rebuild from the window when more than three would go (as the reference does).
 _DRIFT = 1e3
 BLOCK = 512  # bars a sliding loop leaves in scratch for a loop without branches
+DOUBLING_WINDOW = 64  # %R and %K up to this window by doubling spans, above by van Herk
 # The sums are rebuilt from the window at least this often: their error stays that of a few
 # hundred additions, and a rebuild (a chain of 2 x window additions) costs ~1 cycle a bar.
 REBUILD = 128
@@ -214,6 +215,64 @@ def _oscillators_nb(
 
 
 @njit(cache=True, nogil=True)
+def _stride_extremes_nb(
+    high: np.ndarray, low: np.ndarray, top: np.ndarray, bottom: np.ndarray, d: int
+) -> None:
+    """``top[k] = max(high[k], high[k - d])`` and ``bottom`` the min of ``low`` likewise, for
+    ``k >= d``: selects over slices indexed from 0, which LLVM vectorizes (``max()`` minds
+    NaNs, none here; ``high[k - d]`` checks for a negative index, which stops it)."""
+    n = top.shape[0]
+    new, old, out = high[d:n], high[: n - d], top[d:n]
+    for j in range(out.shape[0]):
+        x = new[j]
+        y = old[j]
+        out[j] = x if x > y else y  # noqa: FURB136
+    new, old, out = low[d:n], low[: n - d], bottom[d:n]
+    for j in range(out.shape[0]):
+        x = new[j]
+        y = old[j]
+        out[j] = x if x < y else y  # noqa: FURB136
+
+
+@njit(cache=True, nogil=True)
+def _high_low_doubling_nb(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    window: int,
+    willr: np.ndarray,
+    stochk: np.ndarray,
+) -> None:
+    """:func:`high_low_into_nb` for short windows, a block of :data:`BLOCK` bars at a time:
+    the extremes of 2, 4, 8... bars from those of half as many, then the window's from two
+    overlapping spans, each step a vectorized pass over the block (log2(window) passes)."""
+    n = close.shape[0]
+    size = BLOCK + window - 1
+    top_a, top_b = np.empty(size), np.empty(size)
+    bottom_a, bottom_b = np.empty(size), np.empty(size)
+    for b0 in range(window - 1, n, BLOCK):
+        b1 = min(b0 + BLOCK, n)
+        lo = b0 - window + 1
+        m = b1 - lo
+        top = high[lo:b1]
+        bottom = low[lo:b1]
+        span = 1
+        while span < window:
+            step = min(span, window - span)  # the last step overlaps two spans
+            if top.ctypes.data == top_a.ctypes.data:
+                _stride_extremes_nb(top, bottom, top_b[:m], bottom_b[:m], step)
+                top, bottom = top_b[:m], bottom_b[:m]
+            else:
+                _stride_extremes_nb(top, bottom, top_a[:m], bottom_a[:m], step)
+                top, bottom = top_a[:m], bottom_a[:m]
+            span += step
+        _oscillators_nb(
+            top[window - 1 :], bottom[window - 1 :], close[b0:b1],
+            willr[b0:b1] if willr.shape[0] else willr, stochk[b0:b1] if stochk.shape[0] else stochk,
+        )  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
 def high_low_into_nb(
     high: np.ndarray,
     low: np.ndarray,
@@ -238,6 +297,9 @@ def high_low_into_nb(
             stochk[i] = np.nan
     if not (_all_finite_nb(high) and _all_finite_nb(low) and _all_finite_nb(close)):
         return False
+    if window <= DOUBLING_WINDOW:
+        _high_low_doubling_nb(high, low, close, window, willr, stochk)
+        return True
     # Extremes from each bar to its block's end, this block's and the previous one's; a
     # sentinel past the end, so a window starting at this block's first bar needs no branch.
     top, bottom = np.full(window + 1, -np.inf), np.full(window + 1, np.inf)
