@@ -7,8 +7,9 @@ larger of the entry threshold and the top-percent cut-off) is bullish and one at
 exit threshold bearish. ``sweep_threshold_nb`` computes each bar's flags in the simulator's
 loop, in parallel over combinations, so nothing of size bars x combinations is stored; what
 combinations share is computed once: the hour of each bar, the bars of each hours set with
-their predictions side by side (``allowed_bars_nb``), one cut-off per top percent, and one run
-per distinct (high, exit, hours).
+their predictions side by side (``allowed_bars_nb``), the cut-offs from one order-statistics
+pass (``order_statistics_nb``, numpy's quantiles exactly), and one run per distinct (high,
+exit, hours), the runs ordered so that every thread gets about the same work.
 
 While flat, only an allowed bar can make an order (an exit has nothing to close), so a flat
 stretch is a scan of that set's predictions for the first bar whose flags open a position:
