@@ -14,10 +14,10 @@ import mmap
 import re
 import threading
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import numpy as np
@@ -502,6 +502,11 @@ def _target(close: np.ndarray, horizon: int, new: New) -> dict[str, np.ndarray]:
     return {"target": out}
 
 
+@cache
+def _workers(count: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max(count, 1), thread_name_prefix="feature-matrix")
+
+
 class _Blocks:
     """Memory for the columns of matrices: one anonymous mapping a matrix, its columns rows
     of it, and the mapping kept for the next matrix once no column of this one is left.
@@ -583,14 +588,31 @@ def feature_matrix(
             tasks.append((_COST.get(spec.feature.name, 2), partial(_columns, spec, floats, new)))
     tasks.sort(key=lambda task: -task[0])  # stable: equal costs keep the request's order
     hour = np.empty(n, dtype=np.int8)
-    if threads > 1 and len(tasks) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            computed = list(pool.map(lambda task: task[1](), tasks))
-            utc_hour_into_nb(ts, hour)
-    else:
-        computed = [work() for _, work in tasks]
+
+    def hours() -> dict[str, np.ndarray]:
         utc_hour_into_nb(ts, hour)
-    results = {name: array for part in computed for name, array in part.items()}
+        return {}
+
+    pending: Iterator[Callable[[], dict[str, np.ndarray]]] = iter(
+        [*(work for _, work in tasks), hours]
+    )
+    lock = threading.Lock()
+
+    def drain() -> dict[str, np.ndarray]:
+        """Tasks, the next one free, until none is left."""
+        done: dict[str, np.ndarray] = {}
+        while True:
+            with lock:
+                work = next(pending, None)
+            if work is None:
+                return done
+            done.update(work())
+
+    # The calling thread works too, beside threads - 1 workers that stay for the next matrix.
+    helpers = [_workers(threads - 1).submit(drain) for _ in range(threads - 1)]
+    results = drain()
+    for helper in helpers:
+        results.update(helper.result())
     out: dict[str, np.ndarray] = {"ts": ts, "hour": hour}
     for spec in specs:
         for column in spec.columns:

@@ -202,7 +202,7 @@ class ResearchService:
         bars = await self.datasets.bars(dataset, None, read_to)
 
         def build() -> tuple[bytes, list[str], int]:
-            columns = feature_matrix(bars, specs, horizon)
+            columns = feature_matrix(bars, specs, horizon, threads=2)
             ts = columns["ts"]
             lo, hi = np.searchsorted(ts, start_ns), np.searchsorted(ts, end_ns)
             window = {name: np.ascontiguousarray(v[lo:hi]) for name, v in columns.items()}
