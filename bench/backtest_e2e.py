@@ -6,12 +6,18 @@ kernel alone on the same bars, and the latency of its equity curve downsampled t
 Needs Postgres and Redis: ``TRADEHUB_TEST_DATABASE_URL`` / ``TRADEHUB_TEST_REDIS_URL`` (an admin
 database the bench creates its own database from), defaulting to the local services. The hub and
 one worker run as separate processes, as in production; this process is the client.
+
+Postgres, the worker and the hub share the machine's cores, so the numbers move with its load:
+the load average is printed before and after, and each run's worker phases (``write`` sums the
+time each chunk's transaction spent writing; two chunks are written at once, so it can exceed
+``total``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -45,7 +51,12 @@ async def wait_status(
                     return status, time.perf_counter()
 
 
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 async def main(bars: int, runs: int) -> None:
+    print(f"load average before (1, 5, 15 min): {load_average()} on {os.cpu_count()} cores")
     async with running_hub(admin=False) as hub:
         database_url, token, ws_url = hub.database_url, hub.admin_token, hub.ws_url
         headers = {"Authorization": f"Bearer {token}"}
@@ -136,6 +147,7 @@ async def main(bars: int, runs: int) -> None:
             f"equity max_points=1000 on the {bars:,}-point curve: first {cold * 1000:.1f} ms, "
             f"then median {statistics.median(warm) * 1000:.1f} ms, best {min(warm) * 1000:.1f} ms  [target < 50 ms]"
         )
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":
