@@ -348,6 +348,10 @@ def high_low_into_nb(
 # ``((x - avg) * alpha) + avg`` or ``(avg * (w - 1) + x) / w``): a multiply and an add on the
 # chain from one bar to the next instead of three operations or a division. Equal within float
 # rounding, which these averages shrink rather than grow.
+#
+# Two bars a step: ``avg[i+1] = avg[i-1] * keep**2 + (x[i] * keep + x[i+1]) * weight``, so the
+# chain from one step to the next (a multiply and an add) covers two bars; ``avg[i]`` hangs off
+# it. The chain's latency, not the arithmetic, bounded these loops.
 
 
 @njit(cache=True, nogil=True)
@@ -382,9 +386,17 @@ def ema_into_nb(a: np.ndarray, window: int, out: np.ndarray) -> bool:
     keep = 1.0 - alpha
     e = _sum_nb(a, 0, window) / window
     out[window - 1] = e
-    for i in range(window, n):
-        e = e * keep + a[i] * alpha
-        out[i] = e
+    keep2, alpha_keep = keep * keep, alpha * keep
+    i = window
+    while i + 1 < n:  # two bars a step (see "Two bars a step" above)
+        x1 = a[i]
+        x2 = a[i + 1]
+        out[i] = e * keep + x1 * alpha
+        e = e * keep2 + (x1 * alpha_keep + x2 * alpha)
+        out[i + 1] = e
+        i += 2
+    if i < n:
+        out[i] = e * keep + a[i] * alpha
     return True
 
 
@@ -425,15 +437,26 @@ def macd_into_nb(
     line[first] = ef - es
     sig[first] = g
     hist[first] = (ef - es) - g
-    for i in range(first + 1, n):
+    k_s2, k_f2, k_g2 = k_s * k_s, k_f * k_f, k_g * k_g
+    ak_s, ak_f, ak_g = a_s * k_s, a_f * k_f, a_g * k_g
+    i = first + 1
+    while i + 1 < n:  # two bars a step
+        x1 = a[i]
+        x2 = a[i + 1]
+        m1 = (ef * k_f + x1 * a_f) - (es * k_s + x1 * a_s)
+        es = es * k_s2 + (x1 * ak_s + x2 * a_s)
+        ef = ef * k_f2 + (x1 * ak_f + x2 * a_f)
+        m2 = ef - es
+        g1 = g * k_g + m1 * a_g
+        g = g * k_g2 + (m1 * ak_g + m2 * a_g)
+        line[i], sig[i], hist[i] = m1, g1, m1 - g1
+        line[i + 1], sig[i + 1], hist[i + 1] = m2, g, m2 - g
+        i += 2
+    if i < n:
         x = a[i]
-        es = es * k_s + x * a_s
-        ef = ef * k_f + x * a_f
-        m = ef - es
-        g = g * k_g + m * a_g
-        line[i] = m
-        sig[i] = g
-        hist[i] = m - g
+        m = (ef * k_f + x * a_f) - (es * k_s + x * a_s)
+        g1 = g * k_g + m * a_g
+        line[i], sig[i], hist[i] = m, g1, m - g1
     return True
 
 
@@ -460,7 +483,23 @@ def rsi_into_nb(a: np.ndarray, window: int, out: np.ndarray) -> bool:
     out[window] = 100.0 * (gain / total) if total != 0.0 else 0.0
     inv = 1.0 / window
     keep = (window - 1) * inv
-    for i in range(window + 1, n):
+    keep2 = keep * keep
+    i = window + 1
+    while i + 1 < n:  # two bars a step
+        d1 = a[i] - a[i - 1]
+        d2 = a[i + 1] - a[i]
+        g1, l1 = max(d1, 0.0) * inv, max(-d1, 0.0) * inv
+        g2, l2 = max(d2, 0.0) * inv, max(-d2, 0.0) * inv
+        gain1 = gain * keep + g1
+        loss1 = loss * keep + l1
+        gain = gain * keep2 + (g1 * keep + g2)
+        loss = loss * keep2 + (l1 * keep + l2)
+        total = gain1 + loss1
+        out[i] = 100.0 * (gain1 / total) if total != 0.0 else 0.0
+        total = gain + loss
+        out[i + 1] = 100.0 * (gain / total) if total != 0.0 else 0.0
+        i += 2
+    if i < n:
         d = a[i] - a[i - 1]
         gain = gain * keep + max(d, 0.0) * inv
         loss = loss * keep + max(-d, 0.0) * inv
@@ -489,11 +528,21 @@ def atr_into_nb(
     out[window] = atr
     inv = 1.0 / window
     keep = (window - 1) * inv
-    for i in range(window + 1, n):
+    keep2 = keep * keep
+    i = window + 1
+    while i + 1 < n:  # two bars a step
+        prev = close[i - 1]
+        tr1 = max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i])) * inv
+        prev = close[i]
+        tr2 = max(high[i + 1] - low[i + 1], abs(prev - high[i + 1]), abs(prev - low[i + 1])) * inv
+        out[i] = atr * keep + tr1
+        atr = atr * keep2 + (tr1 * keep + tr2)
+        out[i + 1] = atr
+        i += 2
+    if i < n:
         prev = close[i - 1]
         tr = max(high[i] - low[i], abs(prev - high[i]), abs(prev - low[i]))
-        atr = atr * keep + tr * inv
-        out[i] = atr
+        out[i] = atr * keep + tr * inv
     return True
 
 
