@@ -117,11 +117,17 @@ class BacktestRun:
         entry = get_strategy(row["strategy"])
         resumable = self.checkpoint is not None and self.checkpoint["state"] is not None
         resumable = resumable and isinstance(entry, BarStrategy)
-        streams = await self.writer.streams_from(row, self.checkpoint if resumable else None)
-        self.resumed = resumable
         clock = time.perf_counter()
+        loading = asyncio.create_task(self._bars())  # while the streams are set up
+        loading.add_done_callback(_retrieved)
         try:
-            bars = await self._bars()
+            streams = await self.writer.streams_from(row, self.checkpoint if resumable else None)
+        except BaseException:
+            loading.cancel()
+            raise
+        self.resumed = resumable
+        try:
+            bars = await loading
             self.timings["load"] = time.perf_counter() - clock
             total = len(bars["ts"])
             self.last_ts = int(bars["ts"][0]) if total else 0
