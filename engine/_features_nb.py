@@ -612,3 +612,33 @@ def forward_return_into_nb(a: np.ndarray, horizon: int, out: np.ndarray) -> None
     for i in range(n - horizon):
         out[i] = a[i + horizon] / a[i] - 1.0
     out[max(n - horizon, 0) :] = np.nan
+
+
+CHUNK = 4096  # bars of returns held in scratch at a time
+
+
+@njit(cache=True, nogil=True)
+def returns_std_into_nb(close: np.ndarray, window: int, ddof: int, out: np.ndarray) -> bool:
+    """The rolling deviation of 1-bar returns (``rocp_1d_nb(close, 1)``) without an array of
+    returns: chunks of :data:`CHUNK` bars, each with its returns (and the ``window - 1``
+    before) in scratch, through :func:`moments_into_nb`. The last chunk goes first: a chunk's
+    warm-up NaNs land on the previous chunk's bars, which that chunk then writes."""
+    n = close.shape[0]
+    if n == 0:
+        return True
+    scratch = np.empty(CHUNK + window)
+    none = np.empty(0)
+    for c0 in range((n - 1) // CHUNK * CHUNK, -1, -CHUNK):
+        c1 = min(c0 + CHUNK, n)
+        lo = max(c0 - window + 1, 0)
+        returns = scratch[: c1 - lo]
+        for k in range(c1 - lo):
+            i = lo + k
+            if i == 0:
+                returns[k] = np.nan
+            else:
+                prev = close[i - 1]
+                returns[k] = (close[i] - prev) / prev if prev != 0.0 else 0.0
+        if not moments_into_nb(returns, window, ddof, STD, 0.0, out[lo:c1], none, none):
+            return False
+    return True

@@ -26,7 +26,6 @@ from numba import njit
 from engine import _cache  # noqa: F401  (before any kernel: the cache locator)
 from engine._features_nb import (
     BANDS,
-    STD,
     ZSCORE,
     atr_into_nb,
     ema_into_nb,
@@ -36,6 +35,7 @@ from engine._features_nb import (
     moments_into_nb,
     obv_into_nb,
     ratio_into_nb,
+    returns_std_into_nb,
     rocp_into_nb,
     rsi_into_nb,
     sma_into_nb,
@@ -251,7 +251,7 @@ class FeatureSpec:
 
     @property
     def fresh(self) -> int:
-        """Fresh arrays its computation takes (its columns, a scratch array)."""
+        """Fresh arrays its computation takes (one a column)."""
         if self.feature.window == 0 and self.feature.name in (
             "open",
             "high",
@@ -260,7 +260,7 @@ class FeatureSpec:
             "volume",
         ):
             return 0
-        return len(self.columns) + (self.feature.name == "volatility")
+        return len(self.columns)
 
     def compute(self, bars: Bars, new: New | None = None) -> list[np.ndarray]:
         """The columns; ``new`` gives the arrays they are written to (``np.empty`` if None)."""
@@ -300,11 +300,10 @@ def _rocp(close: np.ndarray, period: int, new: New) -> np.ndarray:
 
 
 def _volatility(b: Bars, w: int, new: New) -> np.ndarray:
-    returns = _rocp(b["close"], 1, new)
     out = new()
-    if moments_into_nb(returns, w, 1, STD, 0.0, out, _NONE, _NONE):
+    if returns_std_into_nb(b["close"], w, 1, out):
         return out
-    reference: np.ndarray = _rolling_mean_std_1d_nb(returns, w, 1)[1]
+    reference: np.ndarray = _rolling_mean_std_1d_nb(rocp_1d_nb(b["close"], 1), w, 1)[1]
     return reference
 
 

@@ -19,6 +19,7 @@ from engine._features_nb import (
     macd_into_nb,
     moments_into_nb,
     obv_into_nb,
+    returns_std_into_nb,
     rocp_into_nb,
     rsi_into_nb,
     sma_into_nb,
@@ -344,3 +345,11 @@ def test_a_live_matrix_keeps_its_columns_while_others_are_built() -> None:
     for name, column in kept.items():
         assert third[name].tobytes() == column.tobytes(), name
     assert not np.array_equal(second["rsi_14"], third["rsi_14"], equal_nan=True)
+
+
+@pytest.mark.parametrize("window", [2, 20, 200, 5000])
+def test_volatility_in_chunks_is_pandas(window: int) -> None:
+    close = bars(n=20_000)["close"]  # several chunks, a window longer than one
+    ours = np.empty_like(close)
+    assert returns_std_into_nb(close, window, 1, ours)
+    same(ours, pd.Series(close).pct_change().rolling(window).std())
