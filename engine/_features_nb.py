@@ -569,12 +569,14 @@ def obv_into_nb(close: np.ndarray, volume: np.ndarray, out: np.ndarray) -> bool:
 def ratio_into_nb(a: np.ndarray, out: np.ndarray) -> None:
     """``a[i] / a[i-1]`` where both are positive, else NaN (NaN at 0): the argument of a log
     return, whose log numpy takes several to an instruction."""
-    if a.shape[0]:
+    n = a.shape[0]
+    if n:
         out[0] = np.nan
-    for i in range(1, a.shape[0]):
-        prev = a[i - 1]
-        x = a[i]
-        out[i] = x / prev if prev > 0.0 and x > 0.0 else np.nan
+    new, old, into = a[1:], a[: max(n - 1, 0)], out[1:]
+    for j in range(into.shape[0]):  # slices from 0, as in rocp_into_nb
+        prev = old[j]
+        x = new[j]
+        into[j] = x / prev if prev > 0.0 and x > 0.0 else np.nan
 
 
 HOUR_NS = 3_600_000_000_000
@@ -600,17 +602,19 @@ def rocp_into_nb(a: np.ndarray, period: int, out: np.ndarray) -> None:
     """``engine.features.rocp_1d_nb`` into ``out``."""
     n = a.shape[0]
     out[: min(period, n)] = np.nan
-    for i in range(period, n):
-        prev = a[i - period]
-        out[i] = (a[i] - prev) / prev if prev != 0.0 else 0.0
+    new, old, into = a[period:], a[: max(n - period, 0)], out[period:]
+    for j in range(into.shape[0]):  # slices from 0: a[i - period] would stop LLVM vectorizing
+        prev = old[j]
+        into[j] = (new[j] - prev) / prev if prev != 0.0 else 0.0
 
 
 @njit(cache=True, nogil=True)
 def forward_return_into_nb(a: np.ndarray, horizon: int, out: np.ndarray) -> None:
     """``engine.features.forward_return_1d_nb`` into ``out``."""
     n = a.shape[0]
-    for i in range(n - horizon):
-        out[i] = a[i + horizon] / a[i] - 1.0
+    new, into = a[horizon:], out[: max(n - horizon, 0)]
+    for j in range(into.shape[0]):
+        into[j] = new[j] / a[j] - 1.0
     out[max(n - horizon, 0) :] = np.nan
 
 
