@@ -163,17 +163,18 @@ def moments_into_nb(
         squares[0] = s2 - s1 * s1 * inv_window
         finite = False
         drift = s2 > _DRIFT * squares[0]
-        for i in range(b0 + 1, b1):
-            x = a[i]
+        entering, leaving = a[b0 + 1 : b1], a[b0 + 1 - window : b1 - window]
+        for j in range(entering.shape[0]):  # slices from 0: no negative-index checks
+            x = entering[j]
             finite |= not np.isfinite(x)  # flags, not branches: a branch would sit in the chain
             dn = x - shift
-            do = a[i - window] - shift
+            do = leaving[j] - shift
             s1 += dn - do
             s2 += (dn - do) * (dn + do)
             ss = s2 - s1 * s1 * inv_window
             drift |= s2 > _DRIFT * ss
-            means[i - b0] = shift + s1 * inv_window
-            squares[i - b0] = ss
+            means[j + 1] = shift + s1 * inv_window
+            squares[j + 1] = ss
         if finite:
             return False
         if drift:
