@@ -203,11 +203,18 @@ def _oscillators_nb(
 ) -> None:
     """%R and %K of a stretch from its extremes (an empty output: not wanted), in a loop of
     its own over slices, which LLVM vectorizes."""
-    if willr.shape[0]:
+    if willr.shape[0] and stochk.shape[0]:
         for j in range(close.shape[0]):
             r = highest[j] - lowest[j]
             scale = 100.0 / r if r != 0.0 else 0.0
             willr[j] = (close[j] - highest[j]) * scale + 0.0  # not -0.0 on a flat window
+            stochk[j] = (close[j] - lowest[j]) * scale
+        return
+    if willr.shape[0]:
+        for j in range(close.shape[0]):
+            r = highest[j] - lowest[j]
+            scale = 100.0 / r if r != 0.0 else 0.0
+            willr[j] = (close[j] - highest[j]) * scale + 0.0
     if stochk.shape[0]:
         for j in range(close.shape[0]):
             r = highest[j] - lowest[j]
