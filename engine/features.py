@@ -6,6 +6,10 @@ docstring names the reference it equals (``tests/engine/test_features.py`` holds
 A feature is named case-insensitively, with an optional window after an underscore:
 ``RSI`` (14), ``RSI_7``, ``SMA_50``, ``returns_5``. A name may give several columns (``MACD``
 gives ``macd``, ``macd_signal``, ``macd_hist``).
+
+The matrix computes through the one-pass kernels of ``engine._features_nb`` (equal to these
+and to TA-Lib within float rounding); a column whose input holds a NaN or an infinity comes
+from the kernels here and in ``engine.indicators``, whose missing-value semantics it keeps.
 """
 
 from __future__ import annotations
