@@ -517,9 +517,10 @@ class _Blocks:
     Fresh memory is zeroed by the kernel page by page as it is first written: for the 23
     columns of a million bars that cost 20-40 ms of system time, more than computing the
     features. A mapping used before costs nothing. One mapping is kept (the largest, up to
-    :attr:`KEEP` bytes), so an idle process holds one matrix's worth."""
+    :attr:`KEEP` bytes: a million bars of 32 columns), so an idle hub or worker holds at most
+    that; a larger matrix pays for its fresh pages."""
 
-    KEEP = 1 << 30
+    KEEP = 256 << 20
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
