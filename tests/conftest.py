@@ -37,6 +37,18 @@ from hub.settings import Settings
 from hub.users import service as users
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile (or load from numba's cache) the kernels a worker warms before it takes jobs,
+    once, before the first test. On a fresh checkout that is a minute or more of compiling,
+    which would otherwise fall inside the first test's bounded waits: its worker takes no job
+    until warmed. With the cache filled it costs about a second."""
+    from engine.backtest import warm_up
+    from hub.research import warm_feature_kernels
+
+    warm_up()
+    warm_feature_kernels()
+
+
 @dataclass(frozen=True)
 class Services:
     admin_database_url: str  # a database we may create others from
