@@ -145,7 +145,7 @@ async def backtest_trades(service: ResearchService, backtest_id: str) -> np.ndar
     """The backtest's trades: its config through the engine again, on the predictions it
     traded (the walk-forward run it wrote, or its sweep's)."""
     from hub.research.runner import bars_covering
-    from hub.runs import predictions
+    from hub.runs import repository as runs_repo
     from hub.runs.model import predictions_measurement
 
     row = await service.get_backtest(backtest_id)
@@ -155,10 +155,10 @@ async def backtest_trades(service: ResearchService, backtest_id: str) -> np.ndar
         )
     model = await service.get_model(row["model_id"])
     async with service.pool.acquire() as conn:
-        found = await predictions.layout(conn, predictions_measurement(row["run_id"]))
+        found = await runs_repo.layout(conn, predictions_measurement(row["run_id"]))
         if found is None:
             raise NotFound(f"backtest {backtest_id}'s predictions are gone")
-        ts, prediction = await predictions.series(conn, found)
+        ts, prediction = await runs_repo.series(conn, found)
     if len(ts) == 0:
         raise NotFound(f"backtest {backtest_id}'s predictions are gone")
     try:

@@ -244,7 +244,7 @@ async def write_run(
 async def sweep_chunk(
     service: ResearchService, ctx: JobContext, sweep_id: str, first: int, last: int
 ) -> dict[str, Any]:
-    from hub.runs import predictions
+    from hub.runs import repository as runs_repo
     from hub.runs.model import predictions_measurement
 
     sweep = await repo.get_sweep(service.pool, sweep_id)
@@ -260,10 +260,10 @@ async def sweep_chunk(
     source = await service.get_backtest(sweep["source_backtest_id"])
     model = await service.get_model(sweep["model_id"])
     async with service.pool.acquire() as conn:
-        found = await predictions.layout(conn, predictions_measurement(source["run_id"]))
+        found = await runs_repo.layout(conn, predictions_measurement(source["run_id"]))
         if found is None:
             raise ValueError(f"backtest {source['backtest_id']} has no stored predictions")
-        ts, prediction = await predictions.series(conn, found)
+        ts, prediction = await runs_repo.series(conn, found)
     data = evaluate.joined(await bars_covering(service, model, ts), ts, prediction)
     await ctx.progress(0, len(configs))
     exit_ = float(model["config"]["thresholds"]["exit"])

@@ -20,8 +20,8 @@ import orjson
 
 from hub.auth import Identity
 from hub.errors import BadRequest, Conflict, Forbidden, HubError, NotFound
-from hub.runs import predictions, simulate
 from hub.runs import repository as repo
+from hub.runs import simulate
 from hub.runs.model import RunSpec, SimulationSpec, SimulationStatus, predictions_measurement
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class RunService:
         )
         async with self.pool.acquire() as conn, conn.transaction():
             try:
-                await predictions.replace(conn, predictions_measurement(run["run_id"]), columns)
+                await repo.replace(conn, predictions_measurement(run["run_id"]), columns)
             except ValueError as exc:
                 raise Conflict(str(exc)) from None
         return len(columns["timestamp"])
@@ -135,27 +135,25 @@ class RunService:
             return self._csv(run, found)
         return self._json(found)
 
-    async def _layout(self, run: asyncpg.Record) -> predictions.Layout | None:
+    async def _layout(self, run: asyncpg.Record) -> repo.Layout | None:
         measurement = predictions_measurement(run["run_id"])
         try:
-            return await predictions.layout(self.pool, measurement)
+            return await repo.layout(self.pool, measurement)
         except ValueError as exc:
             raise Conflict(str(exc)) from None
 
-    async def _csv(
-        self, run: asyncpg.Record, found: predictions.Layout | None
-    ) -> AsyncIterator[bytes]:
+    async def _csv(self, run: asyncpg.Record, found: repo.Layout | None) -> AsyncIterator[bytes]:
         if found is None:  # nothing stored yet: the header alone
-            yield (",".join(predictions.header(len(run["thresholds"]))) + "\n").encode()
+            yield (",".join(repo.header(len(run["thresholds"]))) + "\n").encode()
             return
-        async for chunk in predictions.csv_chunks(self.pool, found):
+        async for chunk in repo.csv_chunks(self.pool, found):
             yield chunk
 
-    async def _json(self, found: predictions.Layout | None) -> AsyncIterator[bytes]:
+    async def _json(self, found: repo.Layout | None) -> AsyncIterator[bytes]:
         yield b'{"dataset":['
         if found is not None:
             separator = b""
-            async for rows in predictions.row_batches(self.pool, found):
+            async for rows in repo.row_batches(self.pool, found):
                 # NaN and infinities become null: JSON has no such numbers.
                 yield separator + orjson.dumps([tuple(row) for row in rows])[1:-1]
                 separator = b","
@@ -253,10 +251,10 @@ class RunService:
             raise ValueError(f"dataset {dataset['dataset_id']} names no OHLCV measurement")
         measurement = predictions_measurement(run["run_id"])
         async with self.pool.acquire() as conn:
-            found = await predictions.layout(conn, measurement)
+            found = await repo.layout(conn, measurement)
             if found is None:
                 raise ValueError(f"run {run['run_id']} has no predictions (ts.{measurement})")
-            ts, values = await predictions.series(conn, found)
+            ts, values = await repo.series(conn, found)
         # Only the bars the predictions span: a run often covers part of its dataset.
         start, end = (int(ts[0]), int(ts[-1]) + 1) if len(ts) else (None, None)
         bars = await self.datasets.bars(dataset, start, end, simulate.BAR_COLUMNS)
