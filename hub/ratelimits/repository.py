@@ -13,6 +13,11 @@ async def get_tier(conn: Conn, user_id: str) -> str | None:
     return tier
 
 
+async def user_id_of(conn: Conn, username: str) -> str | None:
+    value = await conn.fetchval("select user_id from users where username = $1", username)
+    return None if value is None else str(value)
+
+
 async def set_tier(conn: Conn, username: str, tier: str) -> asyncpg.Record | None:
     """The user's row after the change; None for no such user."""
     return await conn.fetchrow(

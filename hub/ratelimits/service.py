@@ -88,8 +88,7 @@ class RateLimits:
         """A user's tier and its limits: an admin reads anyone's, a user their own."""
         if not caller.is_admin and caller.username != username:
             raise Forbidden("only an admin may read another user's tier")
-        async with self.pool.acquire() as conn:
-            user_id = await conn.fetchval("select user_id from users where username = $1", username)
+        user_id = await repository.user_id_of(self.pool, username)
         if user_id is None:
             raise NotFound(f"no user {username[:64]!r}", field="username")
         self._tiers.pop(str(user_id), None)
