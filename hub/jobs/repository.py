@@ -48,6 +48,16 @@ async def add_to_payload(conn: Conn, job_id: str, values: dict[str, Any]) -> Non
     )
 
 
+async def queue_position(conn: Conn, job_id: str) -> int:
+    """How many jobs wait before this one (itself included): pending jobs created no later."""
+    position = await conn.fetchval(
+        """select count(*) from jobs where status = 'PENDING'
+             and created_at <= (select created_at from jobs where job_id = $1)""",
+        job_id,
+    )
+    return int(position or 0)
+
+
 async def get(conn: Conn, job_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(f"select {COLUMNS} from jobs where job_id = $1", job_id)
 

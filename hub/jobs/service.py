@@ -239,6 +239,10 @@ class JobService:
     async def cancel_requested(self, job_id: str) -> bool:
         return await repo.cancel_requested(self.pool, job_id)
 
+    async def queue_position(self, job_id: str) -> int:
+        """Where a job waits in the queue: pending jobs created no later, itself included."""
+        return await repo.queue_position(self.pool, job_id)
+
     async def owner(self, job_id: str) -> str | None:
         return await repo.owner(self.pool, job_id)
 

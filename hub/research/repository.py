@@ -494,19 +494,6 @@ async def lock_sweep(conn: Conn, sweep_id: str) -> None:
     await conn.execute("select 1 from research.sweeps where sweep_id = $1 for update", sweep_id)
 
 
-# -- the queue ----------------------------------------------------------------------------
-
-
-async def queue_position(conn: Conn, job_id: str) -> int:
-    """How many jobs wait before this one (itself included): pending jobs created no later."""
-    position = await conn.fetchval(
-        """select count(*) from jobs where status = 'PENDING'
-             and created_at <= (select created_at from jobs where job_id = $1)""",
-        job_id,
-    )
-    return int(position or 0)
-
-
 # -- health -------------------------------------------------------------------------------
 
 

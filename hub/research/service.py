@@ -315,7 +315,7 @@ class ResearchService:
             "job_id": str(job["job_id"]),
             "status": "queued",
             "estimated_time": training_seconds(rows, params["epochs"], width),
-            "queue_position": await repo.queue_position(self.pool, str(job["job_id"])),
+            "queue_position": await self.jobs.queue_position(str(job["job_id"])),
             "model_id": model["model_id"],
             "version": version["version"],
             "version_id": version["version_id"],
@@ -387,7 +387,7 @@ class ResearchService:
         return estimated_backtest_seconds(row, int(matrix["row_count"]), columns)
 
     async def queue_position(self, job_id: str) -> int:
-        return await repo.queue_position(self.pool, job_id)
+        return await self.jobs.queue_position(job_id)
 
     # -- predictions --------------------------------------------------------------------
 
