@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 from hub import leases
 from hub.errors import HubError
 from hub.eventlog import EventLog
+from hub.research import repository as research_repo
 from hub.signals import repository as repo
 from hub.signals.decide import Active, Rules, judge, typical_move
 from hub.signals.documents import document_of_row, event_of, signal_document
@@ -167,7 +168,7 @@ class SignalEngine:
         from engine.features import parse_features
         from hub.research.training import Predictor, load_booster
 
-        content = await repo.artifact(self.pool, model["file_sha"])
+        content = await research_repo.artifact(self.pool, model["file_sha"])
         if content is None:
             raise ValueError(f"trained file {model['file_sha']} of {model['version_id']} is gone")
         features = list(model["matrix_features"] or model["config"].get("features") or [])

@@ -52,11 +52,6 @@ async def forget_inactive(conn: Conn) -> None:
     )
 
 
-async def artifact(conn: Conn, sha: str) -> bytes | None:
-    value = await conn.fetchval("select content from research.artifacts where sha = $1", sha)
-    return bytes(value) if value is not None else None
-
-
 async def newest_bars(conn: Conn, pairs: list[tuple[str | None, str, str]]) -> list[int | None]:
     """The start (ns) of the newest bar of each ``(dataset table, symbol, timeframe)``: its
     dataset's bars and the bars built from live ticks, whichever is newer. One round trip."""
