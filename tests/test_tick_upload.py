@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 import hub.marketdata.upload
+import rest.orca_upload
 from hub.settings import Settings
 from hub.times import ns_of
 from tests.conftest import Account, LiveServer
@@ -446,11 +447,21 @@ async def test_a_failure_mid_file_ends_with_success_false_and_keeps_the_batches_
 
     released: list[bool] = []
 
+    counted = rest.orca_upload.count_ticks
+
+    async def count_then_change(file: Any, *, has_header: bool) -> int:
+        """The file turns bad once checked whole, before the hub reads it again: in the hub's
+        own process, so no read-ahead of the second pass can see the row before it changes."""
+        total = await counted(file, has_header=has_header)
+        with path.open("r+b") as changed:
+            changed.seek(len(header) + 290_000 * width + 20)
+            changed.write(b"xxxxxxxxxx")
+        return total
+
+    monkeypatch.setattr(rest.orca_upload, "count_ticks", count_then_change)
+
     async def on_frame(frame: Frame) -> None:
         if frame[1]["status"] == "started":  # checked whole; batch 1 waits for the lock
-            with path.open("r+b") as file:
-                file.seek(len(header) + 290_000 * width + 20)
-                file.write(b"xxxxxxxxxx")
             await release()
 
     try:
