@@ -474,7 +474,7 @@ async def test_questdb_client_over_http(
     address = f"http::addr=127.0.0.1:{server.port};"
     basic = f"username=any;password={alice.token};protocol_version=1;"
     for conf, table in [
-        (f"{address}token={alice.token};", name("qdb")),
+        (f"{address}token={alice.token};", name("qdbtoken")),
         (address + basic, name("qdbbasic")),
     ]:
         await asyncio.to_thread(_questdb_send, conf, table)

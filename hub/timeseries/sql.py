@@ -302,11 +302,14 @@ def _no_jit_toggle(conn: Any) -> Iterator[None]:
 
 async def _end(conn: asyncpg.Connection, transaction: Any) -> None:
     """Roll back and drop the session advisory locks a query took; a connection left in an
-    unknown state (interrupted mid-statement) is closed rather than given back as it is."""
+    unknown state (interrupted mid-statement) is closed rather than given back as it is.
+
+    A COPY cancelled under a client gone mid-export can leave the protocol busy for a moment
+    (asyncpg's ``InternalClientError``, "another operation is in progress"): closed too."""
     try:
         await transaction.rollback()
         await repo.release_advisory_locks(conn)
-    except (asyncpg.InterfaceError, asyncpg.PostgresError, OSError):
+    except (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError):
         conn.terminate()
 
 
