@@ -16,6 +16,7 @@ from hub.gql import limits
 from hub.gql.context import Context
 from hub.gql.cost import DEFAULT_MAX_ROWS, limiter
 from hub.gql.errors import ErrorCodes, error_extensions, log_errors
+from hub.gql.flat import FlatListExecutor
 from hub.gql.types import Health, HealthStatus
 
 
@@ -63,4 +64,5 @@ def build_schema(
         mutation=_merged("Mutation", [d.mutation for d in domains]),
         subscription=_merged("Subscription", [d.subscription for d in domains]),
         extensions=[*limits.extensions(), limiter(max_rows), ErrorCodes],
+        execution_context_class=FlatListExecutor,
     )
