@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hub.research import repository as repo
+from hub.research import backtests_repository as backtests_repo
 
 if TYPE_CHECKING:
     import asyncpg
@@ -71,7 +71,7 @@ async def record_execution(
             },
         )
         execution_id = await erepo.insert_execution(conn, task_id, owner, None, total=total)
-        await repo.set_execution(conn, backtest["backtest_id"], execution_id)
+        await backtests_repo.set_execution(conn, backtest["backtest_id"], execution_id)
     row = await erepo.get(service.pool, execution_id)
     assert row is not None
     streams = await writer.streams_from(row, None)

@@ -13,6 +13,7 @@ import asyncpg
 import numpy as np
 
 from hub.errors import BadRequest, NotFound
+from hub.research import backtests_repository as backtests_repo
 from hub.research import evaluate
 from hub.research import repository as repo
 from hub.times import iso, iso_ns
@@ -124,11 +125,12 @@ def backtest_document(row: asyncpg.Record) -> dict[str, Any]:
 async def leaderboard(
     service: ResearchService, filters: dict[str, Any], sort_by: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    if sort_by not in repo.SORTS:
+    if sort_by not in backtests_repo.SORTS:
         raise BadRequest(
-            f"sort_by must be one of {', '.join(repo.SORTS)}, got {sort_by[:40]!r}", field="sort_by"
+            f"sort_by must be one of {', '.join(backtests_repo.SORTS)}, got {sort_by[:40]!r}",
+            field="sort_by",
         )
-    rows, total = await repo.leaderboard(service.pool, filters, sort_by, limit, offset)
+    rows, total = await backtests_repo.leaderboard(service.pool, filters, sort_by, limit, offset)
     return [board_item(offset + k + 1, row) for k, row in enumerate(rows)], total
 
 
@@ -267,9 +269,10 @@ async def components(service: ResearchService) -> dict[str, str]:
 
 
 async def ticker_health(service: ResearchService, ticker: str) -> dict[str, Any]:
+    from hub.datasets.tickers import ticker_series
     from hub.datasets.timeframes import timeframe_ns
 
-    rows = await repo.ticker_series(service.pool, ticker)
+    rows = await ticker_series(service.pool, ticker)
     if not rows:
         raise NotFound(f"no dataset of ticker {ticker[:40]!r}", field="ticker")
     best = max(rows, key=lambda r: r["ohlcv_last_ts"] or 0)

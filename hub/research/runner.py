@@ -13,6 +13,7 @@ import numpy as np
 
 from hub.auth import Identity, Role
 from hub.research import artifacts as files
+from hub.research import backtests_repository as backtests_repo
 from hub.research import evaluate
 from hub.research import repository as repo
 from hub.research.execution import record_execution
@@ -183,7 +184,9 @@ async def backtest(service: ResearchService, ctx: JobContext, backtest_id: str) 
     await record_execution(service, row, model, data, params, result)
     passed, reasons = gated(metrics, row["risk_profile"])
     await ctx.progress(len(target), len(target))
-    done = await repo.complete_backtest(service.pool, backtest_id, metrics, passed, reasons, run_id)
+    done = await backtests_repo.complete_backtest(
+        service.pool, backtest_id, metrics, passed, reasons, run_id
+    )
     await service.release_slot(owner, backtest_id)
     if done is not None:
         await emit(
@@ -247,12 +250,12 @@ async def sweep_chunk(
     from hub.runs import repository as runs_repo
     from hub.runs.model import predictions_measurement
 
-    sweep = await repo.get_sweep(service.pool, sweep_id)
+    sweep = await backtests_repo.get_sweep(service.pool, sweep_id)
     if sweep is None:
         raise ValueError(f"no sweep {sweep_id}")
     configs = [
         r
-        for r in await repo.sweep_configs(service.pool, sweep_id, first, last)
+        for r in await backtests_repo.sweep_configs(service.pool, sweep_id, first, last)
         if r["status"] == "running"
     ]
     if not configs:
@@ -272,11 +275,13 @@ async def sweep_chunk(
     )
     await ctx.progress(len(configs), len(configs))
     async with service.pool.acquire() as conn, conn.transaction():
-        await repo.lock_sweep(conn, sweep_id)
+        await backtests_repo.lock_sweep(conn, sweep_id)
         for row, metrics in zip(configs, results, strict=True):
             passed, reasons = gated(metrics, row["risk_profile"])
-            await repo.complete_backtest(conn, row["backtest_id"], metrics, passed, reasons)
-        ended = await repo.finish_sweep_if_done(conn, sweep_id)
+            await backtests_repo.complete_backtest(
+                conn, row["backtest_id"], metrics, passed, reasons
+            )
+        ended = await backtests_repo.finish_sweep_if_done(conn, sweep_id)
     if ended is not None:
         await sweep_ended(service, ended)
     return {"sweep_id": sweep_id, "evaluated": len(configs)}
@@ -301,7 +306,7 @@ async def job_ended(service: ResearchService, job_row: asyncpg.Record) -> None:
     if "version_id" in payload:
         await repo.set_version(service.pool, payload["version_id"], status=status, error=error)
     if "backtest_id" in payload:
-        ended = await repo.end_backtests(
+        ended = await backtests_repo.end_backtests(
             service.pool, backtest_id=payload["backtest_id"], status=status, error=error
         )
         for row in ended:
@@ -309,11 +314,11 @@ async def job_ended(service: ResearchService, job_row: asyncpg.Record) -> None:
             await service.release_slot(owner, row["backtest_id"])
     if "sweep_id" in payload:
         async with service.pool.acquire() as conn, conn.transaction():
-            await repo.lock_sweep(conn, payload["sweep_id"])
-            await repo.end_backtests(
+            await backtests_repo.lock_sweep(conn, payload["sweep_id"])
+            await backtests_repo.end_backtests(
                 conn, job_id=str(job_row["job_id"]), status=status, error=error
             )
-            finished = await repo.finish_sweep_if_done(conn, payload["sweep_id"])
+            finished = await backtests_repo.finish_sweep_if_done(conn, payload["sweep_id"])
         if finished is not None:
             with contextlib.suppress(Exception):
                 await sweep_ended(service, finished)

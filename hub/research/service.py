@@ -20,6 +20,7 @@ import numpy as np
 from hub.auth import Identity
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.research import artifacts as files
+from hub.research import backtests_repository as backtests_repo
 from hub.research import repository as repo
 from hub.research.model import (
     BASE_FEATURES,
@@ -346,7 +347,7 @@ class ResearchService:
             await limits.acquire_backtest(identity.user_id, values["backtest_id"])
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await repo.insert_backtest(conn, values, identity.user_id)
+                await backtests_repo.insert_backtest(conn, values, identity.user_id)
                 job = await self.jobs.insert(
                     conn, identity, BACKTEST_JOB, {"backtest_id": values["backtest_id"]},
                     total=int(matrix["row_count"]),
@@ -373,7 +374,7 @@ class ResearchService:
             await limits.release_backtest(user_id, backtest_id)
 
     async def get_backtest(self, backtest_id: str) -> asyncpg.Record:
-        row = await repo.get_backtest(self.pool, backtest_id)
+        row = await backtests_repo.get_backtest(self.pool, backtest_id)
         if row is None:
             raise NotFound(f"no backtest {backtest_id[:64]!r}", field="backtest_id")
         return row

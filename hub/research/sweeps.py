@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from hub.errors import BadRequest, NotFound
-from hub.research import repository as repo
+from hub.research import backtests_repository as backtests_repo
 from hub.research.evaluate import grid_configs
 from hub.research.model import Sweep
 
@@ -60,7 +60,7 @@ async def create_sweep(service: ResearchService, identity: Identity, spec: Sweep
                 f"backtest {spec.backtest_id} is {source['status']}", field="backtest_id"
             )
     else:
-        found = await repo.newest_walk_forward(service.pool, model["model_id"])
+        found = await backtests_repo.newest_walk_forward(service.pool, model["model_id"])
         if found is None:
             raise BadRequest(
                 f"model {model['model_id']} has no completed backtest to sweep: POST /backtest first",
@@ -89,14 +89,14 @@ async def create_sweep(service: ResearchService, identity: Identity, spec: Sweep
     ]
     parts = chunks(len(configs), MAX_CHUNKS)
     async with service.pool.acquire() as conn, conn.transaction():
-        await repo.insert_sweep(
+        await backtests_repo.insert_sweep(
             conn,
             {"sweep_id": sweep_id, "model_id": model["model_id"],
              "source_backtest_id": source["backtest_id"], "risk_profile": risk,
              "grid": spec.sweep.model_dump(), "tag": spec.tag, "total_configs": len(configs)},
             identity.user_id,
         )  # fmt: skip
-        await repo.insert_sweep_configs(conn, rows)
+        await backtests_repo.insert_sweep_configs(conn, rows)
         jobs = []
         for first, last in parts:
             job = await service.jobs.insert(
@@ -104,7 +104,7 @@ async def create_sweep(service: ResearchService, identity: Identity, spec: Sweep
                 {"sweep_id": sweep_id, "first": first, "last": last},
                 total=last - first + 1,
             )  # fmt: skip
-            await repo.set_chunk_job(conn, sweep_id, first, last, str(job["job_id"]))
+            await backtests_repo.set_chunk_job(conn, sweep_id, first, last, str(job["job_id"]))
             jobs.append(str(job["job_id"]))
     for job_id in jobs:
         await service.jobs.after_insert(job_id)
@@ -114,7 +114,7 @@ async def create_sweep(service: ResearchService, identity: Identity, spec: Sweep
 
 
 async def get_sweep(service: ResearchService, sweep_id: str) -> dict[str, Any]:
-    row = await repo.get_sweep(service.pool, sweep_id)
+    row = await backtests_repo.get_sweep(service.pool, sweep_id)
     if row is None:
         raise NotFound(f"no sweep {sweep_id[:64]!r}", field="sweep_id")
     return sweep_document(row)
