@@ -1,6 +1,6 @@
 """One-pass kernels behind :func:`engine.features.feature_matrix`, for finite input.
 
-The reference kernels (``engine.indicators``, the ones in ``engine.features``) carry NaN
+The reference kernels (``engine.indicators``, ``engine._features_reference_nb``) carry NaN
 semantics, ring buffers and compensated sums a live feed needs; a matrix of a million clean
 bars needs none of it, and paid 25-30 ns a bar for it. These kernels read the input arrays in
 place (no ring buffer: the value leaving a window is ``a[i - window]``), skip no branch they
@@ -607,7 +607,7 @@ def utc_hour_into_nb(ts: np.ndarray, out: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True)
 def rocp_into_nb(a: np.ndarray, period: int, out: np.ndarray) -> None:
-    """``engine.features.rocp_1d_nb`` into ``out``."""
+    """``engine._features_reference_nb.rocp_1d_nb`` into ``out``."""
     n = a.shape[0]
     out[: min(period, n)] = np.nan
     new, old, into = a[period:], a[: max(n - period, 0)], out[period:]
@@ -618,7 +618,7 @@ def rocp_into_nb(a: np.ndarray, period: int, out: np.ndarray) -> None:
 
 @njit(cache=True, nogil=True)
 def forward_return_into_nb(a: np.ndarray, horizon: int, out: np.ndarray) -> None:
-    """``engine.features.forward_return_1d_nb`` into ``out``."""
+    """``engine._features_reference_nb.forward_return_1d_nb`` into ``out``."""
     n = a.shape[0]
     new, into = a[horizon:], out[: max(n - horizon, 0)]
     for j in range(into.shape[0]):

@@ -27,8 +27,9 @@ INSTALL = "from engine import _cache"
 
 def test_every_kernel_module_is_known() -> None:
     assert KERNEL_MODULES == [
-        "_features_nb", "_ilp_nb", "_ilp_parse_nb", "_ryu", "downsample", "features", "floor",
-        "indicators", "live", "metrics", "simulate", "strategies", "sweep_threshold", "ticks",
+        "_features_nb", "_features_reference_nb", "_ilp_nb", "_ilp_parse_nb", "_ryu", "downsample",
+        "floor", "indicators", "live", "metrics", "simulate", "strategies", "sweep_threshold",
+        "ticks",
     ]  # fmt: skip
 
 
@@ -58,11 +59,11 @@ def test_every_cached_kernel_is_stamped_by_its_module_sources() -> None:
 def test_stamps_cover_the_imported_engine_files_and_no_others() -> None:
     expected = {
         "_features_nb": {"_cache", "_features_nb"},
+        "_features_reference_nb": {"_cache", "_features_reference_nb", "indicators"},
         "_ilp_nb": {"_cache", "_ilp_nb", "_rawmem", "_ryu"},
         "_ilp_parse_nb": {"_cache", "_ilp_parse_nb", "_rawmem"},
         "_ryu": {"_cache", "_rawmem", "_ryu"},
         "downsample": {"_cache", "downsample"},
-        "features": {"_cache", "_features_nb", "features", "indicators"},
         "indicators": {"_cache", "indicators"},
         "live": {
             "_cache",

@@ -1,5 +1,6 @@
-"""``engine.features``: each new kernel against its reference (TA-Lib or pandas), and the
-catalogue's name resolution and matrix layout."""
+"""``engine.features``: each reference kernel (``engine._features_reference_nb``) and one-pass
+kernel (``engine._features_nb``) against TA-Lib or pandas, and the catalogue's name resolution
+and matrix layout."""
 
 from __future__ import annotations
 
@@ -25,12 +26,9 @@ from engine._features_nb import (
     sma_into_nb,
     utc_hour_into_nb,
 )
-from engine.features import (
-    UnknownFeatures,
-    feature_matrix,
+from engine._features_reference_nb import (
     forward_return_1d_nb,
     obv_1d_nb,
-    parse_features,
     rocp_1d_nb,
     rolling_max_1d_nb,
     rolling_min_1d_nb,
@@ -38,6 +36,7 @@ from engine.features import (
     stochf_k_1d_nb,
     willr_1d_nb,
 )
+from engine.features import UnknownFeatures, feature_matrix, parse_features
 from engine.indicators import (
     atr_1d_nb,
     bollinger_1d_nb,
