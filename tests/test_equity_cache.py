@@ -20,6 +20,7 @@ import pytest
 from engine.records import Direction, ExitReason, TradeStatus, trade_dt
 from hub.executions import curves
 from hub.executions import repository as repo
+from hub.executions import streams_repository as streams_repo
 from hub.executions.curvecodec import decode_times, encode_times
 from hub.executions.documents import EXIT_REASONS, num
 from hub.executions.model import ExecutionStatus
@@ -82,7 +83,7 @@ async def new_execution(pool: asyncpg.Pool, who: Account) -> int:
 
 async def computed(pool: asyncpg.Pool, execution_id: int, max_points: int) -> curves.Curve:
     """LTTB on request: over the stored curve, as the hub computes it for any other request."""
-    whole = curves.decode(await repo.equity_chunks(pool, execution_id))
+    whole = curves.decode(await streams_repo.equity_chunks(pool, execution_id))
     return curves.downsample(whole, max_points)
 
 
@@ -158,7 +159,7 @@ async def test_a_resumed_run_stores_the_same_downsamples(
     with pytest.raises(ClaimLost):
         await executions.run_backtest(StandIn(lose_at=4), run_id)
     assert await repo.status_of(pool, run_id) == ExecutionStatus.RUNNING
-    checkpoint = await repo.latest_checkpoint(pool, run_id)
+    checkpoint = await streams_repo.latest_checkpoint(pool, run_id)
     assert checkpoint is not None and CHUNK <= checkpoint["processed"] < BARS
     assert not await pool.fetchval(
         "select count(*) from execution_equity_lttb where execution_id = $1", run_id
@@ -234,8 +235,8 @@ async def test_chunk_rows_and_payloads_match_the_history_sources(
     streams.add_trades(trades[100:], None if details is None else details[100:])
     drained = streams.take()
     async with pool.acquire() as conn, conn.transaction():
-        await repo.write_trades(conn, drained.trades_copy())
-        await repo.write_events(conn, drained.events_copy())
+        await streams_repo.write_trades(conn, drained.trades_copy())
+        await streams_repo.write_events(conn, drained.events_copy())
     batches = {topic.rsplit(":", 1)[1]: (first, items) for topic, first, items in drained.batches()}
     topic: Any = SimpleNamespace(key=str(execution_id))  # what the history sources read
     events = await EventsHistory(pool).events_after(topic, 2, 10_000)

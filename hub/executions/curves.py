@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hub.executions import repository as repo
+from hub.executions import streams_repository as streams_repo
 from hub.executions.curvecodec import decode_balances, decode_times
 from hub.executions.model import ExecutionStatus
 
@@ -78,7 +79,7 @@ class Curves:
     async def _load(self, execution_id: int, since: int) -> tuple[Curve, bool]:
         status = await repo.status_of(self.pool, execution_id)
         finished = status is not None and ExecutionStatus(status).terminal
-        chunks = await repo.equity_chunks(self.pool, execution_id, 0 if finished else since)
+        chunks = await streams_repo.equity_chunks(self.pool, execution_id, 0 if finished else since)
         return decode(chunks), finished and bool(chunks)
 
     def _remember(self, execution_id: int, curve: Curve) -> None:
@@ -102,7 +103,7 @@ class Curves:
         whole = since == 0 and start_ns is None and end_ns is None
         if whole and max_points in STORED_SIZES:
             assert max_points is not None
-            stored = await repo.downsampled(self.pool, execution_id, max_points)
+            stored = await streams_repo.downsampled(self.pool, execution_id, max_points)
             if stored is not None:
                 return (
                     np.frombuffer(stored["seq"], dtype="<i8"),

@@ -14,9 +14,9 @@ from hub.executions.model import LiveRequest
 from hub.gql.context import Context
 
 if TYPE_CHECKING:
-    from hub.executions.gql import Execution
+    from hub.executions.gql_types import Execution
 
-LazyExecution = Annotated["Execution", strawberry.lazy("hub.executions.gql")]
+LazyExecution = Annotated["Execution", strawberry.lazy("hub.executions.gql_types")]
 
 INPUT_FIELDS = {
     "account_id": "account",
@@ -44,7 +44,7 @@ class StartLiveInput:
 
 
 async def start_live(info: Info[Context, None], input: StartLiveInput) -> LazyExecution:
-    from hub.executions.gql import Execution
+    from hub.executions.gql_types import Execution
 
     ctx = info.context
     params: Any = {} if input.params is None else input.params

@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from hub import leases
 from hub.errors import HubError
 from hub.executions import repository as repo
+from hub.executions import streams_repository as streams_repo
 from hub.executions.live import LiveRun
 from hub.executions.livetick import TICK_STRATEGIES, TickLiveRun
 from hub.executions.livewriter import LiveWriter
@@ -206,7 +207,7 @@ class LiveHost:
         row = await repo.get(self.pool, execution_id)
         if row is None or ExecutionStatus(row["status"]).terminal:
             return
-        checkpoint = await repo.latest_checkpoint(self.pool, execution_id)
+        checkpoint = await streams_repo.latest_checkpoint(self.pool, execution_id)
         if checkpoint is not None and not checkpoint["state"]:
             checkpoint = None
         terms = await self.broker.account_terms(row["account_id"])

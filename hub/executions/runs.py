@@ -15,6 +15,7 @@ import asyncpg
 import numpy as np
 
 from hub.executions import repository as repo
+from hub.executions import streams_repository as streams_repo
 from hub.executions.curves import Curve, Downsampled, decode
 from hub.executions.documents import clean_metrics, equity_jsons, status_document
 from hub.executions.model import ACTIVE, ExecutionStatus
@@ -37,7 +38,7 @@ class RunWriter:
         execution_id = row["execution_id"]
         async with self.pool.acquire() as conn, conn.transaction():
             if checkpoint is not None:
-                await repo.truncate_after(
+                await streams_repo.truncate_after(
                     conn,
                     execution_id,
                     checkpoint["last_event_seq"],
@@ -49,10 +50,10 @@ class RunWriter:
                     checkpoint["last_trade_seq"],
                 )
             else:
-                first_event = await repo.last_status_event(conn, execution_id)
+                first_event = await streams_repo.last_status_event(conn, execution_id)
                 first_trade = 0
-                await repo.truncate_after(conn, execution_id, first_event, 0, 0)
-                await repo.delete_checkpoints(conn, execution_id)
+                await streams_repo.truncate_after(conn, execution_id, first_event, 0, 0)
+                await streams_repo.delete_checkpoints(conn, execution_id)
         return Streams(execution_id, row["symbols"][0], row["strategy"], first_event, first_trade)
 
     async def streams_at_end(self, row: asyncpg.Record) -> Streams:
@@ -62,8 +63,8 @@ class RunWriter:
             execution_id,
             row["symbols"][0],
             row["strategy"],
-            await repo.last_sequence(self.pool, "execution_events", execution_id),
-            await repo.last_sequence(self.pool, "execution_trades", execution_id),
+            await streams_repo.last_sequence(self.pool, "execution_events", execution_id),
+            await streams_repo.last_sequence(self.pool, "execution_trades", execution_id),
         )
 
     async def set_status(
@@ -102,10 +103,10 @@ class RunWriter:
                 if error is not None:
                     streams.event("error_occurred", ts_ns, {"message": error})
                 drained = streams.take()
-                await repo.write_trades(conn, drained.trades_copy())
-                await repo.write_events(conn, drained.events_copy())
+                await streams_repo.write_trades(conn, drained.trades_copy())
+                await streams_repo.write_events(conn, drained.events_copy())
                 if downsampled:
-                    await repo.write_downsampled(conn, streams.execution_id, downsampled)
+                    await streams_repo.write_downsampled(conn, streams.execution_id, downsampled)
         except BaseException:
             streams.restore(mark)
             raise
@@ -161,14 +162,14 @@ class RunWriter:
         tick = time.perf_counter()
         waited = 0.0
         async with self.pool.acquire() as conn, conn.transaction():
-            await repo.write_equity(conn, execution_id, start + 1, ts, equity)
-            await repo.write_trades(conn, drained.trades_copy())
-            await repo.write_events(conn, drained.events_copy())
+            await streams_repo.write_equity(conn, execution_id, start + 1, ts, equity)
+            await streams_repo.write_trades(conn, drained.trades_copy())
+            await streams_repo.write_events(conn, drained.events_copy())
             if after is not None:
                 waiting = time.perf_counter()
                 await after()
                 waited = time.perf_counter() - waiting
-            checkpoint = await repo.write_checkpoint(
+            checkpoint = await streams_repo.write_checkpoint(
                 conn,
                 execution_id,
                 processed,
@@ -178,7 +179,7 @@ class RunWriter:
                 drained.last_trade,
             )
             if prune:  # a live run checkpoints all day: only the newest is ever read
-                await repo.prune_checkpoints(conn, execution_id, checkpoint["id"])
+                await streams_repo.prune_checkpoints(conn, execution_id, checkpoint["id"])
             row = await repo.set_progress(conn, execution_id, processed, total)
         drained.committed[0] = True
         assert row is not None
@@ -244,7 +245,7 @@ class RunWriter:
 
     async def stored_curve(self, execution_id: int) -> Curve:
         """The curve as written so far (a resumed run holds only the bars it simulated)."""
-        return decode(await repo.equity_chunks(self.pool, execution_id))
+        return decode(await streams_repo.equity_chunks(self.pool, execution_id))
 
     async def stop_requested(self, execution_id: int) -> bool:
         return await repo.stop_requested(self.pool, execution_id)
@@ -252,6 +253,6 @@ class RunWriter:
     async def announce(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None = None) -> None:
         """Publish the status; pass the checkpoint just written to spare reading it back."""
         if checkpoint is None:
-            checkpoint = await repo.latest_checkpoint(self.pool, row["execution_id"])
+            checkpoint = await streams_repo.latest_checkpoint(self.pool, row["execution_id"])
         doc = status_document(row, checkpoint)
         await self.bus.publish(status_topic(row["execution_id"]), row["version"], doc)

@@ -20,6 +20,7 @@ from hub.auth import Identity
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.executions import repository as repo
+from hub.executions import streams_repository as streams_repo
 from hub.executions.curves import Curves
 from hub.executions.documents import status_document
 from hub.executions.livestart import checked_task
@@ -249,7 +250,7 @@ class ExecutionService:
             raise ValueError(f"execution {execution_id} does not exist")
         if ExecutionStatus(row["status"]).terminal:
             return {"execution_id": execution_id, "status": row["status"]}
-        checkpoint = await repo.latest_checkpoint(self.pool, execution_id)
+        checkpoint = await streams_repo.latest_checkpoint(self.pool, execution_id)
         return await BacktestRun(ctx, self.runs, self.datasets, row, checkpoint).run()
 
     async def job_ended(self, job_row: asyncpg.Record) -> None:
@@ -338,7 +339,7 @@ class ExecutionService:
     async def events_page(
         self, execution_id: int, *, since: int, event_type: str | None, limit: int, offset: int
     ) -> tuple[builtins.list[asyncpg.Record], int]:
-        return await repo.events_page(
+        return await streams_repo.events_page(
             self.pool, execution_id, since=since, event_type=event_type, limit=limit, offset=offset
         )
 
@@ -352,7 +353,7 @@ class ExecutionService:
         limit: int,
         offset: int,
     ) -> tuple[builtins.list[asyncpg.Record], int]:
-        return await repo.trades_page(
+        return await streams_repo.trades_page(
             self.pool,
             execution_id,
             since=since,
@@ -369,10 +370,10 @@ class ExecutionService:
         return rows
 
     async def latest_checkpoint(self, execution_id: int) -> asyncpg.Record | None:
-        return await repo.latest_checkpoint(self.pool, execution_id)
+        return await streams_repo.latest_checkpoint(self.pool, execution_id)
 
     async def status_document(self, row: asyncpg.Record) -> dict[str, Any]:
-        checkpoint = await repo.latest_checkpoint(self.pool, row["execution_id"])
+        checkpoint = await streams_repo.latest_checkpoint(self.pool, row["execution_id"])
         return status_document(row, checkpoint)
 
     def summary(self, row: asyncpg.Record, checkpoint: asyncpg.Record | None) -> RunSummary:

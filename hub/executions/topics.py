@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from hub.executions import repository as repo
+from hub.executions import streams_repository as streams_repo
 from hub.executions.curvecodec import decode_balances, decode_times
 from hub.executions.documents import equity_json, event_json, status_document, trade_doc_from_row
 from hub.times import ns_of
@@ -32,7 +33,7 @@ class EventsHistory:
         self.pool = pool
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
-        rows = await repo.events_after(self.pool, int(topic.key), after, limit)
+        rows = await streams_repo.events_after(self.pool, int(topic.key), after, limit)
         return [
             StoredEvent(
                 r["sequence"],
@@ -44,7 +45,7 @@ class EventsHistory:
         ]
 
     async def last_sequence(self, topic: Topic) -> int:
-        return await repo.last_sequence(self.pool, "execution_events", int(topic.key))
+        return await streams_repo.last_sequence(self.pool, "execution_events", int(topic.key))
 
 
 class TradesHistory:
@@ -52,11 +53,11 @@ class TradesHistory:
         self.pool = pool
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
-        rows = await repo.trades_after(self.pool, int(topic.key), after, limit)
+        rows = await streams_repo.trades_after(self.pool, int(topic.key), after, limit)
         return [StoredEvent(r["sequence"], orjson.dumps(trade_doc_from_row(r))) for r in rows]
 
     async def last_sequence(self, topic: Topic) -> int:
-        return await repo.last_sequence(self.pool, "execution_trades", int(topic.key))
+        return await streams_repo.last_sequence(self.pool, "execution_trades", int(topic.key))
 
 
 class EquityHistory:
@@ -65,7 +66,7 @@ class EquityHistory:
 
     async def events_after(self, topic: Topic, after: int, limit: int) -> list[StoredEvent]:
         out: list[StoredEvent] = []
-        for chunk in await repo.equity_chunks(self.pool, int(topic.key), after, limit):
+        for chunk in await streams_repo.equity_chunks(self.pool, int(topic.key), after, limit):
             ts = decode_times(chunk["ts"], chunk["count"])
             balance = decode_balances(chunk["balance"])
             first = chunk["first_seq"]
@@ -80,7 +81,7 @@ class EquityHistory:
         return out
 
     async def last_sequence(self, topic: Topic) -> int:
-        return await repo.last_sequence(self.pool, "execution_equity", int(topic.key))
+        return await streams_repo.last_sequence(self.pool, "execution_equity", int(topic.key))
 
 
 class StatusState:
@@ -91,7 +92,7 @@ class StatusState:
         row = await repo.get(self.pool, int(topic.key))
         if row is None:
             return None
-        checkpoint = await repo.latest_checkpoint(self.pool, int(topic.key))
+        checkpoint = await streams_repo.latest_checkpoint(self.pool, int(topic.key))
         return StoredEvent(row["version"], orjson.dumps(status_document(row, checkpoint)))
 
 
