@@ -113,6 +113,11 @@ async def test_an_expired_jwt_under_a_live_page_asks_again_and_the_curve_resumes
         equity = page.locator("#equity")
         received = int(await equity.get_attribute("data-received") or 0)
         assert await page.evaluate("sessionStorage.getItem('tradehub.token')") is None
+        # The indicator says why, and the dialog shows the password form only (its tab).
+        await page.locator("#conn[data-state='signed out']").wait_for()
+        assert await page.locator("#conn").inner_text() == "signed out"
+        assert await page.locator("#signin-password").is_visible()
+        assert await page.locator("#signin-key").is_hidden()
         await screenshot(page, "session-expired")
 
         # The run goes on meanwhile; signed in again, the curve takes up from where it stopped.

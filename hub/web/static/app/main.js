@@ -124,6 +124,7 @@ function buildSignIn() {
 
 onExpired(() => {
   live.stop();
+  live.setState("signed out");
   askSignIn();
 });
 
