@@ -107,9 +107,9 @@ function account(view, id) {
     h("div", { class: "grid two" },
       h("section", { class: "card" }, h("h3", {}, "Positions"), positions.el),
       h("section", { class: "card" }, h("h3", {}, "Order ticket"), ticket)),
-    h("div", { class: "grid two" },
-      h("section", { class: "card" }, h("h3", {}, "Working orders"), cancelError, orders.el),
-      h("section", { class: "card" }, h("h3", {}, "Fills"), fills.el)),
+    // Full width: a fill's six columns do not fit beside the working orders.
+    h("section", { class: "card" }, h("h3", {}, "Working orders"), cancelError, orders.el),
+    h("section", { class: "card" }, h("h3", {}, "Fills"), fills.el),
   );
 
   let positionsSeq = -1;
