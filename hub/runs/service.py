@@ -10,6 +10,7 @@ measurement by an import.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 SIMULATE_JOB = "runs.simulate"
 LATEST_US = 9_223_372_036_854_775  # the last microsecond an int64 of nanoseconds holds
+# A whole float as the CSV (Postgres) writes it and the seed shows it: `1`, not orjson's `1.0`.
+# The rows hold numbers and nulls only, so a ".0" before a comma or a bracket ends a number.
+_WHOLE = re.compile(rb"\.0(?=[,\]])")
 
 
 def parse_id(raw: Any, what: str, *, missing: type[HubError] = NotFound) -> str:
@@ -125,7 +129,8 @@ class RunService:
 
     async def prediction_stream(self, run_id: str, fmt: str) -> AsyncIterator[bytes]:
         """The run's predictions as ``csv`` (a header line, then a row a line) or ``json``
-        (``{"dataset": [[...], ...]}``), produced a chunk at a time while it is read. Checks
+        (``{"dataset": [[...], ...]}``, numbers written as the CSV writes them: a whole
+        ``target`` is ``1``), produced a chunk at a time while it is read. Checks
         (404, a malformed measurement) happen here, before anything is sent."""
         if fmt not in ("csv", "json"):
             raise BadRequest(f"format must be csv or json, got {fmt[:40]!r}", field="format")
@@ -155,7 +160,8 @@ class RunService:
             separator = b""
             async for rows in repo.row_batches(self.pool, found):
                 # NaN and infinities become null: JSON has no such numbers.
-                yield separator + orjson.dumps([tuple(row) for row in rows])[1:-1]
+                encoded = orjson.dumps([tuple(row) for row in rows])[1:-1]
+                yield separator + _WHOLE.sub(b"", encoded)
                 separator = b","
         yield b"]}"
 
