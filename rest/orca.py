@@ -108,6 +108,12 @@ def whole(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
+def money(value: float) -> float:
+    """An amount as a JSON float, as seed 002 shows amounts (0.0, never 0 or -0.0): the
+    broker's sums over no positions are the integer 0, a flat short's P&L is -0.0."""
+    return float(value) + 0.0
+
+
 # -- which accounts -------------------------------------------------------------------------
 
 
@@ -181,8 +187,8 @@ def orca_position(doc: Mapping[str, Any]) -> dict[str, Any]:
         "instrument": doc["symbol"],
         "quantity": whole(abs(quantity)),
         "side": "long" if quantity > 0 else "short",
-        "avg_price": doc["average_price"],
-        "unrealized_pnl": doc["unrealized_pnl"],
+        "avg_price": money(doc["average_price"]),
+        "unrealized_pnl": money(doc["unrealized_pnl"]),
     }
 
 
@@ -221,11 +227,11 @@ def orca_balance(doc: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {
         "account_id": doc["account_id"],
         "account_name": name,
-        "balance": doc["balance"],
-        "net_liquidating_value": doc["net_liquidating_value"],
-        "cash_balance": doc["cash"],
-        "open_pl": doc["open_pnl"],
-        "realized_pl": doc["realized_pnl"],
+        "balance": money(doc["balance"]),
+        "net_liquidating_value": money(doc["net_liquidating_value"]),
+        "cash_balance": money(doc["cash"]),
+        "open_pl": money(doc["open_pnl"]),
+        "realized_pl": money(doc["realized_pnl"]),
     }
 
 
@@ -337,7 +343,7 @@ async def _one(request: Request, part: Part, use_cache: bool) -> Read:
 
 
 def _balances_body(read: Read) -> dict[str, Any]:
-    total = sum(balance["net_liquidating_value"] for balance in read.items)
+    total = money(sum(balance["net_liquidating_value"] for balance in read.items))
     return {**read.body("balances"), "total_balance": total}
 
 

@@ -292,6 +292,36 @@ async def test_a_user_without_accounts_reads_empty_answers(
         assert body[field] == [] and body["count"] == 0, (path, body)
     balances = await ok(client, "balances", trader)
     assert balances["balances"] == [] and balances["total_balance"] == 0
+    assert isinstance(balances["total_balance"], float)  # 0.0, as seed 002 types it
+
+
+async def test_amounts_are_floats_even_when_zero(
+    server: LiveServer, client: httpx.AsyncClient, trader: Account
+) -> None:
+    """A typed client reads seed 002's amounts as floats: an account without positions has
+    open_pl 0.0 (the broker's sum over nothing is 0), a flat short's P&L is 0.0, not -0.0."""
+    symbol = new_symbol()
+    idle = await open_account(client, trader, "IDLE")
+    short = await open_account(client, trader, "SHORT")
+    await tick(server, symbol, 100.0)
+    await place(client, trader, short, symbol, side="SELL", type="MARKET", quantity=1)
+    await tick(server, symbol, 101.0)  # fills the sell at 101, the mark stays 101
+
+    async def filled() -> bool:
+        return bool((await ok(client, "positions", trader))["count"] == 1)
+
+    await eventually(filled, timeout=30)
+    raw = (await get(client, "positions", trader)).text
+    assert '"unrealized_pnl":0.0' in raw and "-0.0" not in raw, raw
+    balances = (await ok(client, "balances", trader, account_ids=idle))["balances"]
+    assert [type(value) for key, value in balances[0].items() if "_id" not in key] == [
+        str,
+        float,
+        float,
+        float,
+        float,
+        float,
+    ], balances
 
 
 async def test_filters_pick_the_callers_accounts(
