@@ -257,7 +257,7 @@ async def max_live(request: Request) -> Response:
         )
     config = {
         "contract": form.contract,
-        "maxMode": form.maxMode,
+        "maxMode": form.maxMode or None,
         "trading_mode": form.trading_mode,
         "trading_side": form.trading_side,
         "point_strategy_key": form.point_strategy_key,

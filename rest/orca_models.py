@@ -225,7 +225,12 @@ class MaxLiveForm(BaseModel):
         description="the paper account (by name) the bot trades; opened on first use",
     )
     contract: str = Field(pattern=f"^{SYMBOL}$", description="the symbol traded (NQ, ES...)")
-    maxMode: str = Field(min_length=1, max_length=32, description="the Max mode, recorded")
+    maxMode: str = Field(
+        "",
+        max_length=32,
+        description="the Max mode, recorded (null in config when not sent: seed 002's table "
+        "calls it required, its example request sends none)",
+    )
     trading_mode: Literal["long", "short", "both"] = Field(description="the sides the bot trades")
     trading_side: str = Field(min_length=1, max_length=32, description="recorded with the run")
     point_strategy_key: str = Field("15_7_5_2", pattern=POINT_KEY, examples=["15_7_5_2"])

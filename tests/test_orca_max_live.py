@@ -15,8 +15,8 @@ import pytest
 from engine.records import TradeStatus
 from engine.ticks import simulate_ticks
 from hub.settings import Settings
-from tests.conftest import Account, LiveServer
-from tests.helpers import eventually, running_worker
+from tests.conftest import Account, LiveServer, operation
+from tests.helpers import eventually, graphql, running_worker
 from tests.test_live_runs import Feed
 
 BOT = "/api/v1/run-bot/max"
@@ -105,6 +105,37 @@ async def test_a_demo_max_bot_trades_every_tick_like_the_tick_simulator(
     assert {t["exit_reason"] for t in trades} <= {"take_profit", "stop_loss"}
     stopped = await client.post(f"/api/trading/executions/{bot_id}/status/", headers=alice.headers)
     assert stopped.status_code in (404, 405)  # seed 003 reads; GraphQL and Cracktrader stop
+
+
+async def test_seed_002s_example_request_starts_without_max_mode(
+    server: LiveServer, client: httpx.AsyncClient, worker: None, admin: Account, alice: Account
+) -> None:
+    """The seed's curl example sends no maxMode (its table calls it required): it starts, and
+    config records maxMode as null."""
+    ticks = Feed(client, admin, f"NQ{secrets.token_hex(2).upper()}")
+    await ticks.send(21_000.0)
+    tv, ta = f"D{secrets.token_hex(4)}", f"PAAPEX{secrets.token_hex(4)}"
+    example = {
+        "accountName": f"APEX_{secrets.token_hex(3)}",
+        "contract": ticks.symbol,
+        "trading_mode": "both",
+        "trading_side": "both",
+        "quantity": "1",
+        "environment": "DEMO",
+        "accounts_ids": f'[{{"tv_id":"{tv}","ta_id":"{ta}"}}]',
+    }
+    answer = await client.post(
+        BOT, files={k: (None, v) for k, v in example.items()}, headers=alice.headers
+    )  # multipart, as curl -F sends it
+    assert answer.status_code == 200, answer.text
+    config = answer.json()["config"]
+    assert config["maxMode"] is None and config["trading_side"] == "both"
+    assert [run["account"] for run in config["accounts"]] == [example["accountName"], ta]
+    for run in config["accounts"]:
+        stopped = await graphql(
+            client, operation("StopExecution"), {"id": run["bot_id"]}, token=alice.token
+        )
+        assert "errors" not in stopped, stopped
 
 
 async def test_live_environment_and_bad_forms_answer_in_orcas_format(
