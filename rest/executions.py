@@ -38,6 +38,9 @@ from rest.models import (
 from rest.paging import page_of, query_datetime
 
 BASE = "/api/trading/executions/{execution_id}"
+# Seed 003's task types are `backtest` and `trading` (live trading); the domain (and GraphQL's
+# `taskType`) names a live run's task `live`.
+SEED_TASK_TYPES = {"live": "trading"}
 _OWNED: list[ErrorStatus] = [403, 404]  # another user's execution; none with that id
 
 
@@ -69,15 +72,24 @@ def checkpoint_body(doc: dict[str, Any] | None) -> dict[str, Any] | None:
     return body
 
 
+def seed_task_type(task_type: str) -> str:
+    """The task type as seed 003 names it: a live run is a ``trading`` task."""
+    return SEED_TASK_TYPES.get(task_type, task_type)
+
+
 def status_body(doc: dict[str, Any]) -> dict[str, Any]:
     """Seed 003's execution status from the domain's status document."""
-    return {**doc, "checkpoint": checkpoint_body(doc["checkpoint"])}
+    return {
+        **doc,
+        "task_type": seed_task_type(doc["task_type"]),
+        "checkpoint": checkpoint_body(doc["checkpoint"]),
+    }
 
 
 def _header(row: Any) -> dict[str, Any]:
     return {
         "execution_id": row["execution_id"],
-        "task_type": row["task_type"],
+        "task_type": seed_task_type(row["task_type"]),
         "task_id": row["task_id"],
     }
 

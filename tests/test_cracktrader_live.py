@@ -96,6 +96,11 @@ async def test_paper_trading_through_cracktrader_from_start_to_reset(
     assert status["run_id"] == run_id and status["mode"] == "paper"
     assert status["cash"] == pytest.approx(0.0, abs=1e-6)
     assert status["value"] == pytest.approx(25_000.0)
+    # Seed 003 names task types `backtest` and `trading`: the domain's `live` is `trading` there.
+    seed003 = f"/api/trading/executions/{run_id}"
+    for path in ("status/", "trades/", "metrics/latest/"):
+        answer = (await client.get(f"{seed003}/{path}", headers=trader.headers)).json()
+        assert answer["task_type"] == "trading", (path, answer)
     detailed = (await client.get("/api/v1/status/detailed", headers=trader.headers)).json()
     assert detailed["mode"] == "paper" and detailed["health"]["status"]
 
