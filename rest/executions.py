@@ -188,8 +188,10 @@ async def execution_equity(request: Request) -> Response:
         end_ns=None if end is None else ns_of(end),
         max_points=max_points,
     )
+    # Seed 003: set only "if downsampling was applied". Equity sequences have no gaps, so
+    # points were dropped exactly when the sequences span more than the points returned.
     granularity = None
-    if max_points is not None and len(ts) > 1:
+    if max_points is not None and len(ts) > 1 and int(seq[-1] - seq[0]) + 1 > len(seq):
         granularity = round(float(ts[-1] - ts[0]) / 1e9 / (len(ts) - 1), 3)
     count = len(seq)
     window = slice(page.offset, page.offset + page.size)

@@ -129,6 +129,23 @@ async def test_two_equity_points_are_the_first_and_last(
     assert points[1]["sequence"] == every["count"]
 
 
+async def test_granularity_is_set_only_when_points_were_dropped(
+    client: httpx.AsyncClient, admin: Account, run_id: int
+) -> None:
+    """Seed 003 sets ``granularity_seconds`` "if downsampling was applied": a ``max_points``
+    at or above the points there are returns them all, with ``null``."""
+    url = f"/api/trading/executions/{run_id}/equity/"
+    count = (await client.get(url, params={"page_size": 1}, headers=admin.headers)).json()["count"]
+    for params, points, dropped in (
+        ({"max_points": 1_000_000}, count, False),
+        ({"max_points": 3, "since_sequence": count - 3}, 3, False),
+        ({"max_points": 2, "since_sequence": count - 3}, 2, True),
+    ):
+        body = (await client.get(url, params=params, headers=admin.headers)).json()
+        assert body["count"] == points, (params, body)
+        assert (body["granularity_seconds"] is not None) is dropped, (params, body)
+
+
 async def test_money_never_uses_an_exponent(
     client: httpx.AsyncClient, admin: Account, run_id: int
 ) -> None:
