@@ -4,7 +4,8 @@ Seed 003 shows a checkpoint's metrics as strings with two decimals ("12.50"); th
 numbers, and this module formats them. A metric with no value yet (no trades: win rate, average
 win and loss, profit factor; no variance: Sharpe and Sortino; no drawdown: Calmar) is "0.00",
 as a checkpoint before the first trade reads; an infinite one (a profit factor with no losing
-trade) is "0.00" too, since seed 003's strings are always fixed-point decimals.
+trade) is "0.00" too, since seed 003's strings are always fixed-point decimals. A live run is a
+``trading`` task, and whole units are integers (``"units": 1000``), as the seed shows them.
 """
 
 from __future__ import annotations
@@ -77,6 +78,27 @@ def seed_task_type(task_type: str) -> str:
     return SEED_TASK_TYPES.get(task_type, task_type)
 
 
+def whole(value: Any) -> Any:
+    """A count of units as seed 003 shows it: a whole float is an integer (``1000``, not
+    ``1000.0``); a fractional one stays as it is."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _event(raw: bytes | str) -> Any:
+    event = orjson.loads(raw)
+    if isinstance(event, dict) and "units" in event:
+        event["units"] = whole(event["units"])
+    return event
+
+
+def _trade(row: Any) -> dict[str, Any]:
+    trade = trade_doc_from_row(row)
+    trade["units"] = whole(trade["units"])
+    return trade
+
+
 def status_body(doc: dict[str, Any]) -> dict[str, Any]:
     """Seed 003's execution status from the domain's status document."""
     return {
@@ -122,7 +144,7 @@ async def execution_events(request: Request) -> Response:
             "event_type": r["event_type"],
             "strategy_type": r["strategy_type"],
             "timestamp": iso_ns(ns_of(r["ts"])),
-            "event": orjson.loads(r["event"]),
+            "event": _event(r["event"]),
             "created_at": iso(r["created_at"]),
         }
         for r in rows
@@ -156,7 +178,7 @@ async def execution_trades(request: Request) -> Response:
     trades = [
         {
             "sequence": r["sequence"],
-            "trade": trade_doc_from_row(r),
+            "trade": _trade(r),
             "created_at": iso(r["created_at"]),
         }
         for r in rows

@@ -47,7 +47,8 @@ async def run_id(server: LiveServer, settings: Settings, admin: Account) -> Asyn
 
         async def finished() -> bool:
             url = f"/api/trading/executions/{number}/status/"
-            return (await http.get(url, headers=admin.headers)).json()["status"] == "completed"
+            status = (await http.get(url, headers=admin.headers)).json()
+            return bool(status["status"] == "completed")
 
         await eventually(finished, timeout=120)
         yield number
@@ -163,6 +164,43 @@ async def test_money_never_uses_an_exponent(
     for value in np.random.default_rng(3).lognormal(0, 12, 500):
         text = num(float(value))
         assert text is not None and "e" not in text and float(text) == float(value)
+
+
+async def test_whole_units_are_integers_as_seed_003_shows_them(
+    client: httpx.AsyncClient, alice: Account, run_id: int
+) -> None:
+    """Seed 003 shows ``"units": 1000``; a typed client reading an integer refused ``1000.0``.
+    (``run_id`` keeps the module's worker running.)"""
+    await client.delete("/api/v1/run/reset", headers=alice.headers)
+    started = await client.post(
+        "/api/v1/run/backtest",
+        headers=alice.headers,
+        json={
+            "strategy_name": "sma_crossover",
+            "strategy_params": {"fast": 5, "slow": 20},
+            "symbols": [SYMBOL],
+            "timeframe": "1h",
+            "initial_cash": 1_000_000.0,
+            "exchange": "binance",
+            "options": {"sizing": "units", "size": 1000},
+        },
+    )
+    assert started.status_code == 200, started.text
+    base = f"/api/trading/executions/{started.json()['run_id']}"
+
+    async def finished() -> bool:
+        status = (await client.get(f"{base}/status/", headers=alice.headers)).json()
+        return bool(status["status"] == "completed")
+
+    await eventually(finished, timeout=120)
+    trades = (await client.get(f"{base}/trades/", headers=alice.headers)).text
+    events = (
+        await client.get(
+            f"{base}/events/", params={"event_type": "trade_executed"}, headers=alice.headers
+        )
+    ).text
+    for text in (trades, events):
+        assert '"units":1000,' in text and '"units":1000.0' not in text, text[:400]
 
 
 def test_undefined_checkpoint_metrics_are_the_seed_strings() -> None:
