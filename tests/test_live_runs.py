@@ -73,7 +73,7 @@ async def started(
     run_id: str = body["data"]["startLive"]["executionId"]
 
     async def running() -> bool:
-        return (await execution(client, who, run_id))["status"] == "RUNNING"
+        return bool((await execution(client, who, run_id))["status"] == "RUNNING")
 
     await eventually(running, timeout=60)
     return run_id
@@ -81,7 +81,7 @@ async def started(
 
 async def processed(client: httpx.AsyncClient, who: Account, run_id: str, bars: int) -> None:
     async def reached() -> bool:
-        return (await execution(client, who, run_id))["processed"] >= bars
+        return bool((await execution(client, who, run_id))["processed"] >= bars)
 
     await eventually(reached, timeout=90)
 
@@ -95,7 +95,7 @@ async def stop(
     assert "errors" not in body, body
 
     async def stopped() -> bool:
-        return (await execution(client, who, run_id))["status"] == "STOPPED"
+        return bool((await execution(client, who, run_id))["status"] == "STOPPED")
 
     await eventually(stopped, timeout=30)
     return await execution(client, who, run_id)
