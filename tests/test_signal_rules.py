@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from hub.signals.decide import Active, Rules, judge, quantity
+from hub.signals.documents import signal_document
 
 DAY = 86_400 * 10**9
 
@@ -62,3 +64,16 @@ def test_a_view_the_other_way_cancels_and_hours_outside_are_skipped() -> None:
 def test_a_signal_on_an_expensive_ticker_is_a_fraction() -> None:
     assert quantity(60_000.0, "Balanced") == pytest.approx(0.416666)
     assert quantity(float("nan"), "Balanced") == 0.0
+
+
+def test_a_whole_quantity_is_a_json_integer_as_the_seed_shows() -> None:
+    def doc(units: float) -> dict[str, Any]:
+        return signal_document(
+            signal_id="s", model_id="m", ticker="AAPL", timeframe="1d", action="BUY",
+            quantity=units, price=185.5, bar_ts=0, status="active", confidence=0.85,
+            expected_return=0.025,
+        )  # fmt: skip
+
+    whole = orjson.loads(orjson.dumps(doc(quantity(100.0, "Conservative"))))
+    assert whole["quantity"] == 100 and type(whole["quantity"]) is int  # not 100.0
+    assert doc(quantity(60_000.0, "Balanced"))["quantity"] == pytest.approx(0.416666)

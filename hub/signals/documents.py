@@ -10,6 +10,12 @@ from hub.datasets.timeframes import timeframe_ns
 from hub.times import iso_ns, ns_of
 
 
+def whole(value: float) -> float | int:
+    """A whole number as a JSON integer (seed 001 shows ``"quantity": 100``: a typed client
+    reading it as an integer fails on ``100.0``); a fraction as it is."""
+    return int(value) if float(value).is_integer() else value
+
+
 def signal_document(
     *,
     signal_id: str,
@@ -33,7 +39,7 @@ def signal_document(
         "model_id": model_id,
         "ticker": ticker,
         "action": action,
-        "quantity": quantity,
+        "quantity": whole(quantity),
         "price": price,
         "timestamp": iso_ns(bar_ts + timeframe_ns(timeframe)),
         "status": status,
