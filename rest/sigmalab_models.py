@@ -203,7 +203,7 @@ class SweepState(BaseModel):
     total_configs: int
     completed_configs: int
     status: Literal["running", "completed", "failed", "cancelled"]
-    progress: float = Field(description="percent of configs evaluated")
+    progress: int = Field(description="whole percent of configs evaluated")
     tag: str | None
     risk_profile: RiskProfile
     backtest_id: str = Field(description="the walk-forward backtest whose predictions it sweeps")

@@ -223,10 +223,12 @@ async def test_template_to_leaderboard(
     assert swept.status_code == 200, swept.text
     sweep = swept.json()
     assert sweep["total_configs"] == 12 and sweep["status"] == "running" and sweep["tag"] == tag
+    assert type(sweep["progress"]) is int  # a whole percent, as the seed's "progress": 0
     assert len(sweep["job_ids"]) == 2  # chunks: jobs any worker takes
     async with running_worker(settings), running_worker(settings):
         finished = await completed(client, alice, f"/api/v1/backtest_sweep/{sweep['sweep_id']}")
-    assert finished["progress"] == 100.0 and finished["completed_configs"] == 12
+    assert finished["progress"] == 100 and finished["completed_configs"] == 12
+    assert type(finished["progress"]) is int
     board = (await client.get(f"/api/v1/leaderboard?tag={tag}&limit=100", headers=headers)).json()
     assert board["total"] == 12 and [i["rank"] for i in board["items"]] == list(range(1, 13))
     sharpes = [i["metrics"]["sharpe"] for i in board["items"] if i["metrics"]["sharpe"] is not None]

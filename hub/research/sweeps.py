@@ -37,7 +37,8 @@ def sweep_document(row: asyncpg.Record) -> dict[str, Any]:
         "total_configs": total,
         "completed_configs": done,
         "status": row["status"],
-        "progress": round(100.0 * done / total, 1) if total else 100.0,
+        # a whole percent, as seed 001 shows ("progress": 0): 100 only once every config is done
+        "progress": 100 * done // total if total else 100,
         "tag": row["tag"],
         "risk_profile": row["risk_profile"],
         "backtest_id": row["source_backtest_id"],
