@@ -57,6 +57,9 @@ from rest.stage1_runs import body_of
 
 endpoint = SIGMALAB.endpoint
 VERSION = "1.0.0"
+# A boolean query parameter as the seed's FastAPI reads one (pass_gate=1 is true there too).
+TRUE = ("true", "1", "yes", "on", "t", "y")
+FALSE = ("false", "0", "no", "off", "f", "n")
 
 
 def research(request: Request) -> ResearchService:
@@ -223,14 +226,14 @@ def board_filters(request: Request) -> tuple[dict[str, Any], str]:
             f"risk_profile must be one of {', '.join(RISK_PROFILES)}", field="risk_profile"
         )
     gate = text_param(request, "pass_gate", 5)
-    if gate is not None and gate.lower() not in ("true", "false"):
+    if gate is not None and gate.lower() not in TRUE + FALSE:
         raise BadRequest(f"pass_gate must be true or false, got {gate!r}", field="pass_gate")
     filters = {
         "model_id": text_param(request, "model_id"),
         "pack_id": text_param(request, "pack_id", 64),
         "tag": text_param(request, "tag", 100),
         "risk_profile": risk,
-        "pass_gate": None if gate is None else gate.lower() == "true",
+        "pass_gate": None if gate is None else gate.lower() in TRUE,
     }
     return filters, text_param(request, "sort_by", 20) or "sharpe"
 

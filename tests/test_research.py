@@ -250,6 +250,13 @@ async def test_template_to_leaderboard(
         await client.get(f"/api/v1/leaderboard?tag={tag}&pass_gate=true", headers=headers)
     ).json()
     assert passing["total"] == sum(1 for i in board["items"] if i["gate"]["pass"])
+    for spelled in ("1", "True", "yes"):  # FastAPI's booleans, as the seed's server read them
+        again = await client.get(
+            f"/api/v1/leaderboard?tag={tag}&pass_gate={spelled}", headers=headers
+        )
+        assert again.json()["total"] == passing["total"], spelled
+    failing = await client.get(f"/api/v1/leaderboard?tag={tag}&pass_gate=0", headers=headers)
+    assert failing.json()["total"] == 12 - passing["total"]
     table = await client.get(f"/api/v1/export/leaderboard?tag={tag}&format=csv", headers=headers)
     assert table.status_code == 200
     assert len(list(csv.DictReader(io.StringIO(table.text)))) == 12
@@ -298,6 +305,8 @@ async def test_bad_input_is_refused_in_sigmalab_format(
     assert sigmalab_error(missing, 400)["details"]["field"] == "config.ticker"
     sigmalab_error(await client.get("/api/v1/models/NOPE_x", headers=alice.headers), 404)
     sigmalab_error(await client.get("/api/v1/leaderboard?sort_by=luck", headers=alice.headers), 400)
+    maybe = await client.get("/api/v1/leaderboard?pass_gate=maybe", headers=alice.headers)
+    assert sigmalab_error(maybe, 400)["details"]["field"] == "pass_gate"
     sigmalab_error(await client.get("/api/v1/models"), 401)
     model_id = await create_model(client, alice)
     early = await client.post(
