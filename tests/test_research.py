@@ -268,6 +268,7 @@ async def test_template_to_leaderboard(
     assert health.status_code == 200, health.text
     h = health.json()
     assert h["components"]["database"] == "healthy" and h["components"]["cache"] == "healthy"
+    assert h["components"]["polygon_api"] == h["components"]["market_data"]  # the seed's name
     assert h["ticker"]["data_quality"] == 1.0 and h["pack"]["models_count"] >= 2
     assert h["model"]["last_backtest"] is not None
 
@@ -302,7 +303,10 @@ async def test_bad_input_is_refused_in_sigmalab_format(
         "/api/v1/models", headers=alice.headers,
         json={"template_id": "swingsigma_default", "name": "x", "config": {"ticker": "NOPE"}},
     )  # fmt: skip
-    assert sigmalab_error(missing, 400)["details"]["field"] == "config.ticker"
+    refused = sigmalab_error(missing, 400)
+    # The details name the field and say why, as seed 001's error example does.
+    assert refused["details"]["field"] == "config.ticker"
+    assert refused["details"]["reason"] == refused["message"]
     sigmalab_error(await client.get("/api/v1/models/NOPE_x", headers=alice.headers), 404)
     sigmalab_error(await client.get("/api/v1/leaderboard?sort_by=luck", headers=alice.headers), 400)
     maybe = await client.get("/api/v1/leaderboard?pass_gate=maybe", headers=alice.headers)
@@ -318,3 +322,41 @@ async def test_bad_input_is_refused_in_sigmalab_format(
         "/api/v1/backtest", headers=alice.headers, json={"model_id": model_id}
     )
     assert "build_matrix" in sigmalab_error(no_matrix, 400)["message"]
+
+
+async def test_hours_that_hold_no_bar_are_refused_before_anything_is_written(
+    server: LiveServer, client: httpx.AsyncClient, settings: Settings, alice: Account,
+    admin: Account, pool: Any,
+) -> None:  # fmt: skip
+    """Seed 001's example asks hours 9-15 of a daily model, whose bars all start at hour 0:
+    training and backtesting are a 400 naming allowed_hours, not a job that can only fail."""
+    async with running_worker(settings):
+        await generate_dataset(server.url, admin, "RSCHD/USD", 400, seed=5, timeframe="1d")
+    created = await client.post(
+        "/api/v1/models", headers=alice.headers,
+        json={"template_id": "swingsigma_default", "name": "daily", "risk_profile": "Balanced",
+              "config": {"ticker": "RSCHD/USD"}},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    model_id = created.json()["model_id"]
+    built = await client.post(
+        "/api/v1/build_matrix", headers=alice.headers,
+        json={"model_id": model_id, "start_date": "2020-01-01", "end_date": "2021-12-31"},
+    )  # fmt: skip
+    assert built.status_code == 200, built.text
+    sha = built.json()["matrix_sha"]
+    hours = list(range(9, 16))
+    for path, body in [
+        ("/api/v1/train", {"allowed_hours": hours}),
+        ("/api/v1/backtest", {"config": {"kind": "thresholds", "allowed_hours": hours}}),
+    ]:
+        refused = await client.post(
+            path, headers=alice.headers, json={"model_id": model_id, "matrix_sha": sha, **body}
+        )
+        error = sigmalab_error(refused, 400)
+        assert error["details"]["field"] == "allowed_hours" and "hour" in error["message"]
+    counted = (
+        "select (select count(*) from research.backtests where model_id = $1) + "
+        "(select count(*) from research.model_versions where model_id = $1)"
+    )
+    assert await pool.fetchval(counted, model_id) == 0

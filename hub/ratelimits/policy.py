@@ -14,14 +14,13 @@ by jobs, bars and connections.
 from __future__ import annotations
 
 import enum
-import functools
 from dataclasses import dataclass
 
 from hub.auth import Identity
 from hub.ratelimit import Limit
 from hub.ratelimits.tiers import TIERS, Tier
 from hub.settings import Settings
-from rest.errors import CRACKTRADER, ORCA, SIGMALAB, Family, family_for
+from rest.errors import CRACKTRADER, ORCA, SIGMALAB, Family, cracktrader_paths, family_for
 
 
 class Kind(enum.StrEnum):
@@ -41,15 +40,6 @@ FAMILIES: dict[Kind, Family] = {
 }
 
 
-@functools.cache
-def _cracktrader_paths() -> frozenset[str]:
-    # Read from its route list (imported late: only hubs classify requests), so a route
-    # added there is limited as Cracktrader's without a second list to keep.
-    from rest import cracktrader
-
-    return frozenset(getattr(route, "path", "") for route in cracktrader.routes())
-
-
 # Health checks answer whoever asks, however often: a load balancer probing every second
 # from one address must not be refused (nor spend a user's budget).
 HEALTH_PATHS = frozenset({"/api/v1/health", "/api/v1/healthz", "/api/v1/trading/health"})
@@ -59,7 +49,7 @@ def classify(path: str) -> Kind | None:
     """The kind of limits ``path`` is counted in, or None for an unlimited route."""
     if path in HEALTH_PATHS:
         return None
-    if path in _cracktrader_paths():
+    if path in cracktrader_paths():
         return Kind.CRACKTRADER
     family = family_for(path)
     if family is SIGMALAB:

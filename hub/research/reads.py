@@ -265,6 +265,8 @@ async def components(service: ResearchService) -> dict[str, str]:
         "cache": "healthy" if report.redis else "unhealthy",
         "worker_queue": worker,
         "market_data": market,
+        # Seed 001's name for its market-data source: here the hub's own datasets.
+        "polygon_api": market,
     }
 
 

@@ -284,16 +284,7 @@ class ResearchService:
         model = await self.owned_model(identity, spec.model_id)
         matrix = await self.matrix_of(model["model_id"], spec.matrix_sha)
         hours = spec.allowed_hours
-        rows = int(matrix["row_count"])
-        if hours is not None:
-            content = await self.matrix_content(matrix["matrix_sha"])
-            hour = files.matrix_columns(content)["hour"]
-            rows = int(np.isin(hour, hours).sum())
-            if rows == 0:
-                raise BadRequest(
-                    f"no row of matrix {matrix['matrix_sha'][:12]} has an hour in allowed_hours",
-                    field="allowed_hours",
-                )
+        rows = await self.rows_in_hours(matrix, hours)
         params = spec.config.model_dump()
         values = {
             "version_id": new_id("mv"),
@@ -322,6 +313,22 @@ class ResearchService:
             "version_id": version["version_id"],
         }
 
+    async def rows_in_hours(self, matrix: asyncpg.Record, hours: list[int] | None) -> int:
+        """The matrix's rows whose hour is in ``hours`` (every row when None); a 400 naming
+        ``allowed_hours`` when there is none (daily bars all start at hour 0, say), before
+        anything is written, rather than a job that can only fail."""
+        if hours is None:
+            return int(matrix["row_count"])
+        content = await self.matrix_content(matrix["matrix_sha"])
+        rows = int(np.isin(files.matrix_columns(content)["hour"], hours).sum())
+        if rows == 0:
+            raise BadRequest(
+                f"no row of matrix {matrix['matrix_sha'][:12]} has an hour in allowed_hours "
+                f"{hours}",
+                field="allowed_hours",
+            )
+        return rows
+
     async def backtest(self, identity: Identity, spec: Backtest) -> asyncpg.Record:
         model = await self.owned_model(identity, spec.model_id)
         matrix = await self.matrix_of(model["model_id"], spec.matrix_sha)
@@ -331,6 +338,7 @@ class ResearchService:
             config["value"] = float(model["config"]["thresholds"]["entry"])
         if config["allowed_hours"] is None:
             config["allowed_hours"] = model["config"].get("allowed_hours")
+        await self.rows_in_hours(matrix, config["allowed_hours"])
         values = {
             "backtest_id": new_id("bt"),
             "kind": "walk_forward",
