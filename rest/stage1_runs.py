@@ -74,11 +74,17 @@ def run_object(row: Any) -> dict[str, Any]:
     }
 
 
+def whole_as_int(value: float) -> int | float:
+    """A whole amount as the seed writes it (``10000``, not ``10000.0``), fractions as they are:
+    a typed legacy client reads the seed's ``"initial_capital": 10000`` as an integer."""
+    return int(value) if value.is_integer() else value
+
+
 def simulation_object(row: Any) -> dict[str, Any]:
     return {
         "simulation_id": str(row["simulation_id"]),
         "run_id": str(row["run_id"]),
-        "initial_capital": row["initial_capital"],
+        "initial_capital": whole_as_int(row["initial_capital"]),
         "parameters": row["parameters"],
         "results": row["results"],
         "created_at": stage1_utc(row["created_at"]),

@@ -140,6 +140,8 @@ async def test_a_simulation_equals_the_engine_on_the_same_bars_and_predictions(
     assert set(done) == SIMULATION_FIELDS | {"created_at", "status", "job_id"}
     assert done["simulation_id"] == simulation_id and done["run_id"] == setup.run_id
     assert done["initial_capital"] == 10000 and done["parameters"] == parameters
+    # Written as the seed shows it: 10000, not 10000.0 (a typed client reads an integer).
+    assert type(done["initial_capital"]) is int and banded["initial_capital"] == 5000.5
     assert STAGE1_TIME.match(done["created_at"])
     below = math.nextafter(0.6, -math.inf)  # "threshold": long while at or above it
     expected = engine_result(
@@ -172,6 +174,7 @@ async def test_a_simulation_equals_the_engine_on_the_same_bars_and_predictions(
     at_07 = {"entry_threshold": 0.7, "exit_threshold": math.nextafter(0.7, -math.inf)}
     assert same_metrics(by_index["results"], engine_result(bars, setup.stored, at_07).metrics)
     assert by_index["initial_capital"] == 10000  # the seed's default
+    assert type(by_index["initial_capital"]) is int
 
     listed = await client.get(
         "/api/simulations", params={"run_id": setup.run_id}, headers=alice.headers
