@@ -83,6 +83,30 @@ def _points(n: int) -> list[Point]:
 
 
 @strawberry.type
+class Parent:
+    """A long list beside fields that fail: graphql-core's errors come in its own order."""
+
+    items: list[Loose]
+
+    @strawberry.field
+    def boom(self) -> str | None:
+        raise ValueError("boom")
+
+    @strawberry.field
+    def strict(self) -> str:
+        raise ValueError("strict boom")
+
+
+def _loose(n: int, null_at: int) -> list[Loose]:
+    """``n`` rows whose count is null at ``null_at`` (a non-null field: graphql-core's error)."""
+    return [Loose(count=None if i == null_at else i, label=None) for i in range(n)]  # type: ignore[arg-type]
+
+
+async def _point(p: Point | None) -> Point | None:
+    return p
+
+
+@strawberry.type
 class Query:
     @strawberry.field
     def points(self, n: int = 5) -> list[Point]:
@@ -109,6 +133,18 @@ class Query:
             )
             for i in range(4)
         ]
+
+    @strawberry.field
+    def parent(self, n: int = 600, null_at: int = -1) -> Parent:
+        return Parent(items=_loose(n, null_at))
+
+    @strawberry.field
+    def paced_loose(self, n: int = 3000, null_at: int = -1) -> list[Loose]:
+        return paced(_loose(n, null_at), lambda row: row)
+
+    @strawberry.field
+    def awaited(self) -> list[Point | None]:
+        return [_point(_points(1)[0]), _point(None)]  # type: ignore[list-item]
 
     @strawberry.field
     def things(self) -> list[Named]:
@@ -210,8 +246,14 @@ async def test_fields_that_are_not_plain_attributes_take_graphql_cores_way(
         "{ strictPoints { sequence } }",  # a null item where they are not
         "{ loose(nullAt: 2) { count label } }",  # a null for a non-null field
         "{ loose(bad: 1) { count label } }",  # a value its scalar refuses
+        "{ pacedLoose(nullAt: 2999) { count } }",  # a paced list's late null
         "{ things { name __typename ... on Thing { size } } }",  # an interface's list
         "{ ints }",
+        "{ awaited { __typename } }",  # awaitable items, though no attribute is read
+        "{ awaited { sequence } }",
+        "{ parent(nullAt: 599) { items { count } boom } }",  # a long list's late null...
+        "{ parent(nullAt: 599) { items { count } strict } }",  # ...beside failing siblings
+        "{ parent(nullAt: 599) { boom items { count } } }",
     ],
 )
 async def test_what_graphql_core_would_refuse_or_null_is_answered_as_it_does(query: str) -> None:

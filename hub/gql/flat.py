@@ -10,16 +10,18 @@ When every field the query selects on a list's item type is a plain attribute of
 :class:`FlatListExecutor` reads the attributes and coerces them directly, with the response
 keys, fragments and ``@skip``/``@include`` that graphql-core's own field collection gives. Any
 item that is not simple (a null where the schema says non-null, a value its scalar refuses, an
-awaitable) sends the whole list back through graphql-core's own completion, so errors, paths
-and partial nulls stay exactly graphql-core's. Long lists give the event loop back between
-slices, as :mod:`hub.gql.paced` does for the slow path.
+awaitable) sends the whole list back through graphql-core's own completion, in the shape the
+resolver gave it (a list at once, a paced iterator still paced), so errors, their order, paths
+and partial nulls stay exactly graphql-core's. A list a resolver paced (:mod:`hub.gql.paced`)
+is completed a slice at a time, giving the event loop back between slices as before; a plain
+list is completed at once, as graphql-core does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import operator
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,11 +36,13 @@ from graphql import (
     Undefined,
     is_leaf_type,
 )
-from graphql.pyutils import Path, is_iterable
+from graphql.pyutils import Path, is_awaitable, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-SLICE = 500  # items completed between turns of the event loop (about a millisecond)
+from hub.gql.paced import SLICE as PACED_SLICE
+
+SLICE = 500  # paced items completed between turns of the event loop (about a millisecond)
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,14 @@ class FlatListExecutor(StrawberryGraphQLCoreExecutionContext):
         super().__init__(*args, **kwargs)
         self._plans: dict[tuple[int, int], tuple[Any, _Plan | None]] = {}
 
+    def build_per_event_executor(self, payload: Any) -> Any:
+        # A subscription's events each collect their fields anew: plans kept per event, not
+        # accumulated on the executor the subscription shares.
+        executor = super().build_per_event_executor(payload)
+        if isinstance(executor, FlatListExecutor):
+            executor._plans = {}
+        return executor
+
     def complete_list_value(
         self,
         return_type: GraphQLList[GraphQLOutputType],
@@ -79,14 +91,9 @@ class FlatListExecutor(StrawberryGraphQLCoreExecutionContext):
                 )
             if is_iterable(result):
                 items = list(result)
-                if len(items) <= SLICE:
-                    done = _complete(plan, items)
-                    if done is not None:
-                        return done
-                else:
-                    return self._complete_long(
-                        plan, return_type, field_details_list, info, path, items, position_context
-                    )
+                done = _complete(plan, items)
+                if done is not None:
+                    return done
                 result = items
         return super().complete_list_value(
             return_type, field_details_list, info, path, result, position_context
@@ -102,22 +109,8 @@ class FlatListExecutor(StrawberryGraphQLCoreExecutionContext):
         result: AsyncIterable[Any],
         position_context: Any,
     ) -> Any:
-        # The iterator (hub.gql.paced) gives the loop back between its slices.
+        # The iterator (hub.gql.paced) gives the loop back between its slices; so do these.
         items = [item async for item in self.cancellable_iterable(result)]
-        return await self._complete_long(
-            plan, return_type, field_details_list, info, path, items, position_context
-        )
-
-    async def _complete_long(
-        self,
-        plan: _Plan,
-        return_type: GraphQLList[GraphQLOutputType],
-        field_details_list: Any,
-        info: GraphQLResolveInfo[Any],
-        path: Path,
-        items: list[Any],
-        position_context: Any,
-    ) -> Any:
         completed: list[dict[str, Any]] = []
         for start in range(0, len(items), SLICE):
             if start:
@@ -128,8 +121,9 @@ class FlatListExecutor(StrawberryGraphQLCoreExecutionContext):
             completed.extend(done)
         else:
             return completed
+        # graphql-core's own completion, of the same items paced the same way.
         slow = super().complete_list_value(
-            return_type, field_details_list, info, path, items, position_context
+            return_type, field_details_list, info, path, _replay(items), position_context
         )
         return await slow if self.is_awaitable(slow) else slow
 
@@ -217,8 +211,8 @@ def _complete(plan: _Plan, items: list[Any]) -> list[dict[str, Any]] | None:
     columns = plan.columns
     try:
         for item in items:
-            if item is None or isinstance(item, Exception):
-                return None  # a null item (an error if non-null) or a raised one: graphql-core's
+            if item is None or isinstance(item, Exception) or is_awaitable(item):
+                return None  # a null, raised or awaited item: graphql-core's own completion
             row: dict[str, Any] = {}
             for column in columns:
                 if column.read is None:
@@ -238,3 +232,13 @@ def _complete(plan: _Plan, items: list[Any]) -> list[dict[str, Any]] | None:
     except Exception:  # noqa: BLE001 (a refused value, say: graphql-core's own completion reports it)
         return None
     return out
+
+
+async def _replay(items: list[Any]) -> AsyncIterator[Any]:
+    """``items`` again as :func:`hub.gql.paced.paced` hands them out: the loop is given back
+    between slices."""
+    for start in range(0, len(items), PACED_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        for item in items[start : start + PACED_SLICE]:
+            yield item
