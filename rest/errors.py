@@ -141,14 +141,12 @@ _BY_PATH = {path: family for family in _BASED for path in family.paths}
 
 @functools.cache
 def cracktrader_paths() -> frozenset[str]:
-    """Cracktrader's routes under Sigma Lab's ``/api/v1``, read from its route list (imported
-    late: ``rest.cracktrader`` imports this module), so a route added there needs no second
-    list. The health check both seeds define stays Sigma Lab's."""
+    """Cracktrader's routes under Sigma Lab's ``/api/v1`` (its ``/api/v1/health`` too: Sigma
+    Lab's is ``/api/v1/healthz``), read from its route list (imported late: ``rest.cracktrader``
+    imports this module), so a route added there needs no second list."""
     from rest import cracktrader
 
-    return frozenset(getattr(route, "path", "") for route in cracktrader.routes()) - {
-        "/api/v1/health"
-    }
+    return frozenset(getattr(route, "path", "") for route in cracktrader.routes())
 
 
 def family_for(path: str) -> Family:

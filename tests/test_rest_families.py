@@ -298,5 +298,7 @@ async def test_health_routes_keep_their_own_family_and_405_names_every_method(
     assert stage1.status_code == 405 and set(stage1.json()) == {"error"}
     orca = await client.post("/api/health/")
     assert orca.status_code == 405 and set(orca.json()) == {"detail", "status_code"}
+    cracktrader = await client.post("/api/v1/health")  # seed 004's; Sigma Lab's is /healthz
+    assert cracktrader.status_code == 405 and list(cracktrader.json()) == ["error"]
     both = await client.put("/api/admin/users", headers=admin.headers)
     assert both.status_code == 405 and both.headers["allow"] == "GET, HEAD, POST"

@@ -79,3 +79,9 @@ def matrix_bytes(columns: dict[str, np.ndarray]) -> bytes:
 def matrix_columns(content: bytes) -> dict[str, np.ndarray]:
     table = pq.read_table(io.BytesIO(content))
     return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
+def rows_in_hours(content: bytes, hours: list[int]) -> int:
+    """How many of the matrix's rows have an hour in ``hours`` (reads that column alone)."""
+    hour = pq.read_table(io.BytesIO(content), columns=["hour"]).column("hour").to_numpy()
+    return int(np.isin(hour, hours).sum())

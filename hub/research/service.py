@@ -320,7 +320,7 @@ class ResearchService:
         if hours is None:
             return int(matrix["row_count"])
         content = await self.matrix_content(matrix["matrix_sha"])
-        rows = int(np.isin(files.matrix_columns(content)["hour"], hours).sum())
+        rows = await asyncio.to_thread(files.rows_in_hours, content, hours)
         if rows == 0:
             raise BadRequest(
                 f"no row of matrix {matrix['matrix_sha'][:12]} has an hour in allowed_hours "
