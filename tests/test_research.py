@@ -355,6 +355,13 @@ async def test_hours_that_hold_no_bar_are_refused_before_anything_is_written(
         )
         error = sigmalab_error(refused, 400)
         assert error["details"]["field"] == "allowed_hours" and "hour" in error["message"]
+    # So is a backtest whose dates hold no row of the matrix.
+    empty = await client.post(
+        "/api/v1/backtest", headers=alice.headers,
+        json={"model_id": model_id, "matrix_sha": sha, "start_date": "2025-01-01",
+              "end_date": "2025-02-01", "config": {"kind": "thresholds"}},
+    )  # fmt: skip
+    assert sigmalab_error(empty, 400)["details"]["field"] == "start_date"
     counted = (
         "select (select count(*) from research.backtests where model_id = $1) + "
         "(select count(*) from research.model_versions where model_id = $1)"

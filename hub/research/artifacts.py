@@ -81,7 +81,15 @@ def matrix_columns(content: bytes) -> dict[str, np.ndarray]:
     return {name: table.column(name).to_numpy() for name in table.column_names}
 
 
-def rows_in_hours(content: bytes, hours: list[int]) -> int:
-    """How many of the matrix's rows have an hour in ``hours`` (reads that column alone)."""
-    hour = pq.read_table(io.BytesIO(content), columns=["hour"]).column("hour").to_numpy()
-    return int(np.isin(hour, hours).sum())
+def rows_in_hours(
+    content: bytes, hours: list[int] | None, lo_ns: int | None, hi_ns: int | None
+) -> tuple[int, int]:
+    """The matrix's rows with ``lo_ns <= ts < hi_ns`` (either end open when None), and how
+    many of those have an hour in ``hours`` (all of them when None); reads two columns."""
+    table = pq.read_table(io.BytesIO(content), columns=["ts", "hour"])
+    ts = table.column("ts").to_numpy()
+    lo = 0 if lo_ns is None else int(np.searchsorted(ts, lo_ns))
+    hi = len(ts) if hi_ns is None else int(np.searchsorted(ts, hi_ns))
+    hour = table.column("hour").to_numpy()[lo:hi]
+    within = max(0, hi - lo)
+    return within, within if hours is None else int(np.isin(hour, hours).sum())

@@ -313,18 +313,33 @@ class ResearchService:
             "version_id": version["version_id"],
         }
 
-    async def rows_in_hours(self, matrix: asyncpg.Record, hours: list[int] | None) -> int:
-        """The matrix's rows whose hour is in ``hours`` (every row when None); a 400 naming
-        ``allowed_hours`` when there is none (daily bars all start at hour 0, say), before
-        anything is written, rather than a job that can only fail."""
-        if hours is None:
+    async def rows_in_hours(
+        self,
+        matrix: asyncpg.Record,
+        hours: list[int] | None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> int:
+        """The matrix's rows from ``start`` to ``end`` (days, both whole) whose hour is in
+        ``hours`` (every row when None and no window); a 400 when there is none (daily bars all
+        start at hour 0, say), before anything is written, rather than a job that can only
+        fail. It names ``allowed_hours`` when the hours leave nothing, else ``start_date``."""
+        if hours is None and start is None and end is None:
             return int(matrix["row_count"])
         content = await self.matrix_content(matrix["matrix_sha"])
-        rows = await asyncio.to_thread(files.rows_in_hours, content, hours)
+        lo = None if start is None else day_ns(start)
+        hi = None if end is None else day_ns(end) + DAY_NS
+        within, rows = await asyncio.to_thread(files.rows_in_hours, content, hours, lo, hi)
+        sha = matrix["matrix_sha"][:12]
+        if within == 0:
+            raise BadRequest(
+                f"no row of matrix {sha} lies between {start or 'its start'} and "
+                f"{end or 'its end'}",
+                field="start_date" if start is not None else "end_date",
+            )
         if rows == 0:
             raise BadRequest(
-                f"no row of matrix {matrix['matrix_sha'][:12]} has an hour in allowed_hours "
-                f"{hours}",
+                f"no row of matrix {sha} in that window has an hour in allowed_hours {hours}",
                 field="allowed_hours",
             )
         return rows
@@ -338,7 +353,7 @@ class ResearchService:
             config["value"] = float(model["config"]["thresholds"]["entry"])
         if config["allowed_hours"] is None:
             config["allowed_hours"] = model["config"].get("allowed_hours")
-        await self.rows_in_hours(matrix, config["allowed_hours"])
+        await self.rows_in_hours(matrix, config["allowed_hours"], spec.start_date, spec.end_date)
         values = {
             "backtest_id": new_id("bt"),
             "kind": "walk_forward",
