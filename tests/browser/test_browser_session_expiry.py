@@ -20,7 +20,7 @@ from tests.test_live import paper_account
 from tests.test_live_runs import Feed, new_symbol, processed, started, stop, zigzag
 
 # Long enough for the page to open and go live on a busy machine, short enough to wait out.
-TTL_SECONDS = 8
+TTL_SECONDS = 15  # room for a loaded CI machine to open the page before it ends
 
 # Every state the connection indicator takes from now on, for the test to read: a record holds
 # the value before its change (records of one task come together), so the states taken are the
