@@ -20,11 +20,11 @@ import pytest
 from engine.records import Direction, ExitReason, TradeStatus, trade_dt
 from hub.executions import curves
 from hub.executions import repository as repo
-from hub.executions import streams_repository as streams_repo
 from hub.executions.curvecodec import decode_times, encode_times
 from hub.executions.documents import EXIT_REASONS, num
 from hub.executions.model import ExecutionStatus
 from hub.executions.records import Streams
+from hub.executions.streams import repository as streams_repo
 from hub.executions.topics import EventsHistory, TradesHistory
 from hub.jobs.context import ClaimLost
 from hub.settings import Settings

@@ -16,6 +16,7 @@ from hub.datasets import barcopy
 from hub.datasets import repository as repo
 from hub.datasets.barcopy import BarsSink
 from hub.datasets.cache import BarsCache
+from hub.datasets.catalogue import repository as catalogue
 from hub.datasets.model import EMPTY, DatasetSpec, MeasurementStats
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -324,7 +325,7 @@ class DatasetService:
 
     async def catalogue(self, limit: int, offset: int) -> list[asyncpg.Record]:
         """Every dataset, newest first, with its measurements' stats counted now."""
-        return await self.with_stats(await repo.list_datasets(self.pool, limit, offset))
+        return await self.with_stats(await catalogue.list_datasets(self.pool, limit, offset))
 
     async def describe(self, dataset_id: str) -> asyncpg.Record:
         """One dataset with its measurements' stats counted now (404 when unknown)."""
@@ -341,7 +342,7 @@ class DatasetService:
             for name in (row["ohlcv_measurement"], row["indicator_measurement"])
             if name
         ]
-        stats = await repo.measurement_stats(self.pool, names)
+        stats = await catalogue.measurement_stats(self.pool, names)
         out = []
         for row in rows:
             ohlcv = stats.get(row["ohlcv_measurement"] or "", EMPTY)
@@ -349,7 +350,9 @@ class DatasetService:
             if MeasurementStats.kept(row, "ohlcv") != ohlcv or (
                 MeasurementStats.kept(row, "indicator") != indicator
             ):
-                updated = await repo.store_stats(self.pool, row["dataset_id"], ohlcv, indicator)
+                updated = await catalogue.store_stats(
+                    self.pool, row["dataset_id"], ohlcv, indicator
+                )
                 row = updated if updated is not None else row  # removed or changed meanwhile
             out.append(row)
         return out
@@ -361,7 +364,7 @@ class DatasetService:
         given = spec.given()
         dataset_id = str(spec.dataset_id or uuid.uuid4())
         async with self.pool.acquire() as conn, conn.transaction():
-            existing = await repo.lock_dataset(conn, dataset_id)
+            existing = await catalogue.lock_dataset(conn, dataset_id)
             if existing is None:
                 for name in ("symbol", "granularity"):
                     if name not in given:
@@ -375,17 +378,17 @@ class DatasetService:
                         f"dataset {dataset_id} belongs to another user; only its creator or "
                         "an admin may change it"
                     )
-                values = {name: given.get(name, existing[name]) for name in repo.EDITABLE}
-            clash = await repo.clashing(
+                values = {name: given.get(name, existing[name]) for name in catalogue.EDITABLE}
+            clash = await catalogue.clashing(
                 conn, dataset_id, values["dataset_slug"], values["symbol"], values["granularity"]
             )
             if clash is not None:
                 raise Conflict(_clash_message(clash, values), field="dataset_slug")
             try:
                 if existing is None:
-                    row = await repo.insert_dataset(conn, dataset_id, values, identity.user_id)
+                    row = await catalogue.insert_dataset(conn, dataset_id, values, identity.user_id)
                 else:
-                    row = await repo.update_dataset(conn, dataset_id, values)
+                    row = await catalogue.update_dataset(conn, dataset_id, values)
             except asyncpg.UniqueViolationError:  # a concurrent save took the name first
                 raise Conflict(
                     f"another dataset took slug {values['dataset_slug']!r} or "

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from hub.executions import repository as repo
-from hub.executions import streams_repository as streams_repo
 from hub.executions.curvecodec import decode_balances, decode_times
 from hub.executions.model import ExecutionStatus
+from hub.executions.streams import repository as streams_repo
 
 if TYPE_CHECKING:
     import asyncpg

@@ -27,11 +27,11 @@ from redis.exceptions import RedisError
 from hub import leases
 from hub.errors import HubError
 from hub.executions import repository as repo
-from hub.executions import streams_repository as streams_repo
 from hub.executions.live import LiveRun
 from hub.executions.livetick import TICK_STRATEGIES, TickLiveRun
 from hub.executions.livewriter import LiveWriter
 from hub.executions.model import ExecutionStatus
+from hub.executions.streams import repository as streams_repo
 from hub.jobs.context import TRANSIENT
 from hub.subscription import SubscriptionClosed
 from hub.times import ns_of

@@ -1,6 +1,6 @@
 """SQL for execution tasks, executions and each user's current run: the rows whose status and
 progress an execution moves through. What a run writes (events, trades, equity, checkpoints) is
-in ``streams_repository``."""
+in ``hub.executions.streams.repository``."""
 
 from __future__ import annotations
 

@@ -15,11 +15,11 @@ import asyncpg
 import numpy as np
 
 from hub.executions import repository as repo
-from hub.executions import streams_repository as streams_repo
 from hub.executions.curves import Curve, Downsampled, decode
 from hub.executions.documents import clean_metrics, equity_jsons, status_document
 from hub.executions.model import ACTIVE, ExecutionStatus
 from hub.executions.records import Drained, Streams
+from hub.executions.streams import repository as streams_repo
 from hub.executions.topics import status_topic, stream_topic
 
 if TYPE_CHECKING:

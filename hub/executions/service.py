@@ -20,7 +20,6 @@ from hub.auth import Identity
 from hub.datasets.timeframes import timeframe_ns
 from hub.errors import BadRequest, Conflict, Forbidden, NotFound
 from hub.executions import repository as repo
-from hub.executions import streams_repository as streams_repo
 from hub.executions.curves import Curves
 from hub.executions.documents import status_document
 from hub.executions.livestart import checked_task
@@ -33,6 +32,7 @@ from hub.executions.model import (
 )
 from hub.executions.pipeline import BacktestRun
 from hub.executions.runs import RunWriter
+from hub.executions.streams import repository as streams_repo
 from hub.times import checked_ns, ns_of
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import orjson
 
 from hub.executions import repository as repo
-from hub.executions import streams_repository as streams_repo
 from hub.executions.curvecodec import decode_balances, decode_times
 from hub.executions.documents import equity_json, event_json, status_document, trade_doc_from_row
+from hub.executions.streams import repository as streams_repo
 from hub.times import ns_of
 from hub.topics import INTEGER_ID, OwnedBy, StoredEvent, Topic, TopicFamily, TopicKind, TopicSpec
 

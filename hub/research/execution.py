@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hub.research import backtests_repository as backtests_repo
+from hub.research.backtests import repository as backtests_repo
 
 if TYPE_CHECKING:
     import asyncpg

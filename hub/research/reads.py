@@ -13,9 +13,9 @@ import asyncpg
 import numpy as np
 
 from hub.errors import BadRequest, NotFound
-from hub.research import backtests_repository as backtests_repo
 from hub.research import evaluate
 from hub.research import repository as repo
+from hub.research.backtests import repository as backtests_repo
 from hub.times import iso, iso_ns
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ async def components(service: ResearchService) -> dict[str, str]:
 
 
 async def ticker_health(service: ResearchService, ticker: str) -> dict[str, Any]:
-    from hub.datasets.tickers import ticker_series
+    from hub.datasets.catalogue.repository import ticker_series
     from hub.datasets.timeframes import timeframe_ns
 
     rows = await ticker_series(service.pool, ticker)

@@ -1,6 +1,6 @@
 """SQL for the research schema's models, artifacts, matrices and trained versions, and a pack's
 count of active signals (for health). Backtests, sweeps and the leaderboard are in
-``backtests_repository``."""
+``hub.research.backtests.repository``."""
 
 from __future__ import annotations
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from hub.auth import Identity, Role
 from hub.research import artifacts as files
-from hub.research import backtests_repository as backtests_repo
 from hub.research import evaluate
 from hub.research import repository as repo
+from hub.research.backtests import repository as backtests_repo
 from hub.research.execution import record_execution
 from hub.research.model import GATES
 from hub.research.training import (

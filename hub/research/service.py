@@ -20,8 +20,8 @@ import numpy as np
 from hub.auth import Identity
 from hub.errors import BadRequest, Forbidden, NotFound
 from hub.research import artifacts as files
-from hub.research import backtests_repository as backtests_repo
 from hub.research import repository as repo
+from hub.research.backtests import repository as backtests_repo
 from hub.research.model import (
     BASE_FEATURES,
     TEMPLATES,

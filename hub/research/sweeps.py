@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from hub.errors import BadRequest, NotFound
-from hub.research import backtests_repository as backtests_repo
+from hub.research.backtests import repository as backtests_repo
 from hub.research.evaluate import grid_configs
 from hub.research.model import Sweep
 

@@ -1,0 +1,1 @@
+"""The datasets catalogue: its SQL is ``repository``; the decisions are ``DatasetService``'s."""
