@@ -22,6 +22,7 @@ from hub.errors import BadRequest
 from hub.executions.documents import COUNT_METRICS, VALUE_METRICS, trade_doc_from_row
 from hub.executions.model import Direction, EventType
 from hub.http import JSONResponse, query_int, require_identity
+from hub.jsonnum import whole
 from hub.openapi import ErrorStatus, describe
 from hub.times import iso, iso_ns, ns_of
 from rest.errors import EXECUTIONS
@@ -76,14 +77,6 @@ def checkpoint_body(doc: dict[str, Any] | None) -> dict[str, Any] | None:
 def seed_task_type(task_type: str) -> str:
     """The task type as seed 003 names it: a live run is a ``trading`` task."""
     return SEED_TASK_TYPES.get(task_type, task_type)
-
-
-def whole(value: Any) -> Any:
-    """A count of units as seed 003 shows it: a whole float is an integer (``1000``, not
-    ``1000.0``); a fractional one stays as it is."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
 
 
 def _event(raw: bytes | str) -> Any:

@@ -34,6 +34,7 @@ from hub.broker.model import OrderStatus, OrderType, Side
 from hub.broker.service import BrokerService
 from hub.errors import HubError, NotFound
 from hub.http import JSONResponse, require_identity
+from hub.jsonnum import whole
 from hub.openapi import ErrorStatus, describe
 from rest.errors import ORCA
 from rest.orca_models import (
@@ -101,11 +102,6 @@ def query_flag(request: Request, name: str, default: bool) -> bool:
 def orca_datetime(epoch: float) -> str:
     """Seed 002's form: UTC, microseconds, no zone ("2025-01-21T20:00:00.000000")."""
     return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None).isoformat("T", "microseconds")
-
-
-def whole(value: float) -> float | int:
-    """A whole quantity as an integer, as seed 002 shows quantities (2, not 2.0)."""
-    return int(value) if float(value).is_integer() else value
 
 
 def money(value: float) -> float:

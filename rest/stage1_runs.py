@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from hub.errors import BadRequest
 from hub.http import JSONResponse, query_int, read_json_object, require_identity
+from hub.jsonnum import whole
 from hub.openapi import describe
 from hub.runs.model import RunSpec, SimulationSpec
 from rest.errors import STAGE1
@@ -74,17 +75,11 @@ def run_object(row: Any) -> dict[str, Any]:
     }
 
 
-def whole_as_int(value: float) -> int | float:
-    """A whole amount as the seed writes it (``10000``, not ``10000.0``), fractions as they are:
-    a typed legacy client reads the seed's ``"initial_capital": 10000`` as an integer."""
-    return int(value) if value.is_integer() else value
-
-
 def simulation_object(row: Any) -> dict[str, Any]:
     return {
         "simulation_id": str(row["simulation_id"]),
         "run_id": str(row["run_id"]),
-        "initial_capital": whole_as_int(row["initial_capital"]),
+        "initial_capital": whole(row["initial_capital"]),
         "parameters": row["parameters"],
         "results": row["results"],
         "created_at": stage1_utc(row["created_at"]),

@@ -7,13 +7,8 @@ from typing import Any
 import asyncpg
 
 from hub.datasets.timeframes import timeframe_ns
+from hub.jsonnum import whole
 from hub.times import iso_ns, ns_of
-
-
-def whole(value: float) -> float | int:
-    """A whole number as a JSON integer (seed 001 shows ``"quantity": 100``: a typed client
-    reading it as an integer fails on ``100.0``); a fraction as it is."""
-    return int(value) if float(value).is_integer() else value
 
 
 def signal_document(
